@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything dsv4 needs to build and test on a fresh Debian 12 machine.
+# Idempotent: packages already present are skipped by apt.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+PKGS=(
+  build-essential cmake ninja-build pkg-config git
+  libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev libpcre2-dev libhwy-dev libcli11-dev libfmt-dev
+  libcpp-httplib-dev libedit-dev zlib1g-dev
+  python3 tmux
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+# Node.js + npm run the test oracles (HF tokenizers binding, openai client).
+# Some images ship a newer nodejs that bundles npm; Debian's npm package would conflict.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

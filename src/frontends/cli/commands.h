@@ -1,0 +1,15 @@
+// Subcommands of the `dsv4` executable. Each lives in its own cmd_*.cc file and
+// receives argv with argv[0] = "dsv4 <name>". Returns the process exit code.
+#pragma once
+
+namespace dsv4::cli {
+
+int cmd_check(int argc, char** argv);       // validate a model directory
+int cmd_logits(int argc, char** argv);      // logits of a token sequence (fidelity checks)
+int cmd_block(int argc, char** argv);       // one block, teacher-forced
+int cmd_tokenize(int argc, char** argv);    // text -> ids
+int cmd_detokenize(int argc, char** argv);  // ids -> text
+int cmd_render(int argc, char** argv);      // chat messages -> prompt text / ids
+int cmd_parse(int argc, char** argv);       // completion text -> assistant message JSON
+
+}  // namespace dsv4::cli
