@@ -1,0 +1,29 @@
+// Matrix products by weight format: y[t, :] = W x[t, :] for a batch of tokens.
+#pragma once
+#include <cstdint>
+
+#include "ops/numerics.h"
+#include "ops/weight_matrix.h"
+
+namespace dsv4 {
+
+// How the reference computes a product (spec 3.0.2 and 6).
+enum class LinearCompute : uint8_t {
+  // By stored format: FP8 / FP4 weights -> act_quant(x, block 128) then the block-scaled
+  // GEMM, FP32 accumulation, BF16 output; BF16 weights -> BF16 x BF16, FP32 accumulation,
+  // BF16 output; F32 weights -> FP32.
+  kNative,
+  // Weights up-cast to FP32 and inputs cast to FP32, FP32 output (router gate, compressor
+  // wkv/wgate, LM head, hc_* mixes).
+  kFp32,
+  // Weights dequantised to BF16, BF16 x BF16 with FP32 accumulation, BF16 output, no
+  // activation quantisation (the grouped wo_a product, which convert.py dequantises).
+  kBf16,
+};
+
+// x: [n_tokens, w.cols] with row stride ldx; y: [n_tokens, w.rows] with row stride ldy.
+// kPrecise ignores `compute`: exact FP32 weights, FP32 inputs, wide accumulation, FP32 out.
+void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+            Numerics numerics, LinearCompute compute = LinearCompute::kNative);
+
+}  // namespace dsv4

@@ -1,0 +1,23 @@
+// Simulated activation quantisation of the reference kernels (spec 3.0.4, 3.0.5, 3.0.7).
+#pragma once
+#include <cstdint>
+
+namespace dsv4 {
+
+// act_quant, GEMM mode: per block of `block` values of x[0..n): a = max(amax, 1e-4),
+// s = 2^ceil(log2(a * fl32(1/448))) via exponent bits, codes[i] = e4m3(clamp(x/s, +-448)).
+// scales[n / block] receives s. n must be a multiple of block.
+void act_quant_fp8(const float* x, int64_t n, int64_t block, uint8_t* codes, float* scales);
+
+// act_quant, in-place mode: x <- bf16(e4m3(x/s) * s) per block (KV no-RoPE dims: block 64).
+void fp8_simulate(float* x, int64_t n, int64_t block);
+
+// fp4_act_quant: per block of 32: a = max(amax, 6 * 2^-126), s = 2^ceil(log2(a * fl32(1/6))),
+// x <- bf16(e2m1(clamp(x/s, +-6)) * s).
+void fp4_simulate(float* x, int64_t n, int64_t block);
+
+// x <- x H_n / sqrt(n), H_n the Sylvester Hadamard matrix (natural order), n a power of two.
+// FP32 butterfly.
+void hadamard_rotate(float* x, int64_t n);
+
+}  // namespace dsv4
