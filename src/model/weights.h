@@ -9,15 +9,9 @@
 
 #include "model/config.h"
 #include "model/safetensors.h"
+#include "ops/weight_matrix.h"
 
 namespace dsv4 {
-
-enum class WeightFormat : uint8_t {
-  kF32,
-  kBf16,
-  kFp8Block,  // F8_E4M3 with F8_E8M0 scales per weight_block x weight_block
-  kFp4,       // I8 holding two E2M1 codes (low nibble = even input column), E8M0 scale per row and 32 inputs
-};
 
 // y[out] = W[out, in] x[in]. `out`/`in` are logical sizes (FP4 stores in/2 bytes per row).
 struct Linear {
@@ -27,6 +21,20 @@ struct Linear {
   int64_t out = 0;
   int64_t in = 0;
   int64_t block = 128;  // FP8 block size (weight_block)
+
+  // The ops-level view of this weight (whole matrix).
+  WeightMatrix matrix() const {
+    WeightMatrix m;
+    m.format = format;
+    m.data = weight ? weight->data : nullptr;
+    m.scale = scale ? scale->data : nullptr;
+    m.rows = out;
+    m.cols = in;
+    m.row_begin = 0;
+    m.total_rows = out;
+    m.block = block;
+    return m;
+  }
 };
 
 struct HcWeights {  // mHC mixing parameters of one site (attn / ffn / head)
