@@ -5,6 +5,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "ops/format_tables.h"
 #include "ops/formats.h"
 
 namespace dsv4 {
@@ -45,7 +46,7 @@ void dequantize_rows(const WeightMatrix& w, int64_t r0, int64_t n, float* out) {
         for (int64_t cb = 0; cb < scale_cols; ++cb) {
           const float s = e8m0_to_f32(scales[cb]);
           const int64_t end = std::min(cols, (cb + 1) * block);
-          for (int64_t c = cb * block; c < end; ++c) dst[c] = e4m3_to_f32(codes[c]) * s;
+          for (int64_t c = cb * block; c < end; ++c) dst[c] = format_tables::kE4m3[codes[c]] * s;
         }
         break;
       }
@@ -57,8 +58,8 @@ void dequantize_rows(const WeightMatrix& w, int64_t r0, int64_t n, float* out) {
         for (int64_t c = 0; c < cols; c += 2) {
           const float s = e8m0_to_f32(scales[c / 32]);
           const uint8_t byte = packed[c / 2];
-          dst[c] = e2m1_to_f32(byte & 0xF) * s;
-          dst[c + 1] = e2m1_to_f32(byte >> 4) * s;
+          dst[c] = format_tables::kE2m1[byte & 0xF] * s;
+          dst[c + 1] = format_tables::kE2m1[byte >> 4] * s;
         }
         break;
       }
