@@ -15,6 +15,10 @@ void dequantize_rows(const WeightMatrix& w, int64_t r0, int64_t n, float* out) {
     throw Error("dequantize_rows: rows [" + std::to_string(r0) + ", " + std::to_string(r0 + n) +
                 ") outside a view of " + std::to_string(w.rows) + " rows");
   }
+  const bool quantised = w.format == WeightFormat::kFp8Block || w.format == WeightFormat::kFp4;
+  if (w.data == nullptr || (quantised && (w.scale == nullptr || w.block <= 0))) {
+    throw Error("dequantize_rows: weight view without data or block scales");
+  }
   if (w.format == WeightFormat::kFp4 && w.cols % 32 != 0) {
     throw Error("dequantize_rows: FP4 weight with " + std::to_string(w.cols) + " columns (not a multiple of 32)");
   }

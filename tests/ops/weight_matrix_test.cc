@@ -46,6 +46,9 @@ TEST(DequantizeRows, Fp8BlockScalesByAbsoluteRow) {
   dequantize_rows(s, 27, 1, out.data());  // stored row 127: first block row
   EXPECT_EQ(out[0], 1.0f);
   EXPECT_THROW(dequantize_rows(s, 40, 11, out.data()), Error);
+  WeightMatrix no_scale = w;
+  no_scale.scale = nullptr;
+  EXPECT_THROW(dequantize_rows(no_scale, 0, 1, out.data()), Error);
 }
 
 TEST(DequantizeRows, Fp4NibblesAndRowScales) {
