@@ -214,6 +214,14 @@ TEST(Linear, Fp8ReferenceIsActQuantThenBlockSums) {
         [&](const float* x, int64_t r) { return block_scaled_expected(slice, x, r); });
 }
 
+TEST(Linear, Fp8ReferencePartialBlocks) {
+  // 130 x 192: the last row block and the last column block are partial (scale tensor 2 x 2).
+  std::mt19937 rng(7);
+  Stored s = make_fp8(130, 192, rng);
+  check(s, Numerics::kReference, LinearCompute::kNative, true,
+        [&](const float* x, int64_t r) { return block_scaled_expected(s, x, r); });
+}
+
 TEST(Linear, Fp4ReferenceIsFp8ActTimesFp4Blocks) {
   std::mt19937 rng(2);
   Stored s = make_fp4(64, 256, rng);
