@@ -1,6 +1,8 @@
 // Loading an HF tokenizer.json (optionally gzip-compressed) into the tables encode/decode use.
 #include <zlib.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -226,7 +228,30 @@ struct Loader {
     }
   }
 
+  // HF does not take added-token ids from the file: it re-assigns them while loading (the
+  // id of the same content in the model vocab, else the next id after the vocab and the
+  // tokens added so far) and only warns when they differ. A file whose ids disagree would
+  // therefore encode differently in HF than the file says, so it is rejected.
+  void check_added_ids() const {
+    std::unordered_map<std::string, int32_t> assigned;
+    int64_t max_added = -1;
+    const int64_t vocab_len = int64_t(t.vocab.size());
+    for (const AddedToken& a : t.added) {
+      int64_t id;
+      if (auto it = assigned.find(a.content); it != assigned.end()) id = it->second;
+      else if (auto v = t.vocab.find(a.content); v != t.vocab.end()) id = v->second;
+      else if (max_added < 0) id = vocab_len;
+      else id = (max_added >= vocab_len || vocab_len == 0) ? max_added + 1 : vocab_len;
+      if (id != a.id)
+        fail("added token '" + a.content + "' has id " + std::to_string(a.id) + " but HF tokenizers would give it id " +
+             std::to_string(id));
+      assigned[a.content] = int32_t(id);
+      max_added = std::max(max_added, id);
+    }
+  }
+
   void finish() {
+    check_added_ids();
     for (const AddedToken& a : t.added) {
       set_text(a.id, a.content);
       t.added_vocab[a.content] = a.id;

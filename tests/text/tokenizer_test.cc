@@ -196,24 +196,29 @@ TEST(Tokenizer, AddedTokenFlagsAndBehaviours) {
           {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"use_regex", true}}}}}},
       {"decoder", {{"type", "ByteLevel"}}},
       {"added_tokens",
-       {{{"id", 300}, {"content", "[L]"}, {"lstrip", true}, {"rstrip", false}, {"single_word", false}, {"normalized", false}, {"special", true}},
-        {{"id", 301}, {"content", "[R]"}, {"lstrip", false}, {"rstrip", true}, {"single_word", false}, {"normalized", false}, {"special", false}},
-        {{"id", 302}, {"content", "W"}, {"lstrip", false}, {"rstrip", false}, {"single_word", true}, {"normalized", true}, {"special", false}}}}};
+       {{{"id", 259}, {"content", "[L]"}, {"lstrip", true}, {"rstrip", false}, {"single_word", false}, {"normalized", false}, {"special", true}},
+        {{"id", 260}, {"content", "[R]"}, {"lstrip", false}, {"rstrip", true}, {"single_word", false}, {"normalized", false}, {"special", false}},
+        {{"id", 261}, {"content", "WW"}, {"lstrip", false}, {"rstrip", false}, {"single_word", true}, {"normalized", true}, {"special", false}}}}};
   std::string path = ::testing::TempDir() + "/tok_small.json";
   write_file_atomic(path, j.dump());
   Tokenizer t = Tokenizer::load(path);
-  EXPECT_EQ(t.vocab_size(), 303);
+  EXPECT_EQ(t.vocab_size(), 262);
   // add_prefix_space puts a space before every piece; '-' is removed by the Split.
   EXPECT_EQ(t.encode("ab-ab"), (std::vector<int32_t>{257, 257}));
   // lstrip eats the spaces before [L]; rstrip the spaces after [R].
-  EXPECT_EQ(t.encode("ab  [L]ab"), (std::vector<int32_t>{257, 300, 257}));
-  EXPECT_EQ(t.encode("ab[R]  ab"), (std::vector<int32_t>{257, 301, 257}));
-  // single_word: W alone is the token, inside a word it is not.
-  EXPECT_EQ(t.encode("ab W ab"), (std::vector<int32_t>{257, ' ', 302, 257}));
-  EXPECT_EQ(t.encode("aWb"), (std::vector<int32_t>{258, 'W' , 'b'}));
+  EXPECT_EQ(t.encode("ab  [L]ab"), (std::vector<int32_t>{257, 259, 257}));
+  EXPECT_EQ(t.encode("ab[R]  ab"), (std::vector<int32_t>{257, 260, 257}));
+  // single_word: WW alone is the token, inside a word it is not.
+  EXPECT_EQ(t.encode("ab WW ab"), (std::vector<int32_t>{257, ' ', 261, 257}));
+  EXPECT_EQ(t.encode("aWWb"), (std::vector<int32_t>{258, 'W', 'W', 'b'}));
   // parse_special off: no added token at all; " [" "L" "]" by the GPT-2 pattern.
   EXPECT_EQ(t.encode("[L]", false), (std::vector<int32_t>{' ', '[', 'L', ']'}));
-  EXPECT_EQ(t.decode({300, 301}, true), "[R]");
+  EXPECT_EQ(t.decode({259, 260}, true), "[R]");
+
+  // HF re-numbers added tokens while loading; a file whose ids disagree is rejected.
+  j["added_tokens"][2]["id"] = 300;
+  write_file_atomic(path, j.dump());
+  EXPECT_THROW(Tokenizer::load(path), Error);
 }
 
 TEST(StreamDecoder, HoldsSplitCharactersAndKeepsSpecialTokens) {
