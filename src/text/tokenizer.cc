@@ -281,10 +281,9 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
 
 int32_t Tokenizer::token_id(std::string_view token) const {
   const TokenizerImpl& t = *impl_;
-  std::string key(token);
-  auto it = t.added_vocab.find(key);
+  auto it = t.added_vocab.find(token);
   if (it != t.added_vocab.end()) return it->second;
-  it = t.vocab.find(key);
+  it = t.vocab.find(token);
   return it != t.vocab.end() ? it->second : -1;
 }
 

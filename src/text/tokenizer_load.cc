@@ -50,6 +50,14 @@ struct Loader {
 
   [[noreturn]] void fail(const std::string& what) const { throw Error("tokenizer " + path + ": " + what); }
 
+  // A member of an object by reference, or null (json::value() would copy whole subtrees).
+  static const json& field(const json& j, const char* key) {
+    static const json null_json;
+    if (!j.is_object()) return null_json;
+    auto it = j.find(key);
+    return it == j.end() ? null_json : *it;
+  }
+
   static std::string type_of(const json& j) {
     if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) return "";
     return j["type"].get<std::string>();
@@ -80,7 +88,7 @@ struct Loader {
       for (const json& c : p["pretokenizers"]) add_pre_tokenizer(c);
     } else if (type == "Split") {
       PreStep s{PreStep::Split, nullptr};
-      const json& pat = p.value("pattern", json());
+      const json& pat = field(p, "pattern");
       try {
         if (pat.contains("Regex") && pat["Regex"].is_string()) {
           s.regex = std::make_unique<Regex>(pat["Regex"].get<std::string>(), false);
@@ -117,9 +125,9 @@ struct Loader {
 
   void load(const json& j) {
     if (!j.is_object()) fail("not a JSON object");
-    check_normalizer(j.value("normalizer", json()));
+    check_normalizer(field(j, "normalizer"));
 
-    const json& pt = j.value("pre_tokenizer", json());
+    const json& pt = field(j, "pre_tokenizer");
     if (!pt.is_null()) add_pre_tokenizer(pt);
     // Encoding works on token ids of single bytes, which is only right when the text reaching
     // the model has gone through the byte-level mapping, and nothing may split after it.
@@ -127,15 +135,15 @@ struct Loader {
     for (size_t i = 0; i + 1 < t.steps.size(); ++i)
       if (t.steps[i].kind == PreStep::ByteLevel) fail("only one ByteLevel pre_tokenizer step is supported");
 
-    const json& pp = j.value("post_processor", json());
+    const json& pp = field(j, "post_processor");
     // ByteLevel post-processing only trims offsets; ids are unchanged.
     if (!pp.is_null() && type_of(pp) != "ByteLevel") fail("unsupported post_processor '" + type_of(pp) + "'");
-    const json& dec = j.value("decoder", json());
+    const json& dec = field(j, "decoder");
     if (!dec.is_null() && type_of(dec) != "ByteLevel") fail("unsupported decoder '" + type_of(dec) + "'");
     t.byte_level_decoder = !dec.is_null();
 
-    load_model(j.value("model", json()));
-    load_added(j.value("added_tokens", json::array()));
+    load_model(field(j, "model"));
+    if (!field(j, "added_tokens").is_null()) load_added(field(j, "added_tokens"));
     finish();
   }
 
@@ -159,7 +167,7 @@ struct Loader {
         fail(std::string("BPE ") + k + " is not supported");
     t.ignore_merges = get_bool(m, "ignore_merges", false);
 
-    const json& vocab = m.value("vocab", json());
+    const json& vocab = field(m, "vocab");
     if (!vocab.is_object() || vocab.empty()) fail("model.vocab is missing or empty");
     t.vocab.reserve(vocab.size());
     for (const auto& [tok, idj] : vocab.items()) {
@@ -179,28 +187,32 @@ struct Loader {
       t.byte_id[b] = it->second;
     }
 
-    const json& merges = m.value("merges", json::array());
-    if (!merges.is_array()) fail("model.merges is not a list");
+    const json& merges = field(m, "merges");
+    if (!merges.is_array() && !merges.is_null()) fail("model.merges is not a list");
     t.merges.reserve(merges.size());
     uint32_t rank = 0;
+    std::string both;
     for (const json& mj : merges) {
-      std::string l, r;
+      std::string_view l, r;
       if (mj.is_string()) {
-        const std::string& s = mj.get_ref<const std::string&>();
-        size_t sp = s.find(' ');
-        if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
-          fail("merge " + std::to_string(rank + 1) + " is not two tokens: '" + s + "'");
-        l = s.substr(0, sp);
-        r = s.substr(sp + 1);
+        std::string_view sv = mj.get_ref<const std::string&>();
+        size_t sp = sv.find(' ');
+        if (sp == std::string_view::npos || sv.find(' ', sp + 1) != std::string_view::npos)
+          fail("merge " + std::to_string(rank + 1) + " is not two tokens: '" + std::string(sv) + "'");
+        l = sv.substr(0, sp);
+        r = sv.substr(sp + 1);
       } else if (mj.is_array() && mj.size() == 2 && mj[0].is_string() && mj[1].is_string()) {
-        l = mj[0].get<std::string>();
-        r = mj[1].get<std::string>();
+        l = mj[0].get_ref<const std::string&>();
+        r = mj[1].get_ref<const std::string&>();
       } else {
         fail("merge " + std::to_string(rank + 1) + " is malformed");
       }
-      auto li = t.vocab.find(l), ri = t.vocab.find(r), mi = t.vocab.find(l + r);
+      both.assign(l);
+      both.append(r);
+      auto li = t.vocab.find(l), ri = t.vocab.find(r), mi = t.vocab.find(std::string_view(both));
       if (li == t.vocab.end() || ri == t.vocab.end() || mi == t.vocab.end())
-        fail("merge " + std::to_string(rank + 1) + " ('" + l + "' '" + r + "') uses a token not in the vocab");
+        fail("merge " + std::to_string(rank + 1) + " ('" + std::string(l) + "' '" + std::string(r) +
+             "') uses a token not in the vocab");
       t.merges.insert(li->second, ri->second, rank, mi->second);
       ++rank;
     }

@@ -86,7 +86,7 @@ class TextGen {
     static const uint32_t kEmoji[] = {0x1F600, 0x1F602, 0x1F60D, 0x1F44D, 0x1F389, 0x1F680, 0x2764, 0x1F525,
                                       0x1F914, 0x1F64F, 0x1F468, 0x1F469, 0x1F467, 0x1F466, 0x1F3F3, 0x2640,
                                       0x2642, 0x1F308, 0x1F431, 0x1F4A9, 0x263A, 0x2600, 0x26A1, 0x1F9D1};
-    switch (pick(22)) {
+    switch (pick(23)) {
       case 0: case 1: s += kWords[pick(std::size(kWords))]; break;
       case 2: run(s, 'a', 'z', 10); break;
       case 3: run(s, 'A', 'Z', 4); break;
@@ -140,6 +140,13 @@ class TextGen {
       case 17: case 18: s += kSpecial[pick(std::size(kSpecial))]; break;
       case 19: s += kCode[pick(std::size(kCode))]; break;
       case 20: put(s, range('a', 'z')); run(s, 0x0300, 0x036F, 3); break;        // combining marks
+      case 22: {  // one long word: more than 64 byte-symbols takes BPE's heap-based path
+        uint32_t r = pick(3);
+        if (r == 0) run(s, 'a', 'z', 300);
+        if (r == 1) run(s, 0x0430, 0x044F, 150);
+        if (r == 2) run(s, 0x4E00, 0x9FA5, 100);
+        break;
+      }
       case 21: {                                                                 // controls, oddities
         static const uint32_t kOdd[] = {0x0, 0x1, 0x1B, 0x7F, 0x80, 0x9F, 0xAD, 0x034F, 0x2060, 0xE000,
                                         0xF8FF, 0xFFFD, 0xFFFC, 0x10FFFD, 0xE0041, 0x0100, 0x0120, 0x0143};
