@@ -133,7 +133,9 @@ void TokenizerImpl::encode_word(std::string_view word, std::vector<int32_t>& out
       return;
     }
   }
-  {
+  // Short words merge faster than a locked cache lookup costs; only longer ones are cached.
+  const bool cacheable = word.size() >= kCacheMinBytes;
+  if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mu);
     auto it = cache.find(word);
     if (it != cache.end()) {
@@ -146,6 +148,7 @@ void TokenizerImpl::encode_word(std::string_view word, std::vector<int32_t>& out
   for (unsigned char c : word) sym.push_back(byte_id[c]);
   size_t before = out.size();
   bpe_merge(merges, sym, out);
+  if (!cacheable) return;
   std::lock_guard<std::mutex> lock(cache_mu);
   // Bounded: when full, start over rather than track recency; the working set of a text
   // refills it quickly and this keeps the bookkeeping off the hot path.
@@ -217,9 +220,15 @@ void split_added(const TokenizerImpl& t, const TokenMatcher& m, std::string_view
 }  // namespace
 
 void TokenizerImpl::encode_text(std::string_view text, bool parse_special, std::vector<int32_t>& out) const {
-  Scratch sc;
-  sc.matches.resize(steps.size());
-  sc.pieces.resize(steps.size());
+  // Buffers are kept per thread so that encoding many short texts does not allocate each
+  // time; tl_scratch is non-null only during an encode on this thread.
+  thread_local Scratch reused;
+  Scratch local;
+  Scratch& sc = tl_scratch ? local : reused;
+  if (sc.matches.size() < steps.size()) {
+    sc.matches.resize(steps.size());
+    sc.pieces.resize(steps.size());
+  }
   Scratch* saved = tl_scratch;
   tl_scratch = &sc;
   struct Restore {

@@ -162,6 +162,7 @@ struct TokenizerImpl {
 
   // Bounded word -> ids cache (cleared when full). Locked: encode() is const and thread-safe.
   static constexpr size_t kCacheMax = 1 << 16;
+  static constexpr size_t kCacheMinBytes = 8;
   mutable std::mutex cache_mu;
   mutable std::unordered_map<std::string, std::vector<int32_t>, StrHash, std::equal_to<>> cache;
 
