@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -151,6 +152,36 @@ TEST(TokenizerFuzz, LongRuns) {
       ASSERT_EQ(t.decode(ids), s);
     }
   }
+}
+
+// encode() is const and shares the word cache between threads: concurrent encodes of the same
+// texts (long words included, so the cache is hit and filled from several threads) must give
+// the single-threaded result.
+TEST(TokenizerFuzz, ConcurrentEncodes) {
+  const Tokenizer& t = tok();
+  std::vector<std::string> texts;
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 200; ++i) {
+    std::string s;
+    for (int k = 0; k < 6; ++k) {
+      s += kSeeds[rng() % std::size(kSeeds)];
+      for (int w = 0; w < 3; ++w) s += char('a' + rng() % 26);  // fresh words, fresh cache entries
+      s += " extraordinarily-long-identifier_" + std::to_string(rng() % 50) + " ";
+    }
+    texts.push_back(s);
+  }
+  std::vector<std::vector<int32_t>> want;
+  for (const auto& s : texts) want.push_back(t.encode(s));
+  std::vector<int> bad(4, 0);
+  std::vector<std::thread> threads;
+  for (int th = 0; th < 4; ++th)
+    threads.emplace_back([&, th] {
+      for (int rep = 0; rep < 3; ++rep)
+        for (size_t i = 0; i < texts.size(); ++i)
+          if (t.encode(texts[(i + size_t(th) * 37) % texts.size()]) != want[(i + size_t(th) * 37) % texts.size()]) ++bad[size_t(th)];
+    });
+  for (auto& th : threads) th.join();
+  for (int b : bad) EXPECT_EQ(b, 0);
 }
 
 }  // namespace
