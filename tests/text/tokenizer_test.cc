@@ -154,6 +154,13 @@ TEST(Tokenizer, LoadErrorsNameTheFile) {
   std::string wrong = dir + "/tok_wrong.json";
   write_file_atomic(wrong, R"({"model": {"type": "Unigram"}, "pre_tokenizer": {"type": "ByteLevel"}})");
   EXPECT_THROW(Tokenizer::load(wrong), Error);
+  write_file_atomic(wrong, R"({"model": {"type": "BPE", "vocab": {"a": "x"}, "merges": []}})");
+  try {
+    Tokenizer::load(wrong);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.vocab entry 'a'"), std::string::npos) << e.what();
+  }
 }
 
 // A small hand-made tokenizer file exercises what the DeepSeek file does not: added-token
