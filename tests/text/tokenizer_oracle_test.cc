@@ -5,6 +5,7 @@
 // decoded by both. Any difference fails. A missing node / package fails too (never skips): the
 // comparison is the point of this test.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +22,10 @@ namespace dsv4 {
 namespace {
 
 const std::string kTokenizerPath = std::string(DSV4_ASSETS_DIR) + "/deepseek-v4-tokenizer.json.gz";
+
+// Temp files named per process, so concurrent test runs (ctest -j, several checkouts) never
+// share one.
+std::string scratch_prefix() { return ::testing::TempDir() + "/dsv4_" + std::to_string(getpid()) + "_"; }
 const std::string kOracle = std::string(DSV4_ORACLE_DIR) + "/hf_tokenizers.js";
 
 void put(std::string& s, uint32_t cp) {
@@ -189,11 +194,13 @@ TEST(TokenizerOracle, RandomStringsEncodeLikeHF) {
     texts.push_back(gen.text());
     in += nlohmann::json{{"text", texts.back()}, {"parse_special", i % 2 == 0}}.dump() + "\n";
   }
-  std::string dir = ::testing::TempDir();
-  std::string in_path = dir + "/tok_oracle_in.jsonl", out_path = dir + "/tok_oracle_out.jsonl";
+  std::string dir = scratch_prefix();
+  std::string in_path = dir + "tok_oracle_in.jsonl", out_path = dir + "tok_oracle_out.jsonl";
   write_file_atomic(in_path, in);
   run_oracle("encode", kTokenizerPath, in_path, out_path);
   std::vector<std::string> lines = read_lines(out_path);
+  std::remove(in_path.c_str());
+  std::remove(out_path.c_str());
   ASSERT_EQ(lines.size(), size_t(kStrings));
   int diffs = 0;
   for (int i = 0; i < kStrings; ++i) {
@@ -226,11 +233,13 @@ TEST(TokenizerOracle, RandomIdsDecodeLikeHF) {
     seqs.push_back(ids);
     in += nlohmann::json{{"ids", ids}, {"skip_special", i % 2 == 1}}.dump() + "\n";
   }
-  std::string dir = ::testing::TempDir();
-  std::string in_path = dir + "/tok_oracle_din.jsonl", out_path = dir + "/tok_oracle_dout.jsonl";
+  std::string dir = scratch_prefix();
+  std::string in_path = dir + "tok_oracle_din.jsonl", out_path = dir + "tok_oracle_dout.jsonl";
   write_file_atomic(in_path, in);
   run_oracle("decode", kTokenizerPath, in_path, out_path);
   std::vector<std::string> lines = read_lines(out_path);
+  std::remove(in_path.c_str());
+  std::remove(out_path.c_str());
   ASSERT_EQ(lines.size(), size_t(kSeqs));
   int diffs = 0;
   for (int i = 0; i < kSeqs; ++i) {
