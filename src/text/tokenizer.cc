@@ -21,8 +21,8 @@ struct Scratch {
   std::vector<int32_t> symbols;
 };
 
-// HF's Split: turns the matches in a piece into pieces according to the behaviour. `marks`
-// holds (start, end) with the top bit of `end` unused; is_match is tracked alongside.
+// HF's Split: turns the matches of the step's pattern in a piece of n bytes into sub-pieces
+// according to the behaviour (and invert), dropping empty ones, as HF does.
 void split_pieces(const PreStep& step, uint32_t n, const std::vector<Span>& matches, std::vector<Span>& out) {
   out.clear();
   // (offsets, is_match) list exactly as HF's Pattern::find_matches builds it.
@@ -259,6 +259,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special
   size_t bad = text_detail::find_invalid_utf8(text);
   if (bad != std::string_view::npos)
     throw Error("tokenizer: input is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
+  // Piece offsets are 32-bit to keep the per-word bookkeeping small.
+  if (text.size() > UINT32_MAX) throw Error("tokenizer: input larger than 4 GiB");
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 4);
   impl_->encode_text(text, parse_special, out);
