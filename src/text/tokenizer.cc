@@ -163,7 +163,7 @@ void TokenizerImpl::encode_segment(std::string_view seg, std::vector<int32_t>& o
 
 namespace {
 
-// The last character of s[0..end) / the first of s[start..]: Rust's char tests as HF uses them.
+// Whether the last character of s[0..end) / the first of s[pos..] is in the class `re`.
 bool char_before_is(const Regex& re, std::string_view s, size_t end) {
   if (end == 0) return false;
   size_t i = end - 1;

@@ -157,8 +157,8 @@ struct TokenizerImpl {
   std::vector<PreStep> steps;
   BpeMerges merges;
   int32_t byte_id[256];  // id of each single byte's vocab token, -1 if missing
-  std::unique_ptr<Regex> word_char;  // Rust char::is_alphanumeric() || '_' (single_word)
-  std::unique_ptr<Regex> space_char; // Rust char::is_whitespace() (lstrip / rstrip)
+  std::unique_ptr<Regex> word_char;  // Rust regex crate's \w (single_word boundaries)
+  std::unique_ptr<Regex> space_char; // Rust regex crate's \s = White_Space (lstrip / rstrip)
 
   // Bounded word -> ids cache (cleared when full). Locked: encode() is const and thread-safe.
   static constexpr size_t kCacheMax = 1 << 16;

@@ -383,7 +383,9 @@ struct Loader {
     for (const AddedToken& a : t.added) (a.normalized ? norm : raw).push_back(&a);
     t.match_raw.build(raw);
     t.match_normalized.build(norm);
-    t.word_char = std::make_unique<Regex>(R"([\p{Alphabetic}\p{N}_])", false);
+    // HF tests single_word boundaries with the `regex` crate's \w, whose Unicode definition is
+    // Alphabetic + marks + decimal digits + connector punctuation + Join_Control.
+    t.word_char = std::make_unique<Regex>(R"([\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}])", false);
     t.space_char = std::make_unique<Regex>(R"(\p{White_Space})", false);
   }
 };

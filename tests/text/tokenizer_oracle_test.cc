@@ -9,6 +9,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <zlib.h>
+
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -213,6 +215,97 @@ TEST(TokenizerOracle, RandomStringsEncodeLikeHF) {
   }
   EXPECT_EQ(diffs, 0) << "of " << kStrings << " strings";
   std::printf("cross-checked %d strings against HF tokenizers: %d differences\n", kStrings, diffs);
+}
+
+// Encodes `n` random strings with `t` and with HF on the tokenizer file `path`, in both
+// parse_special modes; returns the number of differences (the first few are reported).
+int compare_encodes(const Tokenizer& t, const std::string& path, TextGen& gen, int n, const std::string& tag) {
+  std::vector<std::string> texts;
+  std::string in;
+  for (int i = 0; i < n; ++i) {
+    texts.push_back(gen.text());
+    in += nlohmann::json{{"text", texts.back()}, {"parse_special", i % 2 == 0}}.dump() + "\n";
+  }
+  std::string in_path = scratch_prefix() + "tok_oracle_" + tag + "_in.jsonl";
+  std::string out_path = scratch_prefix() + "tok_oracle_" + tag + "_out.jsonl";
+  write_file_atomic(in_path, in);
+  std::string cmd = "node '" + kOracle + "' encode '" + path + "' '" + in_path + "' '" + out_path + "'";
+  if (std::system(cmd.c_str()) != 0) {
+    ADD_FAILURE() << "the HF tokenizers oracle did not run (" << cmd << "); install it with `bash scripts/setup.sh`";
+    return n;
+  }
+  std::vector<std::string> lines = read_lines(out_path);
+  std::remove(in_path.c_str());
+  std::remove(out_path.c_str());
+  if (lines.size() != size_t(n)) {
+    ADD_FAILURE() << "oracle returned " << lines.size() << " lines for " << n << " strings";
+    return n;
+  }
+  int diffs = 0;
+  for (int i = 0; i < n; ++i) {
+    std::vector<int32_t> want = nlohmann::json::parse(lines[size_t(i)]).get<std::vector<int32_t>>();
+    std::vector<int32_t> got = t.encode(texts[size_t(i)], i % 2 == 0);
+    if (got != want && ++diffs <= 5)
+      ADD_FAILURE() << tag << ": string " << nlohmann::json(texts[size_t(i)]).dump() << " parse_special=" << (i % 2 == 0)
+                    << "\n want " << nlohmann::json(want).dump() << "\n got  " << nlohmann::json(got).dump();
+  }
+  return diffs;
+}
+
+std::string gunzip_file(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) throw Error("cannot open " + path);
+  std::string out;
+  char buf[1 << 16];
+  int n;
+  while ((n = gzread(f, buf, sizeof buf)) > 0) out.append(buf, size_t(n));
+  gzclose(f);
+  return out;
+}
+
+// The DeepSeek file uses only Isolated splits, a regex-less ByteLevel step and flag-less
+// added tokens. Variants of it (same vocabulary and merges) exercise the rest of what the
+// loader accepts, each against HF: every Split behaviour, invert, String patterns, ByteLevel
+// with add_prefix_space and its GPT-2 regex, and lstrip / rstrip / single_word added tokens.
+TEST(TokenizerOracle, PreTokenizerAndAddedTokenVariantsLikeHF) {
+  nlohmann::json base = nlohmann::json::parse(gunzip_file(kTokenizerPath));
+  auto split = [](const char* kind, const char* pat, const char* behavior, bool invert) {
+    return nlohmann::json{{"type", "Split"}, {"pattern", {{kind, pat}}}, {"behavior", behavior}, {"invert", invert}};
+  };
+  auto byte_level = [](bool prefix, bool regex) {
+    return nlohmann::json{{"type", "ByteLevel"}, {"add_prefix_space", prefix}, {"trim_offsets", true}, {"use_regex", regex}};
+  };
+  std::vector<nlohmann::json> variants = {
+      {split("Regex", "\\p{N}+", "MergedWithPrevious", false), split("Regex", "\\s+", "MergedWithNext", false),
+       byte_level(true, true)},
+      {split("String", " ", "Contiguous", false), split("Regex", "[,.!?]", "Removed", true), byte_level(false, true)},
+      {split("Regex", "\\p{L}+", "Isolated", true), split("Regex", "\\d", "MergedWithNext", true),
+       split("Regex", "\\p{P}", "Removed", false), byte_level(true, false)},
+  };
+  // Flags on a few added tokens (their ids stay as they are).
+  for (auto& a : base["added_tokens"]) {
+    std::string c = a["content"];
+    if (c == "<｜User｜>") a["lstrip"] = a["rstrip"] = true;
+    if (c == "<think>") a["single_word"] = true;
+    if (c == "</think>") a["rstrip"] = true;
+    if (c == "<｜Assistant｜>") a["lstrip"] = true;
+    if (c == "｜DSML｜") a["single_word"] = a["lstrip"] = true;
+  }
+  TextGen gen(4242);
+  int total = 0, diffs = 0;
+  for (size_t v = 0; v < variants.size(); ++v) {
+    nlohmann::json j = base;
+    j["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", variants[v]}};
+    std::string path = scratch_prefix() + "tok_variant" + std::to_string(v) + ".json";
+    write_file_atomic(path, j.dump());
+    Tokenizer t = Tokenizer::load(path);
+    diffs += compare_encodes(t, path, gen, 400, "variant" + std::to_string(v));
+    total += 400;
+    std::remove(path.c_str());
+  }
+  EXPECT_EQ(diffs, 0) << "of " << total << " strings";
+  std::printf("cross-checked %d strings on %zu tokenizer variants against HF tokenizers: %d differences\n", total,
+              variants.size(), diffs);
 }
 
 TEST(TokenizerOracle, RandomIdsDecodeLikeHF) {
