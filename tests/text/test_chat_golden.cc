@@ -7,6 +7,7 @@
 #include "chat_test_util.h"
 #include "text/chat_encoder.h"
 #include "text/output_parser.h"
+#include "text/tokenizer.h"
 
 namespace dsv4 {
 namespace {
@@ -22,6 +23,11 @@ std::string test_name(const Json& c) {
 }
 
 // ------------------------------------------------------------------ encoder
+
+const Tokenizer& tokenizer() {
+  static const Tokenizer t = Tokenizer::load(std::string(DSV4_ASSETS_DIR) + "/deepseek-v4-tokenizer.json.gz");
+  return t;
+}
 
 class EncodeGolden : public ::testing::TestWithParam<Json> {};
 
@@ -46,6 +52,17 @@ TEST_P(EncodeGolden, PromptOrError) {
     FAIL() << "first difference at byte " << i << "\n got: ..." << prompt.substr(i > 40 ? i - 40 : 0, 160)
            << "\nwant: ..." << want.substr(i > 40 ? i - 40 : 0, 160);
   }
+}
+
+// The prompt encodes to the golden ids (the tokenizer adds no BOS; the text starts with it).
+TEST_P(EncodeGolden, TokenIds) {
+  const Json& c = GetParam();
+  if (c.contains("error")) GTEST_SKIP() << "error case";
+  std::string prompt = chat::encode_messages(c.at("messages"), chat::options_from_json(c.at("options")));
+  std::vector<int32_t> ids = tokenizer().encode(prompt);
+  std::vector<int32_t> want = c.at("token_ids").get<std::vector<int32_t>>();
+  EXPECT_EQ(ids, want);
+  EXPECT_EQ(ids.size(), c.at("n_tokens").get<size_t>());
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, EncodeGolden, ::testing::ValuesIn(testutil::load_jsonl("encode_cases.jsonl")),
@@ -87,7 +104,7 @@ TEST_P(ParseGolden, LenientAgreesOnValidOutput) {
   if (c.contains("error")) GTEST_SKIP() << "error case (see LenientErrorCases)";
   auto m = chat::parse_completion_lenient(c.at("text").get<std::string>(), mode_of(c));
   Json want = c.at("expected");
-  if (c["id"] == "call-invalid-json-false") {
+  if (c.at("id") == "call-invalid-json-false") {
     ASSERT_EQ(m.tool_calls.size(), 1u);
     EXPECT_EQ(m.tool_calls[0].arguments, R"({"x": "not json", "y": "{broken"})");
     EXPECT_NO_THROW(json_py::loads(m.tool_calls[0].arguments));
@@ -136,6 +153,28 @@ TEST_P(ParseGolden, StreamingPiecewiseEqualsOneShot) {
     EXPECT_EQ(json_py::dumps(chat::message_to_json(acc)), want) << "round " << round;
     EXPECT_EQ(json_py::dumps(chat::message_to_json(p.message())), want) << "round " << round;
   }
+}
+
+// The golden token ids fed one token at a time (raw token bytes, so UTF-8 characters may
+// be split across pieces, as an engine without its own UTF-8 buffering would) give the
+// same message as the one-shot lenient parser, and the same as the reference where it succeeds.
+TEST_P(ParseGolden, StreamingTokenByToken) {
+  const Json& c = GetParam();
+  const std::string text = c.at("text").get<std::string>();
+  const ThinkingMode mode = mode_of(c);
+  std::string joined;
+  chat::StreamingParser p(mode);
+  for (int32_t id : c.at("token_ids").get<std::vector<int32_t>>()) {
+    const std::string& piece = tokenizer().token_bytes(id);
+    joined += piece;
+    p.feed(piece);
+  }
+  p.finish();
+  ASSERT_EQ(joined, text) << "token bytes must reassemble the text";
+  EXPECT_EQ(json_py::dumps(chat::message_to_json(p.message())),
+            json_py::dumps(chat::message_to_json(chat::parse_completion_lenient(text, mode))));
+  if (!c.contains("error") && c.at("id") != "call-invalid-json-false")
+    EXPECT_EQ(json_py::dumps(chat::message_to_json(p.message())), json_py::dumps(c.at("expected")));
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, ParseGolden, ::testing::ValuesIn(testutil::load_jsonl("parse_cases.jsonl")),
