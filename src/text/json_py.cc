@@ -470,8 +470,8 @@ Json make_bigint(std::string_view digits) {
   if (k == digits.size()) throw Error("big integer without digits");
   for (size_t i = k; i < digits.size(); ++i)
     if (digits[i] < '0' || digits[i] > '9') throw Error("big integer with a non-digit");
-  Json::binary_t b(std::vector<std::uint8_t>(digits.begin(), digits.end()), kBigIntSubtype);
-  return Json::binary(std::move(b));
+  // Json::binary(container, subtype): passing a binary_t would slice off the subtype.
+  return Json::binary(std::vector<std::uint8_t>(digits.begin(), digits.end()), kBigIntSubtype);
 }
 
 bool is_bigint(const Json& v) {
