@@ -371,6 +371,11 @@ void StreamingParser::process(bool final, std::vector<StreamDelta>& out) {
   while (!finished_ && step(final, out)) {
   }
   if (final && state_ != State::Eos) buf_.clear();  // whatever is left could not be used
+  if (state_ == State::Eos && !done_emitted_) {
+    // EOS ends the message right away; the caller need not wait for finish().
+    done_emitted_ = true;
+    out.push_back({StreamDelta::Kind::Done, {}, -1});
+  }
 }
 
 // One state-machine step. Returns false when it needs more input (or, when final, when the
