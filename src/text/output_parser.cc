@@ -384,6 +384,23 @@ void StreamingParser::process(bool final, std::vector<StreamDelta>& out) {
 bool StreamingParser::step(bool final, std::vector<StreamDelta>& out) {
   std::string_view b = buf_;
   auto consume = [&](size_t n) { buf_.erase(0, n); };
+  // Noise inside a tool block is dropped up to the next '<'. The state persists across
+  // feeds, so the cut does not depend on where the input was split.
+  auto start_garbage = [&]() {
+    consume(1);
+    in_garbage_ = true;
+  };
+  auto drop_garbage = [&]() {
+    if (!in_garbage_) return false;
+    size_t lt = buf_.find('<');
+    if (lt == std::string::npos) {
+      buf_.clear();
+      return true;
+    }
+    consume(lt);
+    in_garbage_ = false;
+    return false;
+  };
   auto skip_ws = [&]() {
     size_t k = 0;
     while (k < buf_.size() && is_json_space(buf_[k])) ++k;
@@ -447,6 +464,7 @@ bool StreamingParser::step(bool final, std::vector<StreamDelta>& out) {
 
     case State::Tools:
     case State::AfterTools: {
+      if (drop_garbage()) return false;
       if (!skip_ws()) return false;
       b = buf_;
       if (b.substr(0, kEos.size()) == kEos) {
@@ -491,8 +509,7 @@ bool StreamingParser::step(bool final, std::vector<StreamDelta>& out) {
                        is_proper_prefix(b, kBlockCloseFunc) || is_proper_prefix(b, kEos)))
           return false;
         // Not a tag: drop text up to the next '<' (model noise inside the block).
-        size_t lt = b.find('<', 1);
-        consume(lt == std::string_view::npos ? b.size() : lt);
+        start_garbage();
         return true;
       }
       // AfterTools: another block, or text that continues the content.
@@ -512,29 +529,47 @@ bool StreamingParser::step(bool final, std::vector<StreamDelta>& out) {
     }
 
     case State::InvokeBody: {
+      if (drop_garbage()) return false;
       if (!skip_ws()) return false;
       b = buf_;
       if (b.substr(0, kParamOpen.size()) == kParamOpen) {
+        // The header ends at the first '>' (after name=" when present). When that '>' closes a
+        // quote, the name runs up to the LAST `" string="` inside, as the reference's lazy
+        // regex does when the name itself contains a quote; otherwise the name ends at its
+        // first quote and string="..." is looked up anywhere in the header.
         size_t name_at = b.find("name=\"", kParamOpen.size());
-        size_t gt = b.find('>', kParamOpen.size());
-        size_t name_end = std::string_view::npos;
-        if (name_at != std::string_view::npos && (gt == std::string_view::npos || name_at < gt)) {
-          name_end = b.find('"', name_at + 6);
-          gt = name_end == std::string_view::npos ? name_end : b.find('>', name_end);
-        }
+        size_t first_gt = b.find('>', kParamOpen.size());
+        if (name_at != std::string_view::npos && first_gt != std::string_view::npos && first_gt < name_at)
+          name_at = std::string_view::npos;
+        size_t gt = name_at == std::string_view::npos ? first_gt : b.find('>', name_at + 6);
         if (gt == std::string_view::npos) {
           if (!final) return false;
           consume(b.size());
           return false;
         }
         std::string_view attrs = b.substr(0, gt);
-        param_name_ = name_end == std::string_view::npos ? std::string()
-                                                         : std::string(b.substr(name_at + 6, name_end - name_at - 6));
         std::string sattr;
-        size_t s_at = attrs.find("string=\"");
-        if (s_at != std::string_view::npos) {
-          size_t s_end = attrs.find('"', s_at + 8);
-          if (s_end != std::string_view::npos) sattr = std::string(attrs.substr(s_at + 8, s_end - s_at - 8));
+        param_name_.clear();
+        bool attr_found = false;
+        if (name_at != std::string_view::npos) {
+          std::string_view inner = b.substr(name_at + 6, gt - (name_at + 6));
+          if (!inner.empty() && inner.back() == '"') {
+            inner.remove_suffix(1);
+            size_t s_at = inner.rfind("\" string=\"");
+            if (s_at != std::string_view::npos) {
+              param_name_ = std::string(inner.substr(0, s_at));
+              sattr = std::string(inner.substr(s_at + 10));
+              attr_found = true;
+            }
+          }
+          if (!attr_found) param_name_ = std::string(inner.substr(0, inner.find('"')));
+        }
+        if (!attr_found) {
+          size_t s_at = attrs.find("string=\"");
+          if (s_at != std::string_view::npos) {
+            size_t s_end = attrs.find('"', s_at + 8);
+            if (s_end != std::string_view::npos) sattr = std::string(attrs.substr(s_at + 8, s_end - s_at - 8));
+          }
         }
         std::transform(sattr.begin(), sattr.end(), sattr.begin(), [](unsigned char c) { return std::tolower(c); });
         consume(gt + 1);
@@ -577,8 +612,7 @@ bool StreamingParser::step(bool final, std::vector<StreamDelta>& out) {
                      is_proper_prefix(b, kBlockCloseTool) || is_proper_prefix(b, kBlockCloseFunc) ||
                      is_proper_prefix(b, kEos)))
         return false;
-      size_t lt = b.find('<', 1);
-      consume(lt == std::string_view::npos ? b.size() : lt);
+      start_garbage();
       return true;
     }
 

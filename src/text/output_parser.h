@@ -140,7 +140,8 @@ class StreamingParser {
   ParamKind param_kind_ = ParamKind::String;
   std::string raw_value_;
   bool skip_param_ = false;
-  bool json_body_ = false;   // the invoke body is a raw JSON object  // duplicate parameter: parsed but not emitted
+  bool json_body_ = false;
+  bool in_garbage_ = false;  // dropping non-tag text inside a tool block up to the next '<'   // the invoke body is a raw JSON object  // duplicate parameter: parsed but not emitted
 };
 
 }  // namespace dsv4::chat
