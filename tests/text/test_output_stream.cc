@@ -13,15 +13,18 @@ std::string EOS() { return std::string(kEos); }
 
 // Renders deltas compactly: R"..." C"..." S0:name A0"..." D
 std::string show(const std::vector<StreamDelta>& ds) {
+  // Built with append() only: GCC 12 warns falsely (-Wrestrict) on chained operator+.
   std::string s;
   for (const auto& d : ds) {
-    if (!s.empty()) s += ' ';
+    if (!s.empty()) s.append(" ");
     switch (d.kind) {
-      case K::Reasoning: s += "R\"" + d.text + "\""; break;
-      case K::Content: s += "C\"" + d.text + "\""; break;
-      case K::ToolCallStart: s += "S" + std::to_string(d.tool_index) + ":" + d.text; break;
-      case K::ToolCallArguments: s += "A" + std::to_string(d.tool_index) + "'" + d.text + "'"; break;
-      case K::Done: s += "D"; break;
+      case K::Reasoning: s.append("R\"").append(d.text).append("\""); break;
+      case K::Content: s.append("C\"").append(d.text).append("\""); break;
+      case K::ToolCallStart: s.append("S").append(std::to_string(d.tool_index)).append(":").append(d.text); break;
+      case K::ToolCallArguments:
+        s.append("A").append(std::to_string(d.tool_index)).append("'").append(d.text).append("'");
+        break;
+      case K::Done: s.append("D"); break;
     }
   }
   return s;
@@ -63,13 +66,13 @@ TEST(StreamingParser, ToolCallDeltas) {
   StreamingParser p(ThinkingMode::Chat);
   std::string out;
   out += show(p.feed("Let me check.\n"));
-  out += "|" + show(p.feed("\n"));
-  out += "|" + show(p.feed("<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_"));
-  out += "|" + show(p.feed("weather\">\n<｜DSML｜parameter name=\"city\" string=\"true\">Pa"));
-  out += "|" + show(p.feed("ris \"X\"</｜DSML｜param"));
-  out += "|" + show(p.feed("eter>\n<｜DSML｜parameter name=\"days\" string=\"false\">2"));
-  out += "|" + show(p.feed("</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>"));
-  out += "|" + show(p.feed(EOS()));
+  out.append("|").append(show(p.feed("\n")));
+  out.append("|").append(show(p.feed("<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_")));
+  out.append("|").append(show(p.feed("weather\">\n<｜DSML｜parameter name=\"city\" string=\"true\">Pa")));
+  out.append("|").append(show(p.feed("ris \"X\"</｜DSML｜param")));
+  out.append("|").append(show(p.feed("eter>\n<｜DSML｜parameter name=\"days\" string=\"false\">2")));
+  out.append("|").append(show(p.feed("</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>")));
+  out.append("|").append(show(p.feed(EOS())));
   EXPECT_EQ(out,
             "C\"Let me check.\"||"
             "|S0:get_weather A0'{\"city\": \"Pa'"
