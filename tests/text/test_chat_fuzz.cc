@@ -65,7 +65,7 @@ TEST(ChatFuzz, EncoderSurvivesMutatedMessages) {
   auto cases = testutil::load_jsonl("encode_cases.jsonl");
   std::mt19937 rng(env_int("DSV4_FUZZ_SEED", 42));
   int ok = 0, errors = 0;
-  const int iters = env_int("DSV4_FUZZ_ITERS", 20000) / 5;
+  const int iters = env_int("DSV4_FUZZ_ITERS", 10000) / 5;
   for (int iter = 0; iter < iters; ++iter) {
     Json c = cases[rng() % cases.size()];
     Json messages = c["messages"];
@@ -122,7 +122,7 @@ int env_int(const char* name, int def) {
 
 TEST(ChatFuzz, ParsersSurviveRandomCompletions) {
   std::mt19937 rng(env_int("DSV4_FUZZ_SEED", 7));
-  const int iters = env_int("DSV4_FUZZ_ITERS", 20000);
+  const int iters = env_int("DSV4_FUZZ_ITERS", 10000);
   for (int iter = 0; iter < iters; ++iter) {
     const bool allow_brace = iter % 2 == 0;
     const std::string text = random_completion(rng, allow_brace);
@@ -199,7 +199,7 @@ std::string near_valid_completion(std::mt19937& rng, ThinkingMode mode, bool* da
 
 TEST(ChatFuzz, LenientEqualsStrictOnWellFormedOutput) {
   std::mt19937 rng(env_int("DSV4_FUZZ_SEED", 99));
-  const int iters = env_int("DSV4_FUZZ_ITERS", 20000);
+  const int iters = env_int("DSV4_FUZZ_ITERS", 10000);
   int compared = 0;
   for (int iter = 0; iter < iters; ++iter) {
     const ThinkingMode mode = rng() % 2 ? ThinkingMode::Thinking : ThinkingMode::Chat;
