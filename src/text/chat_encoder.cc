@@ -513,6 +513,18 @@ std::string encode_messages(const Json& messages_in, const EncodeOptions& o) {
   return prompt;
 }
 
+Json attach_request_tools(Json messages, const Json& tools) {
+  if (!messages.is_array()) throw Error("messages must be an array");
+  if (!truthy(tools)) return messages;
+  if (!messages.empty() && messages[0].is_object() &&
+      (is(get(messages[0], "role"), "system") || is(get(messages[0], "role"), "developer"))) {
+    messages[0]["tools"] = tools;
+  } else {
+    messages.insert(messages.begin(), Json::object({{"role", "system"}, {"tools", tools}}));
+  }
+  return messages;
+}
+
 EncodeOptions options_from_json(const Json& j) {
   EncodeOptions o;
   if (j.is_null()) throw Error("options: thinking_mode is required (\"chat\" or \"thinking\")");

@@ -85,6 +85,13 @@ class EncodeError : public Error {
 // reasoning_effort) of the reference. `messages` must be an array.
 std::string encode_messages(const Json& messages, const EncodeOptions& options);
 
+// Server helper: the reference reads `tools` (OpenAI {"type": "function", "function": {...}}
+// entries) only from a system or developer message. Following vLLM's wrapper, request-level
+// tools go onto messages[0] when it is a system/developer message (replacing tools already
+// there), otherwise a {"role": "system", "tools": [...]} message is inserted at index 0 (the
+// prompt then starts BOS + "\n\n## Tools"). Empty or null tools leave messages unchanged.
+Json attach_request_tools(Json messages, const Json& tools);
+
 // Reads the reference keyword arguments from a JSON object: thinking_mode (required),
 // reasoning_effort, drop_thinking, add_default_bos_token, context. Unknown keys are an error
 // (a typo would otherwise silently change the prompt).

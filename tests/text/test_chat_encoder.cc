@@ -129,5 +129,18 @@ TEST(ChatEncoder, OptionsFromJson) {
   EXPECT_THROW(options_from_json(loads(R"({"thinking_mode": "chat", "tools": []})")), Error);
 }
 
+TEST(ChatEncoder, AttachRequestTools) {
+  auto tools = loads(R"([{"type": "function", "function": {"name": "f"}}])");
+  auto with_sys = attach_request_tools(loads(R"([{"role": "system", "content": "S", "tools": [1]}, {"role": "user"}])"), tools);
+  EXPECT_EQ(with_sys[0]["tools"], tools);
+  EXPECT_EQ(with_sys.size(), 2u);
+  auto no_sys = attach_request_tools(loads(R"([{"role": "user", "content": "q"}])"), tools);
+  ASSERT_EQ(no_sys.size(), 2u);
+  EXPECT_EQ(json_py::dumps(no_sys[0]), R"({"role": "system", "tools": [{"type": "function", "function": {"name": "f"}}]})");
+  // As the spec notes, the prompt then starts with BOS and a blank line before "## Tools".
+  EXPECT_EQ(encode_messages(no_sys, mode(ThinkingMode::Chat)).rfind(BOS + "\n\n## Tools\n\n", 0), 0u);
+  EXPECT_EQ(attach_request_tools(loads("[]"), loads("[]")), loads("[]"));
+}
+
 }  // namespace
 }  // namespace dsv4::chat
