@@ -15,7 +15,20 @@ namespace {
 using chat::ThinkingMode;
 using json_py::Json;
 
-std::string test_name(const Json& c) {
+// A golden record as a test parameter; gtest (and ctest listings) print only its id.
+struct Case {
+  Json j;
+};
+void PrintTo(const Case& c, std::ostream* os) { *os << c.j.at("id").get<std::string>(); }
+
+std::vector<Case> cases_of(const char* file) {
+  std::vector<Case> v;
+  for (auto& j : testutil::load_jsonl(file)) v.push_back({std::move(j)});
+  return v;
+}
+
+std::string test_name(const Case& param) {
+  const Json& c = param.j;
   std::string n = c.at("id").get<std::string>();
   for (char& ch : n)
     if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
@@ -29,10 +42,10 @@ const Tokenizer& tokenizer() {
   return t;
 }
 
-class EncodeGolden : public ::testing::TestWithParam<Json> {};
+class EncodeGolden : public ::testing::TestWithParam<Case> {};
 
 TEST_P(EncodeGolden, PromptOrError) {
-  const Json& c = GetParam();
+  const Json& c = GetParam().j;
   chat::EncodeOptions opt = chat::options_from_json(c.at("options"));
   if (c.contains("error")) {
     const std::string kind = c["error"]["type"].get<std::string>();
@@ -55,17 +68,22 @@ TEST_P(EncodeGolden, PromptOrError) {
 }
 
 // The prompt encodes to the golden ids (the tokenizer adds no BOS; the text starts with it).
-TEST_P(EncodeGolden, TokenIds) {
-  const Json& c = GetParam();
-  if (c.contains("error")) GTEST_SKIP() << "error case";
-  std::string prompt = chat::encode_messages(c.at("messages"), chat::options_from_json(c.at("options")));
-  std::vector<int32_t> ids = tokenizer().encode(prompt);
-  std::vector<int32_t> want = c.at("token_ids").get<std::vector<int32_t>>();
-  EXPECT_EQ(ids, want);
-  EXPECT_EQ(ids.size(), c.at("n_tokens").get<size_t>());
+// One test over all cases so the tokenizer is loaded once per process.
+TEST(EncodeGoldenIds, AllCases) {
+  int compared = 0;
+  for (const Json& c : testutil::load_jsonl("encode_cases.jsonl")) {
+    if (c.contains("error")) continue;
+    SCOPED_TRACE(c.at("id").get<std::string>());
+    std::string prompt = chat::encode_messages(c.at("messages"), chat::options_from_json(c.at("options")));
+    std::vector<int32_t> ids = tokenizer().encode(prompt);
+    EXPECT_EQ(ids, c.at("token_ids").get<std::vector<int32_t>>());
+    EXPECT_EQ(ids.size(), c.at("n_tokens").get<size_t>());
+    ++compared;
+  }
+  EXPECT_EQ(compared, 49);
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, EncodeGolden, ::testing::ValuesIn(testutil::load_jsonl("encode_cases.jsonl")),
+INSTANTIATE_TEST_SUITE_P(Cases, EncodeGolden, ::testing::ValuesIn(cases_of("encode_cases.jsonl")),
                          [](const auto& info) { return test_name(info.param); });
 
 TEST(EncodeGoldenData, AllCasesPresent) {
@@ -78,10 +96,10 @@ TEST(EncodeGoldenData, AllCasesPresent) {
 
 ThinkingMode mode_of(const Json& c) { return chat::parse_thinking_mode(c.at("thinking_mode").get<std::string>()); }
 
-class ParseGolden : public ::testing::TestWithParam<Json> {};
+class ParseGolden : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ParseGolden, StrictMatchesReference) {
-  const Json& c = GetParam();
+  const Json& c = GetParam().j;
   const std::string& text = c.at("text").get_ref<const std::string&>();
   if (c.contains("error")) {
     const std::string kind = c["error"]["type"].get<std::string>();
@@ -100,7 +118,7 @@ TEST_P(ParseGolden, StrictMatchesReference) {
 // Where strict succeeds the lenient parser must give the same message; the one documented
 // exception is an invalid string="false" value, which lenient turns into a JSON string.
 TEST_P(ParseGolden, LenientAgreesOnValidOutput) {
-  const Json& c = GetParam();
+  const Json& c = GetParam().j;
   if (c.contains("error")) GTEST_SKIP() << "error case (see LenientErrorCases)";
   auto m = chat::parse_completion_lenient(c.at("text").get<std::string>(), mode_of(c));
   Json want = c.at("expected");
@@ -116,7 +134,7 @@ TEST_P(ParseGolden, LenientAgreesOnValidOutput) {
 // Feeding the text in pieces (every byte, and random splits) gives the same message as
 // the one-shot lenient parser, and the deltas concatenate to that message.
 TEST_P(ParseGolden, StreamingPiecewiseEqualsOneShot) {
-  const Json& c = GetParam();
+  const Json& c = GetParam().j;
   const std::string text = c.at("text").get<std::string>();
   const ThinkingMode mode = mode_of(c);
   const std::string want = json_py::dumps(chat::message_to_json(chat::parse_completion_lenient(text, mode)));
@@ -158,27 +176,29 @@ TEST_P(ParseGolden, StreamingPiecewiseEqualsOneShot) {
 // The golden token ids fed one token at a time (raw token bytes, so UTF-8 characters may
 // be split across pieces, as an engine without its own UTF-8 buffering would) give the
 // same message as the one-shot lenient parser, and the same as the reference where it succeeds.
-TEST_P(ParseGolden, StreamingTokenByToken) {
-  const Json& c = GetParam();
-  const std::string text = c.at("text").get<std::string>();
-  const ThinkingMode mode = mode_of(c);
-  std::string joined;
-  chat::StreamingParser p(mode);
-  for (int32_t id : c.at("token_ids").get<std::vector<int32_t>>()) {
-    const std::string& piece = tokenizer().token_bytes(id);
-    joined += piece;
-    p.feed(piece);
-  }
-  p.finish();
-  ASSERT_EQ(joined, text) << "token bytes must reassemble the text";
-  EXPECT_EQ(json_py::dumps(chat::message_to_json(p.message())),
-            json_py::dumps(chat::message_to_json(chat::parse_completion_lenient(text, mode))));
-  if (!c.contains("error") && c.at("id") != "call-invalid-json-false") {
-    EXPECT_EQ(json_py::dumps(chat::message_to_json(p.message())), json_py::dumps(c.at("expected")));
+TEST(ParseGoldenTokens, StreamingTokenByToken) {
+  for (const Json& c : testutil::load_jsonl("parse_cases.jsonl")) {
+    SCOPED_TRACE(c.at("id").get<std::string>());
+    const std::string text = c.at("text").get<std::string>();
+    const ThinkingMode mode = mode_of(c);
+    std::string joined;
+    chat::StreamingParser p(mode);
+    for (int32_t id : c.at("token_ids").get<std::vector<int32_t>>()) {
+      const std::string& piece = tokenizer().token_bytes(id);
+      joined += piece;
+      p.feed(piece);
+    }
+    p.finish();
+    ASSERT_EQ(joined, text) << "token bytes must reassemble the text";
+    EXPECT_EQ(json_py::dumps(chat::message_to_json(p.message())),
+              json_py::dumps(chat::message_to_json(chat::parse_completion_lenient(text, mode))));
+    if (!c.contains("error") && c.at("id") != "call-invalid-json-false") {
+      EXPECT_EQ(json_py::dumps(chat::message_to_json(p.message())), json_py::dumps(c.at("expected")));
+    }
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, ParseGolden, ::testing::ValuesIn(testutil::load_jsonl("parse_cases.jsonl")),
+INSTANTIATE_TEST_SUITE_P(Cases, ParseGolden, ::testing::ValuesIn(cases_of("parse_cases.jsonl")),
                          [](const auto& info) { return test_name(info.param); });
 
 // The lenient outcomes chosen for the reference's error cases (documented in output_parser.h).
