@@ -100,8 +100,16 @@ struct StreamDelta {
 // pieces may split UTF-8 characters and tags anywhere. Text that could still be the start
 // of a tag ("</thi", "\n\n<｜DS") or an incomplete UTF-8 character is held back until it is
 // resolved, so emitted deltas never contain partial tags or partial characters.
-// After EOS the parser is done and ignores further input. Call finish() when generation
-// stops for any other reason (length, stop string) to flush held text.
+// Feeding: either Tokenizer::token_bytes(id) per sampled token (split characters are
+// reassembled here) or StreamDecoder output; include the EOS token's text so the parser sees
+// the end (saw_eos, and a Done delta right away). After EOS the parser is done and ignores
+// further input. Call finish() when generation stops for any other reason (length, stop
+// string): it flushes held text, closes a cut-off tool call, and emits Done if not yet sent.
+// Deltas of the same kind produced by one feed() are merged. A server maps them to OpenAI
+// chunks: Reasoning -> delta.reasoning_content, Content -> delta.content, ToolCallStart ->
+// tool_calls[{index, id (server-made), type, function{name, arguments: ""}}],
+// ToolCallArguments -> tool_calls[{index, function{arguments}}]; finish_reason is
+// "tool_calls" when message().tool_calls is non-empty, "length" on budget, else "stop".
 class StreamingParser {
  public:
   explicit StreamingParser(ThinkingMode mode);
