@@ -523,7 +523,9 @@ bool StreamingParser::step(bool final, std::vector<StreamDelta>& out) {
       if (!final && (is_proper_prefix(b, kBlockOpenTool) || is_proper_prefix(b, kBlockOpenFunc) ||
                      is_proper_prefix(b, kEos)))
         return false;
-      state_ = State::Content;
+      // A block that interrupted the reasoning (no </think> yet) hands back to the reasoning,
+      // so a later "</think>answer" still splits as usual.
+      state_ = mode_ == ThinkingMode::Thinking && !msg_.saw_think_end ? State::Reasoning : State::Content;
       at_start_ = false;
       return true;
     }

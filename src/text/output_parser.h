@@ -15,7 +15,8 @@
 // the last two bullets of "tool blocks"):
 //  * No "</think>" in thinking mode: everything up to EOS / end is reasoning, content "".
 //  * A tool block ("<｜DSML｜tool_calls" or the V3.2 "<｜DSML｜function_calls") inside the
-//    reasoning ends the reasoning there and is parsed as tool calls (as vLLM does).
+//    reasoning is parsed as tool calls (as vLLM does); text after the block is reasoning
+//    again until "</think>", then content.
 //  * A repeated "<think>" at the very start of reasoning (thinking mode) or a "</think>" at
 //    the very start of content (chat mode) is dropped.
 //  * A tool block is recognised anywhere in content; up to two "\n" right before it are

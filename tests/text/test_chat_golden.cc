@@ -229,6 +229,12 @@ TEST(LenientErrorCases, ChosenOutcomes) {
   EXPECT_EQ(m.tool_calls[0].name, "get_weather");
   EXPECT_EQ(m.tool_calls[0].arguments, R"({"city": "Paris", "days": 2})");
 
+  m = lenient("err-calls-inside-reasoning-then-close");  // reasoning resumes, then </think>
+  EXPECT_EQ(m.reasoning_content, "Thinking");
+  EXPECT_EQ(m.content, "Done.");
+  EXPECT_TRUE(m.saw_think_end);
+  ASSERT_EQ(m.tool_calls.size(), 1u);
+
   m = lenient("err-think-open-in-reasoning");
   EXPECT_EQ(m.reasoning_content, "r");
   EXPECT_EQ(m.content, "a");
