@@ -21,8 +21,8 @@ struct Scratch {
   std::vector<int32_t> symbols;
 };
 
-// HF's Split: turns the matches in a piece into pieces according to the behaviour. `marks`
-// holds (start, end) with the top bit of `end` unused; is_match is tracked alongside.
+// HF's Split: turns the matches of the step's pattern in a piece of n bytes into sub-pieces
+// according to the behaviour (and invert), dropping empty ones, as HF does.
 void split_pieces(const PreStep& step, uint32_t n, const std::vector<Span>& matches, std::vector<Span>& out) {
   out.clear();
   // (offsets, is_match) list exactly as HF's Pattern::find_matches builds it.
@@ -133,7 +133,9 @@ void TokenizerImpl::encode_word(std::string_view word, std::vector<int32_t>& out
       return;
     }
   }
-  {
+  // Short words merge faster than a locked cache lookup costs; only longer ones are cached.
+  const bool cacheable = word.size() >= kCacheMinBytes;
+  if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mu);
     auto it = cache.find(word);
     if (it != cache.end()) {
@@ -146,6 +148,7 @@ void TokenizerImpl::encode_word(std::string_view word, std::vector<int32_t>& out
   for (unsigned char c : word) sym.push_back(byte_id[c]);
   size_t before = out.size();
   bpe_merge(merges, sym, out);
+  if (!cacheable) return;
   std::lock_guard<std::mutex> lock(cache_mu);
   // Bounded: when full, start over rather than track recency; the working set of a text
   // refills it quickly and this keeps the bookkeeping off the hot path.
@@ -217,9 +220,15 @@ void split_added(const TokenizerImpl& t, const TokenMatcher& m, std::string_view
 }  // namespace
 
 void TokenizerImpl::encode_text(std::string_view text, bool parse_special, std::vector<int32_t>& out) const {
-  Scratch sc;
-  sc.matches.resize(steps.size());
-  sc.pieces.resize(steps.size());
+  // Buffers are kept per thread so that encoding many short texts does not allocate each
+  // time; tl_scratch is non-null only during an encode on this thread.
+  thread_local Scratch reused;
+  Scratch local;
+  Scratch& sc = tl_scratch ? local : reused;
+  if (sc.matches.size() < steps.size()) {
+    sc.matches.resize(steps.size());
+    sc.pieces.resize(steps.size());
+  }
   Scratch* saved = tl_scratch;
   tl_scratch = &sc;
   struct Restore {
@@ -250,6 +259,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special
   size_t bad = text_detail::find_invalid_utf8(text);
   if (bad != std::string_view::npos)
     throw Error("tokenizer: input is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
+  // Piece offsets are 32-bit to keep the per-word bookkeeping small.
+  if (text.size() > UINT32_MAX) throw Error("tokenizer: input larger than 4 GiB");
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 4);
   impl_->encode_text(text, parse_special, out);
@@ -281,10 +292,9 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
 
 int32_t Tokenizer::token_id(std::string_view token) const {
   const TokenizerImpl& t = *impl_;
-  std::string key(token);
-  auto it = t.added_vocab.find(key);
+  auto it = t.added_vocab.find(token);
   if (it != t.added_vocab.end()) return it->second;
-  it = t.vocab.find(key);
+  it = t.vocab.find(token);
   return it != t.vocab.end() ? it->second : -1;
 }
 

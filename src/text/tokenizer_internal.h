@@ -135,6 +135,12 @@ class TokenMatcher {
   bool first_[256] = {};
 };
 
+struct StrHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using StrMap = std::unordered_map<std::string, int32_t, StrHash, std::equal_to<>>;
+
 struct TokenizerImpl {
   std::string path;
   std::vector<std::string> id_to_text;    // raw vocab strings; empty + !has_id for holes
@@ -143,8 +149,8 @@ struct TokenizerImpl {
   std::vector<uint8_t> skip_if_special;   // content is that of an added token flagged special
   bool byte_level_decoder = true;         // false: no decoder, HF joins raw tokens with ' '
   bool ignore_merges = false;             // BPE: a word that is a vocab token is not merged
-  std::unordered_map<std::string, int32_t> vocab;        // model vocab
-  std::unordered_map<std::string, int32_t> added_vocab;  // added tokens
+  StrMap vocab;        // model vocab
+  StrMap added_vocab;  // added tokens
   std::vector<AddedToken> added;
   TokenMatcher match_raw;         // added tokens with normalized = false
   TokenMatcher match_normalized;  // added tokens with normalized = true
@@ -155,11 +161,8 @@ struct TokenizerImpl {
   std::unique_ptr<Regex> space_char; // Rust char::is_whitespace() (lstrip / rstrip)
 
   // Bounded word -> ids cache (cleared when full). Locked: encode() is const and thread-safe.
-  struct StrHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
   static constexpr size_t kCacheMax = 1 << 16;
+  static constexpr size_t kCacheMinBytes = 8;
   mutable std::mutex cache_mu;
   mutable std::unordered_map<std::string, std::vector<int32_t>, StrHash, std::equal_to<>> cache;
 

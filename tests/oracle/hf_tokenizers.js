@@ -5,8 +5,9 @@
 //       IN lines: {"text": "...", "parse_special": true|false}; OUT lines: [ids...]
 //   node hf_tokenizers.js decode TOKENIZER IN.jsonl OUT.jsonl
 //       IN lines: {"ids": [...], "skip_special": true|false}; OUT lines: "text"
-//   node hf_tokenizers.js bench TOKENIZER TEXT_FILE REPEATS
-//       prints {"bytes": N, "ids": N, "seconds": best, "mb_per_s": ...} for encoding the file
+//   node hf_tokenizers.js bench TOKENIZER DOCS.jsonl REPEATS
+//       DOCS lines: "text"; encodes the documents one after another (one thread) and prints
+//       {"bytes": N, "ids": N, "seconds": best, "mb_per_s": ...}
 //
 // TOKENIZER may be gzip-compressed. Lines are split on '\n' only (texts hold U+2028 etc.).
 // parse_special=false means "match no added token at all"; HF has no such switch (its
@@ -53,14 +54,14 @@ async function main() {
     for (const rec of readLines(a)) out.push(JSON.stringify(await withAdded.decode(rec.ids, rec.skip_special)));
     fs.writeFileSync(b, out.join('\n') + '\n');
   } else if (mode === 'bench') {
-    const text = fs.readFileSync(a, 'utf8');
-    const bytes = Buffer.byteLength(text, 'utf8');
+    const docs = readLines(a);
+    const bytes = docs.reduce((n, d) => n + Buffer.byteLength(d, 'utf8'), 0);
     const repeats = Math.max(1, parseInt(b || '3', 10));
     let best = Infinity, n = 0;
     for (let r = 0; r < repeats; ++r) {
       const t0 = process.hrtime.bigint();
-      const enc = await withAdded.encode(text, null, { addSpecialTokens: false });
-      n = enc.getLength();
+      n = 0;
+      for (const d of docs) n += (await withAdded.encode(d, null, { addSpecialTokens: false })).getLength();
       const s = Number(process.hrtime.bigint() - t0) / 1e9;
       best = Math.min(best, s);
     }

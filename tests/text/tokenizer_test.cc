@@ -1,5 +1,8 @@
 // Tokenizer: every golden case (encode + decode), API details, streaming decoding, CLI.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <sys/wait.h>
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -14,6 +17,10 @@ namespace dsv4 {
 namespace {
 
 const std::string kTokenizerPath = std::string(DSV4_ASSETS_DIR) + "/deepseek-v4-tokenizer.json.gz";
+
+// Temp files named per process, so concurrent test runs (ctest -j, several checkouts) never
+// share one.
+std::string scratch_prefix() { return ::testing::TempDir() + "/dsv4_" + std::to_string(getpid()) + "_"; }
 
 const Tokenizer& tok() {
   static const Tokenizer t = Tokenizer::load(kTokenizerPath);
@@ -132,8 +139,8 @@ TEST(Tokenizer, Errors) {
 }
 
 TEST(Tokenizer, LoadErrorsNameTheFile) {
-  std::string dir = ::testing::TempDir();
-  std::string bad_json = dir + "/tok_bad.json";
+  std::string dir = scratch_prefix();
+  std::string bad_json = dir + "tok_bad.json";
   write_file_atomic(bad_json, "{ not json");
   try {
     Tokenizer::load(bad_json);
@@ -141,7 +148,7 @@ TEST(Tokenizer, LoadErrorsNameTheFile) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(bad_json), std::string::npos) << e.what();
   }
-  std::string bad_gz = dir + "/tok_bad.json.gz";
+  std::string bad_gz = dir + "tok_bad.json.gz";
   write_file_atomic(bad_gz, std::string("\x1f\x8b\x08\x00garbage", 12));
   try {
     Tokenizer::load(bad_gz);
@@ -149,9 +156,17 @@ TEST(Tokenizer, LoadErrorsNameTheFile) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(bad_gz), std::string::npos) << e.what();
   }
-  std::string wrong = dir + "/tok_wrong.json";
+  std::string wrong = dir + "tok_wrong.json";
   write_file_atomic(wrong, R"({"model": {"type": "Unigram"}, "pre_tokenizer": {"type": "ByteLevel"}})");
   EXPECT_THROW(Tokenizer::load(wrong), Error);
+  write_file_atomic(wrong, R"({"model": {"type": "BPE", "vocab": {"a": "x"}, "merges": []}})");
+  try {
+    Tokenizer::load(wrong);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.vocab entry 'a'"), std::string::npos) << e.what();
+  }
+  for (const std::string& f : {bad_json, bad_gz, wrong}) std::remove(f.c_str());
 }
 
 // A small hand-made tokenizer file exercises what the DeepSeek file does not: added-token
@@ -199,7 +214,7 @@ TEST(Tokenizer, AddedTokenFlagsAndBehaviours) {
        {{{"id", 259}, {"content", "[L]"}, {"lstrip", true}, {"rstrip", false}, {"single_word", false}, {"normalized", false}, {"special", true}},
         {{"id", 260}, {"content", "[R]"}, {"lstrip", false}, {"rstrip", true}, {"single_word", false}, {"normalized", false}, {"special", false}},
         {{"id", 261}, {"content", "WW"}, {"lstrip", false}, {"rstrip", false}, {"single_word", true}, {"normalized", true}, {"special", false}}}}};
-  std::string path = ::testing::TempDir() + "/tok_small.json";
+  std::string path = scratch_prefix() + "tok_small.json";
   write_file_atomic(path, j.dump());
   Tokenizer t = Tokenizer::load(path);
   EXPECT_EQ(t.vocab_size(), 262);
@@ -219,6 +234,7 @@ TEST(Tokenizer, AddedTokenFlagsAndBehaviours) {
   j["added_tokens"][2]["id"] = 300;
   write_file_atomic(path, j.dump());
   EXPECT_THROW(Tokenizer::load(path), Error);
+  std::remove(path.c_str());
 }
 
 TEST(StreamDecoder, HoldsSplitCharactersAndKeepsSpecialTokens) {
@@ -271,6 +287,50 @@ TEST(StreamDecoder, HoldsSplitCharactersAndKeepsSpecialTokens) {
   }
   total += s2.flush();
   EXPECT_EQ(total, text);
+}
+
+// Runs `dsv4 ARGS` with `input` on stdin; returns stdout, sets *rc to the exit status.
+std::string run_cli(const std::string& args, const std::string& input, int* rc) {
+  std::string in_path = scratch_prefix() + "tok_cli_in";
+  write_file_atomic(in_path, input);
+  std::string cmd = std::string(DSV4_BIN) + " " + args + " < '" + in_path + "' 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int st = pclose(p);
+  std::remove(in_path.c_str());
+  *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+TEST(TokenizerCli, TokenizeAndDetokenize) {
+  std::string t = "--tokenizer '" + kTokenizerPath + "'";
+  int rc = 0;
+  EXPECT_EQ(run_cli("tokenize " + t, "Hello, world!<｜User｜>", &rc), "[19923,14,2058,3,128803]\n");
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(run_cli("tokenize " + t + " --no-special", "<｜User｜>", &rc),
+            nlohmann::json(tok().encode("<｜User｜>", false)).dump() + "\n");
+  EXPECT_EQ(run_cli("tokenize " + t, "", &rc), "[]\n");
+  // Exact bytes out, no newline added; skip-special drops BOS/EOS only.
+  EXPECT_EQ(run_cli("detokenize " + t, "[0, 19923, 201, 1]", &rc), "<｜begin▁of▁sentence｜>Hello\n<｜end▁of▁sentence｜>");
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(run_cli("detokenize " + t + " --skip-special", "[0, 19923, 128821, 1]", &rc), "Hello<think>");
+  EXPECT_EQ(rc, 0);
+  // Invalid input: exit 1.
+  run_cli("tokenize " + t, "abc\xff", &rc);
+  EXPECT_EQ(rc, 1);
+  run_cli("detokenize " + t, "[1, 129280]", &rc);
+  EXPECT_EQ(rc, 1);
+  run_cli("detokenize " + t, "[1, \"x\"]", &rc);
+  EXPECT_EQ(rc, 1);
+  run_cli("detokenize " + t, "{\"a\": 1}", &rc);
+  EXPECT_EQ(rc, 1);
+  run_cli("detokenize " + t, "[1,", &rc);
+  EXPECT_EQ(rc, 1);
+  run_cli("tokenize --tokenizer /nonexistent.json", "x", &rc);
+  EXPECT_EQ(rc, 1);
 }
 
 }  // namespace
