@@ -117,14 +117,12 @@ std::string build_arguments(const std::vector<ParamMatch>& params) {
   return out;
 }
 
-std::string py_repr_hint(std::string_view s) { return std::string(s); }
-
 size_t parse_tool_calls_strict(size_t index, std::string_view text, std::vector<ParsedToolCall>& calls) {
   while (index < text.size()) {
     auto r = read_until_stop(index, text, {kInvokeOpen, kToolCallsEnd});
     index = r.index;
     if (r.content != ">\n")
-      fail("ValueError", "Tool call format error: expected '>\\n' but got '" + py_repr_hint(r.content) + "'");
+      fail("ValueError", "Tool call format error: expected '>\\n' but got '" + std::string(r.content) + "'");
     if (r.stop && *r.stop == kToolCallsEnd) break;
     if (!r.stop) fail("ValueError", "Missing special token in tool calls");
 
@@ -578,7 +576,6 @@ bool StreamingParser::step(bool final, std::vector<StreamDelta>& out) {
         skip_param_ = std::find(param_names_.begin(), param_names_.end(), param_name_) != param_names_.end();
         if (!skip_param_) param_names_.push_back(param_name_);
         if (sattr == "true") {
-          param_kind_ = ParamKind::String;
           if (!skip_param_) {
             std::string frag = n_params_ == 0 ? "{" : ", ";
             json_py::append_quoted(frag, param_name_);
@@ -588,7 +585,7 @@ bool StreamingParser::step(bool final, std::vector<StreamDelta>& out) {
           }
           state_ = State::ParamString;
         } else {
-          param_kind_ = ParamKind::Raw;  // "false" or missing/unknown: decided by JSON validity
+          // string="false" or missing/unknown: buffered, then pasted raw if it is valid JSON
           raw_value_.clear();
           state_ = State::ParamRaw;
         }

@@ -124,7 +124,6 @@ class StreamingParser {
 
  private:
   enum class State { Reasoning, Content, ToolsOpen, Tools, InvokeBody, InvokeJson, ParamString, ParamRaw, AfterTools, Eos };
-  enum class ParamKind { String, Raw };
 
   void process(bool final, std::vector<StreamDelta>& out);
   bool step(bool final, std::vector<StreamDelta>& out);
@@ -146,7 +145,6 @@ class StreamingParser {
   int n_params_ = 0;
   std::vector<std::string> param_names_;
   std::string param_name_;
-  ParamKind param_kind_ = ParamKind::String;
   std::string raw_value_;
   bool skip_param_ = false;
   bool json_body_ = false;
