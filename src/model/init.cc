@@ -38,26 +38,31 @@ uint16_t f32_to_bf16(float x) {
 }
 
 uint8_t f32_to_e4m3(float x) {
-  if (std::isnan(x)) return 0x7F;
-  const uint8_t sign = std::signbit(x) ? 0x80 : 0x00;
-  float a = std::fabs(x);
-  if (a >= 448.0f) return sign | 0x7E;  // saturate (the release never stores NaN)
-  // Below the smallest normal 2^-6 the grid is uniform with step 2^-9 (subnormals); a * 512
-  // is exact, so rint (ties to even in the default rounding mode) rounds correctly. The
-  // result 8 is the smallest normal, whose code is also 8.
-  if (a < 0.015625f) return sign | static_cast<uint8_t>(std::nearbyint(a * 512.0f));
-  int k;
-  float m = std::frexp(a, &k);        // a = m * 2^k, m in [0.5, 1)
-  int e = k - 1;                      // a = (2m) * 2^e, 2m in [1, 2)
-  float q = std::nearbyint((2.0f * m - 1.0f) * 8.0f);  // exact product; 3 mantissa bits, RNE
-  int mant = static_cast<int>(q);
-  if (mant == 8) {  // rounded up to the next power of two
-    mant = 0;
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  const uint8_t sign = (u >> 31) ? 0x80 : 0x00;
+  u &= 0x7FFFFFFFu;
+  if (u > 0x7F800000u) return 0x7F;     // NaN
+  if (u >= 0x43E00000u) return sign | 0x7E;  // |x| >= 448: saturate (the release never stores NaN)
+  if (u < 0x3C800000u) {
+    // Below the smallest normal 2^-6 the grid is uniform with step 2^-9 (subnormals): a * 512
+    // is exact and < 8, and rint rounds ties to even. The result 8 is the smallest normal,
+    // whose code is also 8.
+    float a;
+    std::memcpy(&a, &u, 4);
+    return sign | static_cast<uint8_t>(std::nearbyint(a * 512.0f));
+  }
+  // Normal: keep 3 of the 23 mantissa bits, rounding the 20 dropped bits to nearest even.
+  int e = static_cast<int>(u >> 23) - 127;
+  uint32_t q = (u >> 20) & 7u;
+  const uint32_t rest = u & 0xFFFFFu;
+  if (rest > 0x80000u || (rest == 0x80000u && (q & 1u))) ++q;
+  if (q == 8) {  // rounded up to the next power of two
+    q = 0;
     ++e;
   }
-  int code = ((e + 7) << 3) | mant;
-  if (code > 0x7E) code = 0x7E;
-  return sign | static_cast<uint8_t>(code);
+  const uint32_t code = (static_cast<uint32_t>(e + 7) << 3) | q;
+  return sign | static_cast<uint8_t>(code > 0x7E ? 0x7E : code);
 }
 
 uint8_t f32_to_e2m1(float x) {
@@ -86,6 +91,21 @@ int scale_exponent(float amax, float max_code) {
   return m == 0.5f ? k - 1 : k;       // smallest e with 2^e >= s
 }
 
+// 2^k as a float for normal exponents (k in [-126, 127]), else 0 (callers fall back to ldexp).
+static float pow2(int k) {
+  if (k < -126 || k > 127) return 0.0f;
+  const uint32_t u = static_cast<uint32_t>(k + 127) << 23;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+// x * 2^k, exact unless the result leaves the normal range (then ldexp rounds correctly).
+static float scale_by(float x, float pow2k, int k) {
+  const float y = x * pow2k;
+  if (pow2k != 0.0f && (y == 0.0f ? x == 0.0f : std::fabs(y) >= 1.17549435e-38f) && std::isfinite(y)) return y;
+  return std::ldexp(x, k);
+}
+
 // E8M0 code of the scale 2^e (saturating; 0xFF would be NaN).
 static uint8_t e8m0_code(int e) { return static_cast<uint8_t>(std::clamp(e + 127, 0, 254)); }
 
@@ -100,9 +120,10 @@ void quantize_fp8(const float* x, int64_t rows, int64_t cols, int64_t block, uin
         for (int64_t c = c0; c < c0 + nc; ++c) amax = std::max(amax, std::fabs(x[r * cols + c]));
       const int e = scale_exponent(amax, 448.0f);
       scales[(r0 / block) * sb + c0 / block] = e8m0_code(e);
-      // Division by a power of two is exact (ldexp), so the only rounding is the E4M3 one.
+      // Scaling by a power of two is exact, so the only rounding is the E4M3 one.
+      const float inv = pow2(-e);
       for (int64_t r = r0; r < r0 + nr; ++r)
-        for (int64_t c = c0; c < c0 + nc; ++c) codes[r * cols + c] = f32_to_e4m3(std::ldexp(x[r * cols + c], -e));
+        for (int64_t c = c0; c < c0 + nc; ++c) codes[r * cols + c] = f32_to_e4m3(scale_by(x[r * cols + c], inv, -e));
     }
   }
 }
@@ -114,9 +135,10 @@ void quantize_fp4_row(const float* x, int64_t cols, uint8_t* packed, uint8_t* sc
     for (int k = 0; k < 32; ++k) amax = std::max(amax, std::fabs(v[k]));
     const int e = scale_exponent(amax, 6.0f);
     scales[g] = e8m0_code(e);
+    const float inv = pow2(-e);
     for (int k = 0; k < 32; k += 2) {
-      const uint8_t lo = f32_to_e2m1(std::ldexp(v[k], -e));      // even column: low nibble
-      const uint8_t hi = f32_to_e2m1(std::ldexp(v[k + 1], -e));  // odd column: high nibble
+      const uint8_t lo = f32_to_e2m1(scale_by(v[k], inv, -e));      // even column: low nibble
+      const uint8_t hi = f32_to_e2m1(scale_by(v[k + 1], inv, -e));  // odd column: high nibble
       packed[(g * 32 + k) / 2] = static_cast<uint8_t>(lo | (hi << 4));
     }
   }
@@ -552,10 +574,11 @@ std::vector<TensorData> generate_tensors(const ModelConfig& c, const std::vector
 
 const std::vector<InitPreset>& init_presets() {
   static const std::vector<InitPreset> presets = {
-      {"tiny", "dim 256, 4 layers (ratios 0,4,16,4) + MTP, 8 experts top-2, full 129280 vocab; ~140 MB"},
+      {"tiny", "dim 256, 4 layers (ratios 0,4,16,4) + MTP, 8 experts top-2, hash layers 2, full 129280 vocab; "
+               "73M params, 142 MB"},
       {"flash-scaled",
        "V4-Flash structure (43 layers [0,0]+[4,128]*20+[4,0], 256 experts top-6, 3 hash layers) at dim 1024; "
-       "~6.1 GB, ~1.2 GB read per token"},
+       "9.9B params, 6.2 GB, 1.3 GB of weights read per token"},
   };
   return presets;
 }
