@@ -101,6 +101,7 @@ class Sampler {
 
  private:
   void prepare(std::span<const float> logits, const TokenHistory* history);  // fills probs_, total_
+  void top_p_filter(size_t n, double z);
   int32_t draw();
   void fill_logprobs(std::span<const float> logits, SampleResult& r) const;
   uint64_t next_u64();
@@ -110,6 +111,7 @@ class Sampler {
   std::vector<float> work_;     // processed logits
   std::vector<float> probs_;    // unnormalised kept probabilities by id (0 = removed)
   std::vector<int32_t> order_;  // candidate ids (selection / sorting scratch)
+  std::vector<double> hist_;    // top-p radix histogram (4096 buckets)
   double total_ = 0.0;
   int32_t greedy_ = -1;         // set when temperature == 0
   uint64_t s_[4];
