@@ -727,16 +727,20 @@ InitResult write_random_model(const ModelConfig& c, const std::string& dir, cons
   res.sizes = model_sizes(c);
   const std::vector<std::vector<TensorSpec>> units = make_units(expected_tensors(c));
 
-  // Greedy shard plan in layout order; a unit never straddles two shards.
+  // Greedy shard plan in layout order; a unit never straddles two shards. The limit applies
+  // to the whole file: data plus a bound on each tensor's header entry
+  // ("name":{"dtype":"F8_E4M3","shape":[a,b],"data_offsets":[x,y]} is under name + 96 bytes).
   std::vector<std::pair<size_t, size_t>> shards;
+  constexpr int64_t kFileOverhead = 64;  // length prefix, metadata, braces, alignment padding
   size_t start = 0;
-  int64_t acc = 0;
+  int64_t acc = kFileOverhead;
   for (size_t u = 0; u < units.size(); ++u) {
-    const int64_t b = unit_bytes(units[u]);
+    int64_t b = unit_bytes(units[u]);
+    for (const auto& sp : units[u]) b += static_cast<int64_t>(sp.name.size()) + 96;
     if (u > start && acc + b > opt.shard_bytes) {
       shards.push_back({start, u});
       start = u;
-      acc = 0;
+      acc = kFileOverhead;
     }
     acc += b;
   }

@@ -487,6 +487,13 @@ TEST(InitWrite, TinyPresetLoadsAndIsDeterministic) {
   o2.tokenizer_gz.clear();
   InitResult rb = write_random_model(c, b.str(), o2);
   EXPECT_GT(rb.files.size(), 3u) << "expected several shards + index";
+  for (const auto& f : rb.files) {
+    if (f.find(".safetensors") == std::string::npos || f.find("index") != std::string::npos) continue;
+    const auto size = fs::file_size(b.dir / f);
+    const auto n = TensorStore::open_file((b.dir / f).string()).tensors().size();
+    // Within the limit, unless one tensor alone (+ its scale) is larger (embed, head).
+    EXPECT_TRUE(size <= static_cast<uintmax_t>(o2.shard_bytes) || n <= 2) << f << ": " << size << " bytes, " << n << " tensors";
+  }
   EXPECT_TRUE(file_exists(b.str() + "/model.safetensors.index.json"));
   EXPECT_FALSE(file_exists(b.str() + "/tokenizer.json"));
   auto sa = TensorStore::open_dir(a.str());
