@@ -17,6 +17,8 @@
 #include "base/error.h"
 #include "base/file.h"
 #include "model/weights.h"
+#include "ops/formats.h"
+#include "ops/weight_matrix.h"
 
 namespace fs = std::filesystem;
 using namespace dsv4;
@@ -270,6 +272,41 @@ TEST(InitCodec, Fp8TilesHaveTheirOwnScales) {
   EXPECT_DOUBLE_EQ(dec_e4m3(codes[0 * cols + 4]) * 4, 896.0);  // 225 rounds to 224 on the E4M3 grid
   EXPECT_DOUBLE_EQ(dec_e4m3(codes[2 * cols + 1]), 256.0);
   EXPECT_EQ(scales[4], 127);  // all-zero tile: scale 1
+}
+
+TEST(InitCodec, AgreesWithTheOpsLayerEncoders) {
+  // The writer keeps its own encoders (no dependency on the kernels); they must produce the
+  // very codes the ops layer would.
+  uint64_t st = 5;
+  for (int i = 0; i < 200000; ++i) {
+    st = st * 6364136223846793005ull + 1442695040888963407ull;
+    const float u = static_cast<float>(st >> 40) / 16777216.0f - 0.5f;
+    const float x = std::ldexp(u, static_cast<int>((st >> 20) % 30) - 18);
+    ASSERT_EQ(init_codec::f32_to_e4m3(x * 1024), f32_to_e4m3(x * 1024)) << x * 1024;
+    ASSERT_EQ(init_codec::f32_to_e2m1(x * 16), f32_to_e2m1(x * 16)) << x * 16;
+    ASSERT_EQ(init_codec::f32_to_bf16(x), f32_to_bf16(x)) << x;
+  }
+}
+
+TEST(InitGenerate, OpsDequantizationReadsTheGeneratedWeights) {
+  // The ops layer's dequantize_rows (what the engine runs) decodes the generated FP8 / FP4
+  // tensors to the same values as this file's independent decoders.
+  const ModelConfig c = init_preset_config("tiny");
+  for (const char* name : {"layers.1.attn.wq_b.weight", "layers.0.ffn.experts.3.w2.weight", "mtp.0.e_proj.weight"}) {
+    auto t = gen(c, name, 21, true);
+    WeightMatrix w;
+    const bool fp4 = t[0].dtype == DType::I8;
+    w.format = fp4 ? WeightFormat::kFp4 : WeightFormat::kFp8Block;
+    w.data = t[0].bytes.data();
+    w.scale = t[1].bytes.data();
+    w.rows = w.total_rows = t[0].shape[0];
+    w.cols = fp4 ? t[0].shape[1] * 2 : t[0].shape[1];
+    w.block = c.weight_block;
+    std::vector<float> got(static_cast<size_t>(w.rows * w.cols));
+    dequantize_rows(w, 0, w.rows, got.data());
+    const auto want = fp4 ? decode_fp4(t[0], t[1]) : decode_fp8(t[0], t[1], c.weight_block);
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(double(got[i]), want[i]) << name << " element " << i;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
