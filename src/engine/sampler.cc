@@ -182,11 +182,15 @@ void Sampler::prepare(std::span<const float> logits, const TokenHistory* history
   if (static_cast<int64_t>(logits.size()) != vocab_)
     throw Error("Sampler: got " + std::to_string(logits.size()) + " logits for a vocabulary of " + std::to_string(vocab_));
   const size_t V = static_cast<size_t>(vocab_);
-  for (size_t i = 0; i < V; ++i) work_[i] = std::isnan(logits[i]) ? kNegInf : logits[i];
+  // NaN never wins; +inf becomes the largest finite value so that exp(l - max) stays finite.
+  for (size_t i = 0; i < V; ++i) {
+    const float x = logits[i];
+    work_[i] = std::isnan(x) ? kNegInf : (x == -kNegInf ? std::numeric_limits<float>::max() : x);
+  }
   if (history) apply_penalties(params_, *history, work_);
 
   greedy_ = -1;
-  if (params_.temperature == 0.0f) {
+  if (params_.temperature < kGreedyTemperature) {
     // Strict '>' keeps the first (lowest) id among equal maxima.
     int32_t best = -1;
     float bv = kNegInf;

@@ -5,7 +5,8 @@
 //      penalty, a negative one multiplied) for every token seen in the prompt or the output,
 //      then OpenAI frequency / presence: l -= frequency * count + presence * (count > 0),
 //      where count is the number of times the token occurs in the *output* so far;
-//   2. temperature == 0: greedy, the argmax of the penalised logits (ties: the lowest id);
+//   2. temperature < 1e-5 (kGreedyTemperature, vLLM's threshold; 0 is the usual way to ask):
+//      greedy, the argmax of the penalised logits (ties: the lowest id);
 //      steps 3-6 are skipped (they can never remove the argmax);
 //   3. temperature: l /= T;
 //   4. top-k: keep the k largest (ties at the boundary: lower ids first);
@@ -29,7 +30,7 @@
 namespace dsv4 {
 
 struct SamplingParams {
-  float temperature = 1.0f;         // 0: greedy. Must be >= 0.
+  float temperature = 1.0f;         // 0 (or < kGreedyTemperature): greedy. Must be >= 0.
   int32_t top_k = 0;                // <= 0: off; otherwise keep the k most likely tokens
   float top_p = 1.0f;               // 1: off; in (0, 1]
   float min_p = 0.0f;               // 0: off; in [0, 1]
@@ -42,6 +43,8 @@ struct SamplingParams {
 };
 
 inline constexpr int kMaxTopLogprobs = 20;  // OpenAI's limit
+// Below this temperature sampling is greedy: l / T would overflow float for tiny T.
+inline constexpr float kGreedyTemperature = 1e-5f;
 
 // Throws Error naming the first out-of-range field.
 void validate(const SamplingParams& p);
@@ -84,8 +87,8 @@ class Sampler {
  public:
   Sampler(int64_t vocab_size, const SamplingParams& params);  // validates params
 
-  // Chooses the next token. `logits` has vocab_size entries (NaN counts as -inf; at least one
-  // must be finite); `history` may be null (no penalties).
+  // Chooses the next token. `logits` has vocab_size entries (NaN counts as -inf, +inf as the
+  // largest float; at least one must be > -inf); `history` may be null (no penalties).
   SampleResult sample(std::span<const float> logits, const TokenHistory* history);
 
   // The distribution step 7 would draw from (normalised, vocab_size entries, 0 for removed

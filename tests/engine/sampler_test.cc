@@ -457,6 +457,16 @@ TEST(Sampler, RejectsBadParametersAndInputs) {
   Sampler s(4, SamplingParams{});
   EXPECT_THROW(s.sample(std::vector<float>{1, 2, 3}, nullptr), Error);
   EXPECT_THROW(s.sample(std::vector<float>{-kInf, NAN, -kInf, -kInf}, nullptr), Error);
+  // Tiny temperatures are greedy (no overflow of l / T into NaN probabilities).
+  SamplingParams tiny_t;
+  tiny_t.temperature = 1e-30f;
+  Sampler st(4, tiny_t);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(st.sample(std::vector<float>{1e30f, 3e38f, 2.0f, -1.0f}, nullptr).token, 1);
+  // +inf logits: chosen, and the distribution stays finite.
+  Sampler si(4, SamplingParams{});
+  auto d = si.distribution(std::vector<float>{1.0f, kInf, 2.0f, 0.0f}, nullptr);
+  EXPECT_EQ(d[1], 1.0f);
+  EXPECT_EQ(d[0], 0.0f);
   // A single finite logit is always chosen.
   EXPECT_EQ(s.sample(std::vector<float>{-kInf, NAN, 7.0f, -kInf}, nullptr).token, 2);
 }
