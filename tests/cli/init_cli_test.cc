@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <cstdlib>
 #include <string>
 
 namespace fs = std::filesystem;
@@ -54,6 +56,20 @@ TEST(InitCli, TinyPresetPassesCheck) {
   fs::remove_all(d);
 }
 
+TEST(InitCli, AssetsDirectoryOverride) {
+  // $DSV4_ASSETS comes first: a stand-in tokenizer there is the one installed.
+  fs::path assets = temp("assets"), d = temp("assets_out");
+  fs::create_directories(assets);
+  ASSERT_EQ(std::system(("printf '{\"stand\": \"in\"}' | gzip -c > " + (assets / "deepseek-v4-tokenizer.json.gz").string()).c_str()), 0);
+  const std::string cmd = "env DSV4_ASSETS=" + assets.string() + " " + std::string(DSV4_BIN) + " init --preset tiny --seed 1 --out " + d.string() + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream in(d / "tokenizer.json");
+  std::string tok((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(tok, "{\"stand\": \"in\"}");
+  fs::remove_all(assets);
+  fs::remove_all(d);
+}
+
 TEST(InitCli, ConfigFileAndShardOption) {
   fs::path d = temp("cfg");
   CmdResult r = run("init --config " + std::string(DSV4_TEST_DATA_DIR) + "/tiny-a/checkpoint/config.json --seed 1 --shard-bytes 2M --out " + d.string());
@@ -89,6 +105,7 @@ TEST(InitCli, BadOptionsExitNonZero) {
       "init --preset tiny",                                             // no --out
       "init --preset tiny --shard-bytes 12X --out " + d.string(),       // bad size
       "init --preset tiny --seed abc --out " + d.string(),              // bad seed
+      "init --preset tiny --out " + d.string() + " extra",              // stray argument
   };
   for (const auto& args : cases) {
     CmdResult r = run(args);
