@@ -1,0 +1,112 @@
+#include "ops/formats.h"
+
+#include <array>
+#include <bit>
+#include <cmath>
+#include <limits>
+
+namespace dsv4 {
+namespace {
+
+// E4M3 (float8_e4m3fn): sign, 4 exponent bits (bias 7), 3 mantissa bits. Exponent field 0
+// holds subnormals m * 2^-9; 0x7F / 0xFF are the only NaNs (no infinities), so the exponent
+// field 15 with mantissa < 7 is an ordinary normal number (up to 1.75 * 2^8 = 448).
+constexpr float decode_e4m3(uint8_t code) {
+  const int exponent = (code >> 3) & 0xF;
+  const int mantissa = code & 0x7;
+  float magnitude = 0.0f;
+  if (exponent == 0xF && mantissa == 0x7) {
+    magnitude = std::numeric_limits<float>::quiet_NaN();
+  } else if (exponent == 0) {
+    magnitude = static_cast<float>(mantissa) / 512.0f;  // m * 2^-9, exact
+  } else {
+    float scale = 1.0f;  // 2^(exponent - 7), built by exact doublings / halvings
+    for (int e = exponent; e > 7; --e) scale *= 2.0f;
+    for (int e = exponent; e < 7; ++e) scale /= 2.0f;
+    magnitude = (1.0f + static_cast<float>(mantissa) / 8.0f) * scale;
+  }
+  return (code & 0x80) ? -magnitude : magnitude;
+}
+
+constexpr std::array<float, 256> make_e4m3_table() {
+  std::array<float, 256> t{};
+  for (int c = 0; c < 256; ++c) t[static_cast<size_t>(c)] = decode_e4m3(static_cast<uint8_t>(c));
+  return t;
+}
+
+constexpr std::array<float, 256> kE4m3Table = make_e4m3_table();
+
+constexpr std::array<float, 16> kE2m1Table = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
+                                              -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+
+// Rounds a >= 0 to the nearest multiple of `quantum` (a power of two), ties to even multiple.
+// a / quantum and the product are exact, and nearbyint rounds half to even in the default
+// floating-point environment.
+inline float round_to_quantum(float a, float quantum) { return std::nearbyint(a / quantum) * quantum; }
+
+// Exponent e with 2^e <= a < 2^(e+1), for finite a > 0.
+inline int floor_log2(float a) {
+  int e = 0;
+  std::frexp(a, &e);  // a = f * 2^e, f in [0.5, 1)
+  return e - 1;
+}
+
+}  // namespace
+
+float bf16_to_f32(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
+
+uint16_t f32_to_bf16(float x) {
+  const uint32_t u = std::bit_cast<uint32_t>(x);
+  if (std::isnan(x)) return static_cast<uint16_t>((u >> 16) | 0x0040);  // keep it a (quiet) NaN
+  // Round to nearest even on the 16 dropped bits; a carry into the exponent is the correct
+  // result (including overflow to infinity).
+  const uint32_t rounding_bias = 0x7FFF + ((u >> 16) & 1);
+  return static_cast<uint16_t>((u + rounding_bias) >> 16);
+}
+
+float round_bf16(float x) { return bf16_to_f32(f32_to_bf16(x)); }
+
+float e4m3_to_f32(uint8_t code) { return kE4m3Table[code]; }
+
+uint8_t f32_to_e4m3(float x) {
+  const uint8_t sign = std::signbit(x) ? 0x80 : 0x00;
+  if (std::isnan(x)) return static_cast<uint8_t>(sign | 0x7F);
+  float a = std::fabs(x);
+  if (a >= 448.0f) return static_cast<uint8_t>(sign | 0x7E);  // saturate (also infinities)
+  if (a < 0.015625f) {
+    // Subnormal range (below 2^-6): multiples of 2^-9. A result of 8 * 2^-9 = 2^-6 is the
+    // code 0x08 of the smallest normal, so the code is the multiple itself.
+    const int m = static_cast<int>(round_to_quantum(a, 0.001953125f) * 512.0f);
+    return static_cast<uint8_t>(sign | m);
+  }
+  int e = floor_log2(a);                                  // -6..8
+  a = round_to_quantum(a, std::ldexp(1.0f, e - 3));       // 3 mantissa bits
+  if (a >= 448.0f) return static_cast<uint8_t>(sign | 0x7E);  // 448 < a < 464 rounds down to 448 anyway
+  e = floor_log2(a);                                      // a carry may have bumped the exponent
+  const int mantissa = static_cast<int>(std::ldexp(a, 3 - e)) - 8;
+  return static_cast<uint8_t>(sign | ((e + 7) << 3) | mantissa);
+}
+
+float e2m1_to_f32(uint8_t code) { return kE2m1Table[code & 0xF]; }
+
+uint8_t f32_to_e2m1(float x) {
+  const uint8_t sign = std::signbit(x) ? 0x8 : 0x0;
+  float a = std::fabs(x);
+  if (std::isnan(x)) return sign;  // E2M1 has no NaN; callers never pass one (amax is finite)
+  if (a >= 6.0f) return static_cast<uint8_t>(sign | 0x7);
+  // Grid spacing: 0.5 below 2 (subnormal 0.5 and exponent 1), 1 in [2, 4), 2 in [4, 6].
+  const float quantum = a < 2.0f ? 0.5f : (a < 4.0f ? 1.0f : 2.0f);
+  a = round_to_quantum(a, quantum);
+  uint8_t code = 0;
+  for (uint8_t c = 0; c < 8; ++c) {
+    if (kE2m1Table[c] == a) code = c;
+  }
+  return static_cast<uint8_t>(sign | code);
+}
+
+float e8m0_to_f32(uint8_t code) {
+  if (code == 0xFF) return std::numeric_limits<float>::quiet_NaN();
+  return std::ldexp(1.0f, static_cast<int>(code) - 127);
+}
+
+}  // namespace dsv4
