@@ -15,8 +15,18 @@ void compressor_pool(const CompressorState& cs, int64_t p, float* out) {
   const int64_t r = cs.ratio, d = cs.d, cd = cs.coff * d;
   // Slots in the reference order: (previous window, channels [0, d)) then current window
   // (channels [d, 2d)) for the overlapping compressor; the current window for the other.
-  int64_t pos[256];
-  int64_t off[256];
+  // Scratch of coff*ratio slots, reused (grows once per thread).
+  thread_local std::vector<int64_t> pos, off;
+  thread_local std::vector<const float*> arow, zrow;
+  thread_local std::vector<double> e;
+  const size_t max_slots = static_cast<size_t>(cs.coff * r);
+  if (pos.size() < max_slots) {
+    pos.resize(max_slots);
+    off.resize(max_slots);
+    arow.resize(max_slots);
+    zrow.resize(max_slots);
+    e.resize(max_slots);
+  }
   int64_t ns = 0;
   const int64_t first_cur = p - r + 1;
   if (cs.coff == 2) {
@@ -35,14 +45,11 @@ void compressor_pool(const CompressorState& cs, int64_t p, float* out) {
       off[ns++] = 0;
     }
   }
-  const float* arow[256];
-  const float* zrow[256];
   for (int64_t s = 0; s < ns; ++s) {
     int64_t slot = pos[s] % cs.ring_cap;
     arow[s] = cs.a.data() + slot * cd + off[s];
     zrow[s] = cs.z.data() + slot * cd + off[s];
   }
-  double e[256];
   for (int64_t ch = 0; ch < d; ++ch) {
     double m = -std::numeric_limits<double>::infinity();
     for (int64_t s = 0; s < ns; ++s) m = std::max(m, static_cast<double>(zrow[s][ch]));
@@ -63,17 +70,13 @@ void compressor_pool(const CompressorState& cs, int64_t p, float* out) {
 void compressor_forward(const ModelConfig& c, const CompressorWeights& w, CompressorState& cs, CompressorKind kind,
                         const RopeTable& rope, const float* x, int64_t start, int64_t n, Numerics nm, Workspace& ws) {
   const int64_t r = cs.ratio, d = cs.d, cd = cs.coff * d, D = c.dim;
-  if (r > 256 / 2 && cs.coff == 2) throw Error("compressor: overlapping ratio too large");
-  if (r > 256) throw Error("compressor: ratio " + std::to_string(r) + " > 256 not supported");
   float* A = ws.ca.get(static_cast<size_t>(n * cd));
   float* Z = ws.cz.get(static_cast<size_t>(n * cd));
   // FP32 weights x FP32 inputs -> FP32 (wide accumulation; same semantics in both modes).
   linear(w.wkv.matrix(), x, D, n, A, cd, Numerics::kPrecise, LinearCompute::kFp32);
   linear(w.wgate.matrix(), x, D, n, Z, cd, Numerics::kPrecise, LinearCompute::kFp32);
-  // Entries completed in this call.
-  const int64_t end = start + n;
-  const int64_t n_new = end / r - cs.n_entries;
-  cs.reserve_entries(end / r);
+  // Room for the entries completed in this call.
+  cs.reserve_entries((start + n) / r);
   const uint16_t* norm_w = bf16_data(w.norm);
   const int64_t rd = c.rope_dim;
   for (int64_t t = 0; t < n; ++t) {
@@ -102,7 +105,6 @@ void compressor_forward(const ModelConfig& c, const CompressorWeights& w, Compre
     }
     cs.n_entries = i + 1;
   }
-  (void)n_new;
 }
 
 }  // namespace dsv4
