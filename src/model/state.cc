@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <limits>
+#include <string>
+
+#include "base/error.h"
 
 namespace dsv4 {
 
@@ -74,6 +77,39 @@ void SequenceState::reset() {
   mtp_pos = 0;
   for (auto& l : layers) l.reset();
   for (auto& l : mtp) l.reset();
+}
+
+}  // namespace dsv4
+
+namespace dsv4 {
+
+namespace {
+void truncate_layer(LayerState& ls, int64_t m) {
+  if (ls.has_compressor) ls.compressor.n_entries = std::min(ls.compressor.n_entries, m / ls.compressor.ratio);
+  if (ls.has_indexer) ls.indexer.n_entries = std::min(ls.indexer.n_entries, m / ls.indexer.ratio);
+}
+}  // namespace
+
+void SequenceState::truncate(int64_t m) {
+  if (m == pos) return;
+  if (m < 0 || m > pos || pos - m > rewind_horizon)
+    throw Error("truncate to " + std::to_string(m) + " tokens: possible range is [" +
+                std::to_string(std::max<int64_t>(0, pos - rewind_horizon)) + ", " + std::to_string(pos) +
+                "] (rewind horizon " + std::to_string(rewind_horizon) + ")");
+  // MTP position i combines main position i with token i+1: keep positions < m - 1.
+  const int64_t mm = std::min(mtp_pos, std::max<int64_t>(0, m - 1));
+  if (mtp_pos - mm > rewind_horizon)
+    throw Error("truncate to " + std::to_string(m) + " tokens: the MTP state would rewind " +
+                std::to_string(mtp_pos - mm) + " positions, more than the rewind horizon " +
+                std::to_string(rewind_horizon));
+  if (m == 0) {
+    reset();
+    return;
+  }
+  for (auto& l : layers) truncate_layer(l, m);
+  pos = m;
+  for (auto& l : mtp) truncate_layer(l, mm);
+  mtp_pos = mm;
 }
 
 }  // namespace dsv4

@@ -14,15 +14,16 @@
 //       - entries [n_entries, d]: emitted compressed entries (append-only; entry i pools the
 //         window ending at position ratio*i + ratio - 1).
 //
-// Rewind (truncate to length m < pos; not implemented yet, the layout is made for it):
-// construct the state with `rewind_horizon` H > 0. The rings then keep H more positions than
-// the forward needs (window_cap = window + H, ring_cap = coff*ratio + H), so for any
-// m >= pos - H the ring slots of positions max(0, m - window) .. m - 1 and of the open
-// compressor windows are still intact. truncate(m) would set pos = m and resize every
-// entries array to floor(m / ratio) rows (entries are causal: entry i only depends on
-// positions <= ratio*i + ratio - 1 < m); no recomputation is needed, and the next forward
-// sees exactly the state a fresh prefill of m tokens leaves. The MTP block state is rewound
-// the same way.
+// Rewind (SequenceState::truncate): construct the state with `rewind_horizon` H > 0. The
+// rings then keep H more positions than the forward needs (window_cap = window + H,
+// ring_cap = coff*ratio + H), so for any m >= pos - H the ring slots of positions
+// max(0, m - window) .. m - 1 and of the open compressor windows (positions >=
+// ratio*floor(m/ratio) - (coff-1)*ratio) are still intact. truncate(m) sets pos = m and cuts
+// every entries array to floor(m / ratio) rows (entries are causal: entry i only depends on
+// positions <= ratio*i + ratio - 1 < m). Slots of positions >= m hold stale data but are
+// always rewritten before they are read. No recomputation is needed: the next forward sees
+// exactly the state a fresh prefill of m tokens leaves. The MTP block state is cut to the
+// MTP positions that only use tokens < m.
 //
 // Memory: the rings are fixed-size; entries grow geometrically (amortised, no allocation
 // on most decode steps). Workspace buffers only grow, so a decode loop with n = 1 stops
@@ -113,6 +114,8 @@ struct SequenceState {
   SequenceState(const ModelConfig& c, Numerics numerics, int64_t rewind_horizon = 0);
   // Back to an empty sequence (window KV zero, compressor scores -inf, no entries).
   void reset();
+  // Rewinds to the first m tokens (pos - rewind_horizon <= m <= pos); throws Error otherwise.
+  void truncate(int64_t m);
 };
 
 }  // namespace dsv4

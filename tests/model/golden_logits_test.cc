@@ -21,6 +21,8 @@ struct Case {
   nlohmann::json tolerance;
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.file; }
+
 std::vector<Case> cases() {
   std::vector<Case> out;
   auto m = nlohmann::json::parse(read_file(kTinyA + "/manifest.json"));

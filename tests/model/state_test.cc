@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "base/error.h"
 #include "model/attention.h"
 #include "model/compressor.h"
 #include "model/moe.h"
@@ -243,3 +244,63 @@ TEST(QHeadNorm, ReferenceIsBf16) {
 }
 
 }  // namespace
+
+namespace {
+
+// Rewind: feed a wrong continuation, truncate, feed the right one: the logits equal a fresh
+// prefill (both modes, bit-identical).
+void check_truncate(Numerics nm) {
+  auto w = tiny_model();
+  const ModelConfig& c = w->config;
+  auto tokens = seq_tokens("seq1");
+  const int64_t N = static_cast<int64_t>(tokens.size()), V = c.vocab_size, m = 85, H = 20;
+  auto full = prefill_logits(nm, tokens);
+  SequenceState st(c, nm, H);
+  ForwardOutput fo;
+  forward(*w, st, tokens.data(), m, fo);
+  std::vector<int64_t> wrong(H);
+  for (int64_t i = 0; i < H; ++i) wrong[i] = (tokens[m + i] * 7 + 3) % V;
+  forward(*w, st, wrong.data(), 3, fo);  // a chunk...
+  for (int64_t i = 3; i < H; ++i) forward(*w, st, wrong.data() + i, 1, fo);  // ...and decode steps
+  EXPECT_THROW(st.truncate(m - 1), Error);  // beyond the horizon
+  st.truncate(m);
+  EXPECT_EQ(st.pos, m);
+  std::vector<float> logits((N - m) * V);
+  fo.logits = logits.data();
+  fo.all_logits = true;
+  forward(*w, st, tokens.data() + m, 10, fo);
+  for (int64_t p = m + 10; p < N; ++p) {
+    fo.logits = logits.data() + (p - m) * V;
+    fo.all_logits = false;
+    forward(*w, st, tokens.data() + p, 1, fo);
+  }
+  std::vector<float> ref(full.begin() + m * V, full.end());
+  EXPECT_EQ(diff(logits, ref).max_abs, 0.0);
+}
+
+}  // namespace
+
+TEST(Truncate, RewindThenContinueEqualsPrefillPrecise) { check_truncate(Numerics::kPrecise); }
+TEST(Truncate, RewindThenContinueEqualsPrefillReference) { check_truncate(Numerics::kReference); }
+
+TEST(Mtp, ChunkedEqualsOneCall) {
+  auto w = tiny_model();
+  const ModelConfig& c = w->config;
+  auto tokens = seq_tokens("seq1");
+  tokens.resize(70);
+  const int64_t N = 70, V = c.vocab_size, hc = c.hc_mult, D = c.dim;
+  auto one = mtp_logits(Numerics::kReference, tokens);
+  // Main model one token at a time, the MTP block fed as soon as the next token is known.
+  SequenceState st(c, Numerics::kReference);
+  std::vector<float> streams(N * hc * D), logits((N - 1) * V);
+  for (int64_t p = 0; p < N; ++p) {
+    ForwardOutput fo;
+    fo.final_streams = streams.data() + p * hc * D;
+    forward(*w, st, tokens.data() + p, 1, fo);
+    if (p >= 1)
+      mtp_forward(*w, st, streams.data() + (p - 1) * hc * D, tokens.data() + p, 1, logits.data() + (p - 1) * V, false,
+                  nullptr, nullptr);
+  }
+  EXPECT_EQ(st.mtp_pos, N - 1);
+  EXPECT_EQ(diff(logits, one).max_abs, 0.0);
+}
