@@ -2,6 +2,8 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <unordered_map>
+#include <vector>
 
 #include "base/error.h"
 #include "model/safetensors.h"
@@ -34,7 +36,28 @@ inline int64_t i64_at(const Tensor* t, int64_t i) {
   std::memcpy(&v, t->data + 8 * i, 8);
   return v;
 }
-inline const uint16_t* bf16_data(const Tensor* t) { return reinterpret_cast<const uint16_t*>(t->data); }
+// A BF16 vector tensor (norm weights) as an aligned uint16_t array. Tensors in a mapped
+// safetensors file can start at any byte offset; misaligned ones are copied once per thread.
+inline const uint16_t* bf16_data(const Tensor* t) {
+  if (reinterpret_cast<uintptr_t>(t->data) % alignof(uint16_t) == 0) return reinterpret_cast<const uint16_t*>(t->data);
+  thread_local std::unordered_map<const uint8_t*, std::vector<uint16_t>> copies;
+  auto& v = copies[t->data];
+  if (v.empty()) {
+    v.resize(t->nbytes / 2);
+    std::memcpy(v.data(), t->data, v.size() * 2);
+  }
+  return v.data();
+}
+
+// Row `row` of a BF16 matrix tensor [rows, n] as FP32 (unaligned-safe).
+inline void bf16_row(const Tensor* t, int64_t row, int64_t n, float* out) {
+  const uint8_t* src = t->data + 2 * row * n;
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t b;
+    std::memcpy(&b, src + 2 * i, 2);
+    out[i] = bf16_to_f32(b);
+  }
+}
 
 // A 2-D F32 or BF16 tensor as an ops weight matrix.
 inline WeightMatrix matrix_of(const Tensor* t) {

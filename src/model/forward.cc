@@ -21,11 +21,9 @@ void check_tokens(const ModelConfig& c, const int64_t* tokens, int64_t n) {
 void embed_streams(const ModelWeights& w, const int64_t* tokens, int64_t n, float* X) {
   const ModelConfig& c = w.config;
   const int64_t D = c.dim, hc = c.hc_mult;
-  const uint16_t* e = bf16_data(w.embed);
   for (int64_t t = 0; t < n; ++t) {
-    const uint16_t* row = e + tokens[t] * D;
     float* x0 = X + t * hc * D;
-    for (int64_t d = 0; d < D; ++d) x0[d] = bf16_to_f32(row[d]);
+    bf16_row(w.embed, tokens[t], D, x0);
     for (int64_t j = 1; j < hc; ++j) std::copy(x0, x0 + D, x0 + j * D);
   }
 }

@@ -13,9 +13,7 @@ void mtp_input(const ModelWeights& w, const MtpWeights& m, const float* h, const
   const ModelConfig& c = w.config;
   const int64_t D = c.dim, hc = c.hc_mult;
   float* e = ws.t1.get(static_cast<size_t>(n * D));
-  const uint16_t* emb = bf16_data(w.embed);
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t d = 0; d < D; ++d) e[t * D + d] = bf16_to_f32(emb[next_tokens[t] * D + d]);
+  for (int64_t t = 0; t < n; ++t) bf16_row(w.embed, next_tokens[t], D, e + t * D);
   rms_norm(e, n, D, bf16_data(m.enorm), c.norm_eps, e, nm);
   float* ep = ws.t2.get(static_cast<size_t>(n * D));
   linear(m.e_proj.matrix(), e, D, n, ep, D, nm, LinearCompute::kNative);

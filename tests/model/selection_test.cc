@@ -100,6 +100,7 @@ void check_decode(const std::string& mode, Numerics nm, int64_t max_bad_rows) {
 
 TEST(Selections, PrecisePrefillIdentical) { check_prefill("precise", Numerics::kPrecise, 0); }
 TEST(Selections, PreciseDecodeIdentical) { check_decode("precise", Numerics::kPrecise, 0); }
-// Reference mode is chaotic at its own rounding level (README): near-ties may flip a few rows.
-TEST(Selections, ReferencePrefillMostlyIdentical) { check_prefill("reference", Numerics::kReference, 13); }
-TEST(Selections, ReferenceDecodeMostlyIdentical) { check_decode("reference", Numerics::kReference, 11); }
+// Reference mode is chaotic at its own rounding level (README): near-ties may flip a few rows;
+// allow 10% of the rows (131 prefill rows, 114 decode steps) to catch gross errors only.
+TEST(Selections, ReferencePrefillMostlyIdentical) { check_prefill("reference", Numerics::kReference, 131 / 10); }
+TEST(Selections, ReferenceDecodeMostlyIdentical) { check_decode("reference", Numerics::kReference, 114 / 10); }
