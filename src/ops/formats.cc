@@ -1,43 +1,16 @@
 #include "ops/formats.h"
 
-#include <array>
 #include <bit>
 #include <cmath>
 #include <limits>
 
+#include "ops/format_tables.h"
+
 namespace dsv4 {
 namespace {
 
-// E4M3 (float8_e4m3fn): sign, 4 exponent bits (bias 7), 3 mantissa bits. Exponent field 0
-// holds subnormals m * 2^-9; 0x7F / 0xFF are the only NaNs (no infinities), so the exponent
-// field 15 with mantissa < 7 is an ordinary normal number (up to 1.75 * 2^8 = 448).
-constexpr float decode_e4m3(uint8_t code) {
-  const int exponent = (code >> 3) & 0xF;
-  const int mantissa = code & 0x7;
-  float magnitude = 0.0f;
-  if (exponent == 0xF && mantissa == 0x7) {
-    magnitude = std::numeric_limits<float>::quiet_NaN();
-  } else if (exponent == 0) {
-    magnitude = static_cast<float>(mantissa) / 512.0f;  // m * 2^-9, exact
-  } else {
-    float scale = 1.0f;  // 2^(exponent - 7), built by exact doublings / halvings
-    for (int e = exponent; e > 7; --e) scale *= 2.0f;
-    for (int e = exponent; e < 7; ++e) scale /= 2.0f;
-    magnitude = (1.0f + static_cast<float>(mantissa) / 8.0f) * scale;
-  }
-  return (code & 0x80) ? -magnitude : magnitude;
-}
-
-constexpr std::array<float, 256> make_e4m3_table() {
-  std::array<float, 256> t{};
-  for (int c = 0; c < 256; ++c) t[static_cast<size_t>(c)] = decode_e4m3(static_cast<uint8_t>(c));
-  return t;
-}
-
-constexpr std::array<float, 256> kE4m3Table = make_e4m3_table();
-
-constexpr std::array<float, 16> kE2m1Table = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
-                                              -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+using format_tables::kE2m1;
+using format_tables::kE4m3;
 
 // Rounds a >= 0 to the nearest multiple of `quantum` (a power of two), ties to even multiple.
 // a / quantum and the product are exact, and nearbyint rounds half to even in the default
@@ -66,7 +39,7 @@ uint16_t f32_to_bf16(float x) {
 
 float round_bf16(float x) { return bf16_to_f32(f32_to_bf16(x)); }
 
-float e4m3_to_f32(uint8_t code) { return kE4m3Table[code]; }
+float e4m3_to_f32(uint8_t code) { return kE4m3[code]; }
 
 uint8_t f32_to_e4m3(float x) {
   const uint8_t sign = std::signbit(x) ? 0x80 : 0x00;
@@ -87,7 +60,7 @@ uint8_t f32_to_e4m3(float x) {
   return static_cast<uint8_t>(sign | ((e + 7) << 3) | mantissa);
 }
 
-float e2m1_to_f32(uint8_t code) { return kE2m1Table[code & 0xF]; }
+float e2m1_to_f32(uint8_t code) { return kE2m1[code & 0xF]; }
 
 uint8_t f32_to_e2m1(float x) {
   const uint8_t sign = std::signbit(x) ? 0x8 : 0x0;
@@ -99,7 +72,7 @@ uint8_t f32_to_e2m1(float x) {
   a = round_to_quantum(a, quantum);
   uint8_t code = 0;
   for (uint8_t c = 0; c < 8; ++c) {
-    if (kE2m1Table[c] == a) code = c;
+    if (kE2m1[c] == a) code = c;
   }
   return static_cast<uint8_t>(sign | code);
 }

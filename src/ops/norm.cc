@@ -12,10 +12,12 @@ void rms_norm(const float* x, int64_t n_rows, int64_t d, const uint16_t* weight_
   for (int64_t r = 0; r < n_rows; ++r) {
     const float* xr = x + r * d;
     float* yr = y + r * d;
-    // mean(x^2): FP32 squares, reduced in double and rounded once (batch-shape independent).
+    // mean(x^2) as torch computes x.square().mean(): FP32 squares, their sum (reduced in
+    // double, rounded once to FP32), then an FP32 division by d. Dividing in double instead
+    // changes the last bit of some rows against the golden data.
     double sum = 0.0;
     for (int64_t i = 0; i < d; ++i) sum += static_cast<double>(xr[i] * xr[i]);
-    const float mean_sq = static_cast<float>(sum / static_cast<double>(d));
+    const float mean_sq = static_cast<float>(sum) / static_cast<float>(d);
     const float inv = rsqrt_f32(mean_sq + eps_f);
     for (int64_t i = 0; i < d; ++i) {
       float v = xr[i] * inv;

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "ops/format_tables.h"
 #include "ops/formats.h"
 
 namespace dsv4 {
@@ -13,6 +14,10 @@ void dequantize_rows(const WeightMatrix& w, int64_t r0, int64_t n, float* out) {
   if (r0 < 0 || n < 0 || r0 + n > w.rows) {
     throw Error("dequantize_rows: rows [" + std::to_string(r0) + ", " + std::to_string(r0 + n) +
                 ") outside a view of " + std::to_string(w.rows) + " rows");
+  }
+  const bool quantised = w.format == WeightFormat::kFp8Block || w.format == WeightFormat::kFp4;
+  if (w.data == nullptr || (quantised && (w.scale == nullptr || w.block <= 0))) {
+    throw Error("dequantize_rows: weight view without data or block scales");
   }
   if (w.format == WeightFormat::kFp4 && w.cols % 32 != 0) {
     throw Error("dequantize_rows: FP4 weight with " + std::to_string(w.cols) + " columns (not a multiple of 32)");
@@ -45,7 +50,7 @@ void dequantize_rows(const WeightMatrix& w, int64_t r0, int64_t n, float* out) {
         for (int64_t cb = 0; cb < scale_cols; ++cb) {
           const float s = e8m0_to_f32(scales[cb]);
           const int64_t end = std::min(cols, (cb + 1) * block);
-          for (int64_t c = cb * block; c < end; ++c) dst[c] = e4m3_to_f32(codes[c]) * s;
+          for (int64_t c = cb * block; c < end; ++c) dst[c] = format_tables::kE4m3[codes[c]] * s;
         }
         break;
       }
@@ -57,8 +62,8 @@ void dequantize_rows(const WeightMatrix& w, int64_t r0, int64_t n, float* out) {
         for (int64_t c = 0; c < cols; c += 2) {
           const float s = e8m0_to_f32(scales[c / 32]);
           const uint8_t byte = packed[c / 2];
-          dst[c] = e2m1_to_f32(byte & 0xF) * s;
-          dst[c + 1] = e2m1_to_f32(byte >> 4) * s;
+          dst[c] = format_tables::kE2m1[byte & 0xF] * s;
+          dst[c + 1] = format_tables::kE2m1[byte >> 4] * s;
         }
         break;
       }
