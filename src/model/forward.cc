@@ -54,6 +54,7 @@ void block_forward(const ModelWeights& w, const BlockWeights& bw, LayerState& ls
   moe_forward(c, bw.ffn, c.is_hash_layer(bw.layer), xin, tokens, n, nm, ws, f, trace ? &trace->moe : nullptr);
   if (trace && trace->ffn_out) std::copy(f, f + n * D, trace->ffn_out);
   hc_expand(c, f, X2, post, comb, n, X, nm);
+  if (trace && trace->out) std::copy(X, X + n * hc * D, trace->out);
 }
 
 void head_logits(const ModelWeights& w, const HcWeights& hc, const Tensor* norm, const float* X, int64_t n,

@@ -19,6 +19,7 @@ struct BlockTrace {
   float* attn_out = nullptr;  // [n, D] attention sublayer output (after wo_b)
   float* ffn_in = nullptr;    // [n, D]
   float* ffn_out = nullptr;   // [n, D] MoE output
+  float* out = nullptr;       // [n, hc, D] streams after the block
   AttentionTrace attn;
   MoeTrace moe;
 };

@@ -104,3 +104,49 @@ TEST(Selections, PreciseDecodeIdentical) { check_decode("precise", Numerics::kPr
 // allow 10% of the rows (131 prefill rows, 114 decode steps) to catch gross errors only.
 TEST(Selections, ReferencePrefillMostlyIdentical) { check_prefill("reference", Numerics::kReference, 131 / 10); }
 TEST(Selections, ReferenceDecodeMostlyIdentical) { check_decode("reference", Numerics::kReference, 114 / 10); }
+
+// Precise mode end to end (no teacher forcing): every float intermediate the trace exposes
+// within 1e-4 x max|golden| (README: intermediate float tensors).
+TEST(PreciseIntermediates, EndToEndWithinTolerance) {
+  auto w = tiny_model();
+  const ModelConfig& c = w->config;
+  auto tokens = seq_tokens("seq1");
+  const int64_t S = static_cast<int64_t>(tokens.size()), D = c.dim, hc = c.hc_mult;
+  std::vector<BlockTrace> bt(c.n_layers);
+  std::vector<std::vector<float>> buf;
+  buf.reserve(8 * c.n_layers);
+  auto alloc = [&](int64_t n) {
+    buf.emplace_back(n);
+    return buf.back().data();
+  };
+  for (auto& t : bt) {
+    t.attn_in = alloc(S * D);
+    t.attn_out = alloc(S * D);
+    t.ffn_in = alloc(S * D);
+    t.ffn_out = alloc(S * D);
+    t.out = alloc(S * hc * D);
+    t.attn.kv = alloc(S * c.head_dim);
+    t.moe.scores = alloc(S * c.n_routed_experts);
+  }
+  auto logits = prefill_logits(Numerics::kPrecise, tokens, nullptr, &bt);
+  const TensorStore& g = golden("precise/debug_seq1.safetensors");
+  auto check = [&](const std::string& name, const float* v) {
+    auto gv = g.read_f32(name);
+    double gmax = 0;
+    for (float x : gv) gmax = std::max(gmax, static_cast<double>(std::abs(x)));
+    Diff d = diff(v, gv.data(), gv.size());
+    std::printf("precise %s: max %.3g (tolerance %.3g)\n", name.c_str(), d.max_abs, 1e-4 * gmax);
+    EXPECT_LE(d.max_abs, 1e-4 * gmax) << name;
+  };
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = "layers." + std::to_string(l) + ".";
+    check(p + "attn_in", bt[l].attn_in);
+    check(p + "attn.kv", bt[l].attn.kv);
+    check(p + "attn.out", bt[l].attn_out);
+    check(p + "ffn_in", bt[l].ffn_in);
+    check(p + "ffn.gate.scores", bt[l].moe.scores);
+    check(p + "ffn.out", bt[l].ffn_out);
+    check(p + "out", bt[l].out);
+  }
+  check("logits_all", logits.data());
+}
