@@ -92,7 +92,7 @@ void attention_forward(const ModelConfig& c, const AttentionWeights& w, LayerSta
   // Query path.
   float* qr = ws.qr.get(static_cast<size_t>(n * ql));
   linear(w.wq_a.matrix(), x, D, n, qr, ql, nm, LinearCompute::kNative);
-  rms_norm(qr, n, ql, bf16_data(w.q_norm), c.norm_eps, qr, nm);
+  rms_norm(qr, n, ql, bf16_data(w.q_norm, ws.normw), c.norm_eps, qr, nm);
   float* q = ws.q.get(static_cast<size_t>(n * H * hd));
   linear(w.wq_b.matrix(), qr, ql, n, q, H * hd, nm, LinearCompute::kNative);
   for (int64_t t = 0; t < n; ++t) {
@@ -102,7 +102,7 @@ void attention_forward(const ModelConfig& c, const AttentionWeights& w, LayerSta
   // KV path (K = V).
   float* kv = ws.kv.get(static_cast<size_t>(n * hd));
   linear(w.wkv.matrix(), x, D, n, kv, hd, nm, LinearCompute::kNative);
-  rms_norm(kv, n, hd, bf16_data(w.kv_norm), c.norm_eps, kv, nm);
+  rms_norm(kv, n, hd, bf16_data(w.kv_norm, ws.normw), c.norm_eps, kv, nm);
   for (int64_t t = 0; t < n; ++t) {
     float* kt = kv + t * hd;
     apply_rope(kt + nope, start + t, ls.rope, false, nm);

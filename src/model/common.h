@@ -2,7 +2,6 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
-#include <unordered_map>
 #include <vector>
 
 #include "base/error.h"
@@ -37,16 +36,14 @@ inline int64_t i64_at(const Tensor* t, int64_t i) {
   return v;
 }
 // A BF16 vector tensor (norm weights) as an aligned uint16_t array. Tensors in a mapped
-// safetensors file can start at any byte offset; misaligned ones are copied once per thread.
-inline const uint16_t* bf16_data(const Tensor* t) {
+// safetensors file can start at any byte offset; a misaligned one is copied into `buf`
+// (valid until the next call with the same buffer).
+inline const uint16_t* bf16_data(const Tensor* t, std::vector<uint16_t>& buf) {
   if (reinterpret_cast<uintptr_t>(t->data) % alignof(uint16_t) == 0) return reinterpret_cast<const uint16_t*>(t->data);
-  thread_local std::unordered_map<const uint8_t*, std::vector<uint16_t>> copies;
-  auto& v = copies[t->data];
-  if (v.empty()) {
-    v.resize(t->nbytes / 2);
-    std::memcpy(v.data(), t->data, v.size() * 2);
-  }
-  return v.data();
+  const size_t n = t->nbytes / 2;
+  if (buf.size() < n) buf.resize(n);
+  std::memcpy(buf.data(), t->data, n * 2);
+  return buf.data();
 }
 
 // Row `row` of a BF16 matrix tensor [rows, n] as FP32 (unaligned-safe).

@@ -77,7 +77,7 @@ void compressor_forward(const ModelConfig& c, const CompressorWeights& w, Compre
   linear(w.wgate.matrix(), x, D, n, Z, cd, Numerics::kPrecise, LinearCompute::kFp32);
   // Room for the entries completed in this call.
   cs.reserve_entries((start + n) / r);
-  const uint16_t* norm_w = bf16_data(w.norm);
+  const uint16_t* norm_w = bf16_data(w.norm, ws.normw);
   const int64_t rd = c.rope_dim;
   for (int64_t t = 0; t < n; ++t) {
     const int64_t p = start + t;

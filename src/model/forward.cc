@@ -42,7 +42,7 @@ void block_forward(const ModelWeights& w, const BlockWeights& bw, LayerState& ls
   hc_coeffs(c, bw.hc_attn, X, n, pre, post, comb, ws);
   hc_collapse(c, X, pre, n, xin, nm);
   if (trace && trace->attn_in) std::copy(xin, xin + n * D, trace->attn_in);
-  rms_norm(xin, n, D, bf16_data(bw.attn_norm), c.norm_eps, xin, nm);
+  rms_norm(xin, n, D, bf16_data(bw.attn_norm, ws.normw), c.norm_eps, xin, nm);
   attention_forward(c, bw.attn, ls, xin, start, n, nm, ws, f, trace ? &trace->attn : nullptr);
   if (trace && trace->attn_out) std::copy(f, f + n * D, trace->attn_out);
   hc_expand(c, f, X, post, comb, n, X2, nm);
@@ -50,7 +50,7 @@ void block_forward(const ModelWeights& w, const BlockWeights& bw, LayerState& ls
   hc_coeffs(c, bw.hc_ffn, X2, n, pre, post, comb, ws);
   hc_collapse(c, X2, pre, n, xin, nm);
   if (trace && trace->ffn_in) std::copy(xin, xin + n * D, trace->ffn_in);
-  rms_norm(xin, n, D, bf16_data(bw.ffn_norm), c.norm_eps, xin, nm);
+  rms_norm(xin, n, D, bf16_data(bw.ffn_norm, ws.normw), c.norm_eps, xin, nm);
   moe_forward(c, bw.ffn, c.is_hash_layer(bw.layer), xin, tokens, n, nm, ws, f, trace ? &trace->moe : nullptr);
   if (trace && trace->ffn_out) std::copy(f, f + n * D, trace->ffn_out);
   hc_expand(c, f, X2, post, comb, n, X, nm);
@@ -63,7 +63,7 @@ void head_logits(const ModelWeights& w, const HcWeights& hc, const Tensor* norm,
   const int64_t D = c.dim;
   float* y = ws.t0.get(static_cast<size_t>(n * D));
   hc_head(c, hc, X, n, y, nm, ws);
-  rms_norm(y, n, D, bf16_data(norm), c.norm_eps, y, nm);
+  rms_norm(y, n, D, bf16_data(norm, ws.normw), c.norm_eps, y, nm);
   // FP32 GEMM on the up-cast BF16 head (wide accumulation; both modes).
   linear(matrix_of(w.head), y, D, n, logits, c.vocab_size, Numerics::kPrecise, LinearCompute::kFp32);
 }

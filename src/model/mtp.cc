@@ -14,11 +14,11 @@ void mtp_input(const ModelWeights& w, const MtpWeights& m, const float* h, const
   const int64_t D = c.dim, hc = c.hc_mult;
   float* e = ws.t1.get(static_cast<size_t>(n * D));
   for (int64_t t = 0; t < n; ++t) bf16_row(w.embed, next_tokens[t], D, e + t * D);
-  rms_norm(e, n, D, bf16_data(m.enorm), c.norm_eps, e, nm);
+  rms_norm(e, n, D, bf16_data(m.enorm, ws.normw), c.norm_eps, e, nm);
   float* ep = ws.t2.get(static_cast<size_t>(n * D));
   linear(m.e_proj.matrix(), e, D, n, ep, D, nm, LinearCompute::kNative);
   float* hn = ws.t3.get(static_cast<size_t>(n * hc * D));
-  rms_norm(h, n * hc, D, bf16_data(m.hnorm), c.norm_eps, hn, nm);
+  rms_norm(h, n * hc, D, bf16_data(m.hnorm, ws.normw), c.norm_eps, hn, nm);
   linear(m.h_proj.matrix(), hn, D, n * hc, X, D, nm, LinearCompute::kNative);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t j = 0; j < hc; ++j) {

@@ -99,6 +99,7 @@ struct Workspace {
   ScratchI64 sel, sel_n, gate_idx, ex_rows, list;
   std::vector<const float*> rows;  // attention index list (null = masked)
   std::vector<double> dacc;        // attention block accumulator
+  std::vector<uint16_t> normw;     // aligned copy of a misaligned norm weight
 };
 
 struct SequenceState {
