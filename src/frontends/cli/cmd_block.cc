@@ -6,13 +6,15 @@
 
 #include "base/error.h"
 #include "frontends/cli/commands.h"
-#include "frontends/cli/token_ids.h"
 #include "model/forward.h"
 #include "model/mtp.h"
 #include "model/safetensors.h"
 #include "model/weights.h"
 
 namespace dsv4::cli {
+
+// "1,2,3" or "@FILE" token lists (defined in cmd_logits.cc).
+std::vector<int64_t> parse_token_ids(const std::string& arg);
 
 int cmd_block(int argc, char** argv) {
   CLI::App app{
