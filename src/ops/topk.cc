@@ -21,11 +21,14 @@ int64_t topk_indices(const float* scores, int64_t n, int64_t k, int64_t* out) {
     if (!na && sa != sb) return sa > sb;
     return a < b;
   };
-  thread_local std::vector<int64_t> idx;
-  idx.resize(static_cast<size_t>(n));
-  std::iota(idx.begin(), idx.end(), int64_t{0});
-  std::partial_sort(idx.begin(), idx.begin() + m, idx.end(), before);
-  std::copy(idx.begin(), idx.begin() + m, out);
+  // Reused scratch that only grows (resizing down and up again would reallocate on every
+  // call whose n exceeds the last one, i.e. on most decode steps).
+  thread_local std::vector<int64_t> scratch;
+  if (scratch.size() < static_cast<size_t>(n)) scratch.resize(std::max(static_cast<size_t>(n), 2 * scratch.size()));
+  int64_t* idx = scratch.data();
+  std::iota(idx, idx + n, int64_t{0});
+  std::partial_sort(idx, idx + m, idx + n, before);
+  std::copy(idx, idx + m, out);
   return m;
 }
 

@@ -1,13 +1,89 @@
-// Placeholder until the owning issue lands; replaced by the real command.
+// `dsv4 logits`: logits of a token sequence through the faithful forward pass (prefill, or
+// prefill then teacher-forced one-token decode steps), written as a safetensors file.
+#include <CLI/CLI.hpp>
 #include <cstdio>
+#include <vector>
 
+#include "base/error.h"
 #include "frontends/cli/commands.h"
+#include "frontends/cli/token_ids.h"
+#include "model/forward.h"
+#include "model/mtp.h"
+#include "model/safetensors.h"
+#include "model/weights.h"
 
 namespace dsv4::cli {
 
-int cmd_logits(int, char**) {
-  std::fprintf(stderr, "dsv4 logits: not implemented yet\n");
-  return 2;
+int cmd_logits(int argc, char** argv) {
+  CLI::App app{
+      "Compute logits of a token sequence.\n"
+      "Without --prefill: one prefill of all N tokens; writes F32 `logits` [1, V] (last position),\n"
+      "or [N, V] with --all (every position).\n"
+      "With --prefill K (1 <= K <= N): prefill K tokens, then decode the remaining tokens one at a\n"
+      "time (teacher forcing); writes `logits` [N-K+1, V]: row 0 after the prefill (position K-1),\n"
+      "row j after the decode step of position K-1+j.\n"
+      "--mtp: also writes `mtp_logits` [N-1, V] from the MTP block: row i combines the final main-model\n"
+      "streams at position i with the embedding of token i+1 and predicts token i+2 (the golden data's\n"
+      "mtp(h[:, :-1], 0, tokens[:, 1:])). Needs N >= 2.",
+      "dsv4 logits"};
+  std::string dir, tokens_arg, out_path, numerics_name = "reference";
+  int64_t prefill = 0;
+  bool all = false, mtp = false;
+  app.add_option("-m,--model", dir, "model directory")->required();
+  app.add_option("--tokens", tokens_arg, "token ids: 1,2,3 or @FILE (a JSON array of integers)")->required();
+  app.add_option("-o,--out", out_path, "output safetensors file")->required();
+  app.add_option("--numerics", numerics_name, "reference (default) or precise")
+      ->check(CLI::IsMember({"reference", "precise"}));
+  app.add_option("--prefill", prefill, "prefill K tokens, then decode the rest one token at a time");
+  app.add_flag("--all", all, "logits of every position (prefill mode)");
+  app.add_flag("--mtp", mtp, "also write mtp_logits (see above)");
+  CLI11_PARSE(app, argc, argv);
+
+  std::vector<int64_t> tokens = parse_token_ids(tokens_arg);
+  auto w = load_model(dir);
+  const ModelConfig& c = w->config;
+  check_tokens(c, tokens.data(), static_cast<int64_t>(tokens.size()));
+  const int64_t N = static_cast<int64_t>(tokens.size()), V = c.vocab_size, hc = c.hc_mult, D = c.dim;
+  if (app.count("--prefill") && (prefill < 1 || prefill > N))
+    throw Error("--prefill " + std::to_string(prefill) + ": must be in [1, " + std::to_string(N) + "]");
+  if (app.count("--prefill") && all) throw Error("--all and --prefill cannot be combined");
+  if (mtp && N < 2) throw Error("--mtp needs at least 2 tokens");
+  if (mtp && c.n_mtp_layers < 1) throw Error("--mtp: the model has no MTP block");
+  const Numerics nm = numerics_name == "precise" ? Numerics::kPrecise : Numerics::kReference;
+
+  SequenceState st(c, nm);
+  std::vector<float> streams(mtp ? static_cast<size_t>(N * hc * D) : 0);
+  std::vector<TensorData> outs;
+  if (!app.count("--prefill")) {
+    const int64_t rows = all ? N : 1;
+    std::vector<float> logits(static_cast<size_t>(rows * V));
+    ForwardOutput fo;
+    fo.logits = logits.data();
+    fo.all_logits = all;
+    fo.final_streams = mtp ? streams.data() : nullptr;
+    forward(*w, st, tokens.data(), N, fo);
+    outs.push_back(TensorData::f32("logits", {rows, V}, logits.data()));
+  } else {
+    const int64_t rows = N - prefill + 1;
+    std::vector<float> logits(static_cast<size_t>(rows * V));
+    ForwardOutput fo;
+    fo.logits = logits.data();
+    fo.final_streams = mtp ? streams.data() : nullptr;
+    forward(*w, st, tokens.data(), prefill, fo);
+    for (int64_t p = prefill; p < N; ++p) {
+      fo.logits = logits.data() + (p - prefill + 1) * V;
+      fo.final_streams = mtp ? streams.data() + p * hc * D : nullptr;
+      forward(*w, st, tokens.data() + p, 1, fo);
+    }
+    outs.push_back(TensorData::f32("logits", {rows, V}, logits.data()));
+  }
+  if (mtp) {
+    std::vector<float> ml(static_cast<size_t>((N - 1) * V));
+    mtp_forward(*w, st, streams.data(), tokens.data() + 1, N - 1, ml.data(), true, nullptr, nullptr);
+    outs.push_back(TensorData::f32("mtp_logits", {N - 1, V}, ml.data()));
+  }
+  write_safetensors(out_path, outs);
+  return 0;
 }
 
 }  // namespace dsv4::cli

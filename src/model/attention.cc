@@ -1,0 +1,166 @@
+#include "model/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "model/common.h"
+#include "model/compressor.h"
+#include "model/indexer.h"
+#include "ops/linear.h"
+#include "ops/math.h"
+#include "ops/norm.h"
+#include "ops/quant_sim.h"
+#include "ops/rope.h"
+
+namespace dsv4 {
+
+void q_head_norm(float* q, int64_t H, int64_t hd, double eps, Numerics nm) {
+  for (int64_t h = 0; h < H; ++h) {
+    float* qh = q + h * hd;
+    if (is_ref(nm)) {
+      // q * rsqrt(mean(q^2) + eps) with BF16 tensors: square -> BF16, mean accumulated in FP32
+      // and rounded to BF16 once, + eps -> BF16, rsqrt -> BF16, product -> BF16.
+      float acc = 0.0f;
+      for (int64_t i = 0; i < hd; ++i) acc += round_bf16(qh[i] * qh[i]);
+      float mean = round_bf16(acc / static_cast<float>(hd));
+      float a = round_bf16(mean + static_cast<float>(eps));
+      float rs = round_bf16(rsqrt_f32(a));
+      for (int64_t i = 0; i < hd; ++i) qh[i] = round_bf16(qh[i] * rs);
+    } else {
+      double ss = 0;
+      for (int64_t i = 0; i < hd; ++i) ss += static_cast<double>(qh[i]) * qh[i];
+      float rs = rsqrt_f32(static_cast<float>(ss / static_cast<double>(hd)) + static_cast<float>(eps));
+      for (int64_t i = 0; i < hd; ++i) qh[i] *= rs;
+    }
+  }
+}
+
+void sparse_attention_row(const float* q, int64_t H, int64_t hd, const float* const* rows, int64_t n_rows,
+                          const float* sink, float scale, Numerics nm, float* o, double* blk) {
+  constexpr int64_t kBlock = 64;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  float s[kBlock];
+  for (int64_t h = 0; h < H; ++h) {
+    const float* qh = q + h * hd;
+    float* oh = o + h * hd;
+    std::fill(oh, oh + hd, 0.0f);
+    float m = ninf, sum = 0.0f;
+    for (int64_t b0 = 0; b0 < n_rows; b0 += kBlock) {
+      const int64_t b1 = std::min(n_rows, b0 + kBlock);
+      float bm = ninf;
+      bool any = false;
+      for (int64_t j = b0; j < b1; ++j) {
+        if (!rows[j]) {
+          s[j - b0] = ninf;
+          continue;
+        }
+        double dot = 0;
+        const float* kv = rows[j];
+        for (int64_t e = 0; e < hd; ++e) dot += static_cast<double>(qh[e]) * kv[e];
+        s[j - b0] = static_cast<float>(dot) * scale;
+        bm = std::max(bm, s[j - b0]);
+        any = true;
+      }
+      if (!any) continue;
+      const float m_new = std::max(m, bm);
+      const float alpha = exp_f32(m - m_new);  // 0 for the first block
+      float bsum = 0.0f;
+      std::fill(blk, blk + hd, 0.0);
+      for (int64_t j = b0; j < b1; ++j) {
+        if (!rows[j]) continue;
+        float p = exp_f32(s[j - b0] - m_new);
+        bsum += p;
+        const double pv = round_ref(p, nm);
+        const float* kv = rows[j];
+        for (int64_t e = 0; e < hd; ++e) blk[e] += pv * kv[e];
+      }
+      sum = sum * alpha + bsum;
+      for (int64_t e = 0; e < hd; ++e) oh[e] = oh[e] * alpha + static_cast<float>(blk[e]);
+      m = m_new;
+    }
+    sum += exp_f32(sink[h] - m);
+    for (int64_t e = 0; e < hd; ++e) oh[e] = round_ref(oh[e] / sum, nm);
+  }
+}
+
+void attention_forward(const ModelConfig& c, const AttentionWeights& w, LayerState& ls, const float* x, int64_t start,
+                       int64_t n, Numerics nm, Workspace& ws, float* out, AttentionTrace* trace) {
+  const int64_t D = c.dim, H = c.n_heads, hd = c.head_dim, rd = c.rope_dim, nope = hd - rd, W = c.window;
+  const int64_t ql = c.q_lora_rank, G = c.o_groups, dg = c.o_lora_rank;
+  // Query path.
+  float* qr = ws.qr.get(static_cast<size_t>(n * ql));
+  linear(w.wq_a.matrix(), x, D, n, qr, ql, nm, LinearCompute::kNative);
+  rms_norm(qr, n, ql, bf16_data(w.q_norm), c.norm_eps, qr, nm);
+  float* q = ws.q.get(static_cast<size_t>(n * H * hd));
+  linear(w.wq_b.matrix(), qr, ql, n, q, H * hd, nm, LinearCompute::kNative);
+  for (int64_t t = 0; t < n; ++t) {
+    q_head_norm(q + t * H * hd, H, hd, c.norm_eps, nm);
+    for (int64_t h = 0; h < H; ++h) apply_rope(q + (t * H + h) * hd + nope, start + t, ls.rope, false, nm);
+  }
+  // KV path (K = V).
+  float* kv = ws.kv.get(static_cast<size_t>(n * hd));
+  linear(w.wkv.matrix(), x, D, n, kv, hd, nm, LinearCompute::kNative);
+  rms_norm(kv, n, hd, bf16_data(w.kv_norm), c.norm_eps, kv, nm);
+  for (int64_t t = 0; t < n; ++t) {
+    float* kt = kv + t * hd;
+    apply_rope(kt + nope, start + t, ls.rope, false, nm);
+    if (is_ref(nm)) fp8_simulate(kt, nope, 64);
+  }
+  if (trace && trace->kv) std::copy(kv, kv + n * hd, trace->kv);
+  // Compressed branch.
+  int64_t* sel = nullptr;
+  int64_t* sel_n = nullptr;
+  const int64_t K = c.index_topk;
+  if (ls.has_indexer) {
+    sel = ws.sel.get(static_cast<size_t>(n * K));
+    sel_n = ws.sel_n.get(static_cast<size_t>(n));
+    indexer_forward(c, w.indexer, ls, x, qr, start, n, nm, ws, sel, sel_n);
+    if (trace && trace->index_topk) std::copy(sel, sel + n * K, trace->index_topk);
+  }
+  if (ls.has_compressor)
+    compressor_forward(c, w.compressor, ls.compressor, CompressorKind::kMainKv, ls.rope, x, start, n, nm, ws);
+  // Sparse attention. Index list per query as the reference builds it: the window part
+  // (positions max(0, p-W+1)..p ascending, -1 padded to the window width: min(n, W) for a
+  // prefill from position 0, W otherwise), then the compressed entries.
+  const int64_t ww = start == 0 ? std::min(n, W) : W;
+  const int64_t ratio = ls.has_compressor ? ls.compressor.ratio : 0;
+  const int64_t max_comp = ls.has_indexer ? K : (ratio ? (start + n) / ratio : 0);
+  std::vector<const float*>& rows = ws.rows;
+  if (rows.size() < static_cast<size_t>(ww + max_comp)) rows.resize(static_cast<size_t>(ww + max_comp));
+  if (ws.dacc.size() < static_cast<size_t>(hd)) ws.dacc.resize(static_cast<size_t>(hd));
+  float* o = ws.o.get(static_cast<size_t>(n * H * hd));
+  const float scale = static_cast<float>(std::pow(static_cast<double>(hd), -0.5));
+  float* sink = ws.att_s.get(static_cast<size_t>(H));
+  copy_f32(w.attn_sink, 0, H, sink);
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t p = start + t;
+    int64_t len = 0;
+    for (int64_t pp = std::max<int64_t>(0, p - W + 1); pp <= p; ++pp)
+      rows[static_cast<size_t>(len++)] = pp >= start ? kv + (pp - start) * hd : ls.window_slot(pp);
+    while (len < ww) rows[static_cast<size_t>(len++)] = nullptr;
+    if (ls.has_indexer) {
+      for (int64_t i = 0; i < sel_n[t]; ++i) rows[static_cast<size_t>(len++)] = ls.compressor.entry(sel[t * K + i]);
+    } else if (ls.has_compressor) {
+      const int64_t T = (p + 1) / ratio;
+      for (int64_t i = 0; i < T; ++i) rows[static_cast<size_t>(len++)] = ls.compressor.entry(i);
+    }
+    float* ot = o + t * H * hd;
+    sparse_attention_row(q + t * H * hd, H, hd, rows.data(), len, sink, scale, nm, ot, ws.dacc.data());
+    for (int64_t h = 0; h < H; ++h) apply_rope(ot + h * hd + nope, p, ls.rope, true, nm);
+  }
+  // Commit the window KV of this call (after the attention: a long chunk must not overwrite
+  // positions its earlier queries still read).
+  for (int64_t t = std::max<int64_t>(0, n - ls.window_cap); t < n; ++t)
+    std::copy(kv + t * hd, kv + (t + 1) * hd, ls.window_slot(start + t));
+  // Grouped output projection: u_g = wo_a_g . o_g (BF16 product), out = wo_b . u.
+  float* u = ws.u.get(static_cast<size_t>(n * G * dg));
+  const int64_t gin = H * hd / G;
+  const WeightMatrix wo_a = w.wo_a.matrix();
+  for (int64_t g = 0; g < G; ++g)
+    linear(wo_a.row_slice(g * dg, dg), o + g * gin, H * hd, n, u + g * dg, G * dg, nm, LinearCompute::kBf16);
+  linear(w.wo_b.matrix(), u, G * dg, n, out, D, nm, LinearCompute::kNative);
+}
+
+}  // namespace dsv4

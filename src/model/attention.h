@@ -1,0 +1,36 @@
+// Attention sublayer (spec 3.3): low-rank query with per-head unweighted RMS norm, one shared
+// K = V latent (MQA), partial interleaved RoPE, sliding window + compressed entries (CSA via the
+// lightning indexer, HCA all entries), attention sink, inverse RoPE on the output, grouped
+// low-rank output projection.
+#pragma once
+#include <cstdint>
+
+#include "model/config.h"
+#include "model/state.h"
+#include "model/weights.h"
+
+namespace dsv4 {
+
+// Optional per-call outputs for tests and debugging (null = not wanted).
+struct AttentionTrace {
+  float* kv = nullptr;          // [n, head_dim] window KV entries of the call's tokens
+  int64_t* index_topk = nullptr;  // [n, index_topk] indexer selections (CSA), -1 padded
+};
+
+// x: attn_norm output [n, D] at positions start..start+n-1; out: [n, D].
+// Reads the state for positions < start, appends the call's positions.
+void attention_forward(const ModelConfig& c, const AttentionWeights& w, LayerState& ls, const float* x, int64_t start,
+                       int64_t n, Numerics nm, Workspace& ws, float* out, AttentionTrace* trace);
+
+// One query row of the sparse attention with sink (all heads share the list):
+// q [H, hd], rows[j] = KV row pointer or null (masked, the reference's -1), in list order,
+// online softmax over blocks of 64 list positions (reference: BF16 probabilities in P.V).
+// o: [H, hd].
+void sparse_attention_row(const float* q, int64_t H, int64_t hd, const float* const* rows, int64_t n_rows,
+                          const float* sink, float scale, Numerics nm, float* o, double* scratch /*[hd]*/);
+
+// Per-head unweighted RMS norm of q [H, hd] in place (reference: the BF16 tensor ops of the
+// official code).
+void q_head_norm(float* q, int64_t H, int64_t hd, double eps, Numerics nm);
+
+}  // namespace dsv4

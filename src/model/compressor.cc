@@ -1,0 +1,110 @@
+#include "model/compressor.h"
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "model/common.h"
+#include "ops/linear.h"
+#include "ops/norm.h"
+#include "ops/quant_sim.h"
+
+namespace dsv4 {
+
+void compressor_pool(const CompressorState& cs, int64_t p, float* out) {
+  const int64_t r = cs.ratio, d = cs.d, cd = cs.coff * d;
+  // Slots in the reference order: (previous window, channels [0, d)) then current window
+  // (channels [d, 2d)) for the overlapping compressor; the current window for the other.
+  // Scratch of coff*ratio slots, reused (grows once per thread).
+  thread_local std::vector<int64_t> pos, off;
+  thread_local std::vector<const float*> arow, zrow;
+  thread_local std::vector<double> e;
+  const size_t max_slots = static_cast<size_t>(cs.coff * r);
+  if (pos.size() < max_slots) {
+    pos.resize(max_slots);
+    off.resize(max_slots);
+    arow.resize(max_slots);
+    zrow.resize(max_slots);
+    e.resize(max_slots);
+  }
+  int64_t ns = 0;
+  const int64_t first_cur = p - r + 1;
+  if (cs.coff == 2) {
+    for (int64_t q = first_cur - r; q < first_cur; ++q) {
+      if (q < 0) continue;  // missing previous window: score -inf, weight 0
+      pos[ns] = q;
+      off[ns++] = 0;
+    }
+    for (int64_t q = first_cur; q <= p; ++q) {
+      pos[ns] = q;
+      off[ns++] = d;
+    }
+  } else {
+    for (int64_t q = first_cur; q <= p; ++q) {
+      pos[ns] = q;
+      off[ns++] = 0;
+    }
+  }
+  for (int64_t s = 0; s < ns; ++s) {
+    int64_t slot = pos[s] % cs.ring_cap;
+    arow[s] = cs.a.data() + slot * cd + off[s];
+    zrow[s] = cs.z.data() + slot * cd + off[s];
+  }
+  for (int64_t ch = 0; ch < d; ++ch) {
+    double m = -std::numeric_limits<double>::infinity();
+    for (int64_t s = 0; s < ns; ++s) m = std::max(m, static_cast<double>(zrow[s][ch]));
+    double sum = 0;
+    for (int64_t s = 0; s < ns; ++s) {
+      e[s] = std::exp(static_cast<double>(zrow[s][ch]) - m);
+      sum += e[s];
+    }
+    float acc = 0.0f;
+    for (int64_t s = 0; s < ns; ++s) {
+      float w = static_cast<float>(e[s] / sum);  // softmax, evaluated in double, rounded once
+      acc += w * arow[s][ch];
+    }
+    out[ch] = acc;
+  }
+}
+
+void compressor_forward(const ModelConfig& c, const CompressorWeights& w, CompressorState& cs, CompressorKind kind,
+                        const RopeTable& rope, const float* x, int64_t start, int64_t n, Numerics nm, Workspace& ws) {
+  const int64_t r = cs.ratio, d = cs.d, cd = cs.coff * d, D = c.dim;
+  float* A = ws.ca.get(static_cast<size_t>(n * cd));
+  float* Z = ws.cz.get(static_cast<size_t>(n * cd));
+  // FP32 weights x FP32 inputs -> FP32 (wide accumulation; same semantics in both modes).
+  linear(w.wkv.matrix(), x, D, n, A, cd, Numerics::kPrecise, LinearCompute::kFp32);
+  linear(w.wgate.matrix(), x, D, n, Z, cd, Numerics::kPrecise, LinearCompute::kFp32);
+  // Room for the entries completed in this call.
+  cs.reserve_entries((start + n) / r);
+  const uint16_t* norm_w = bf16_data(w.norm);
+  const int64_t rd = c.rope_dim;
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t p = start + t;
+    const int64_t slot = p % cs.ring_cap;
+    float* za = cs.z.data() + slot * cd;
+    float* aa = cs.a.data() + slot * cd;
+    const int64_t j = p % r;
+    for (int64_t ch = 0; ch < cd; ++ch) {
+      aa[ch] = A[t * cd + ch];
+      za[ch] = Z[t * cd + ch] + f32_at(w.ape, j * cd + ch);
+    }
+    if ((p + 1) % r != 0) continue;
+    const int64_t i = p / r;
+    float* e = cs.entry(i);
+    compressor_pool(cs, p, e);
+    round_ref(e, d, nm);
+    rms_norm(e, 1, d, norm_w, c.norm_eps, e, nm);
+    apply_rope(e + (d - rd), r * i, rope, false, nm);
+    if (kind == CompressorKind::kMainKv) {
+      if (is_ref(nm)) fp8_simulate(e, d - rd, 64);
+    } else {
+      hadamard_rotate(e, d);
+      round_ref(e, d, nm);
+      if (is_ref(nm)) fp4_simulate(e, d, 32);
+    }
+    cs.n_entries = i + 1;
+  }
+}
+
+}  // namespace dsv4

@@ -1,0 +1,63 @@
+#include "model/indexer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "model/common.h"
+#include "model/compressor.h"
+#include "ops/linear.h"
+#include "ops/quant_sim.h"
+#include "ops/rope.h"
+#include "ops/topk.h"
+
+namespace dsv4 {
+
+void indexer_forward(const ModelConfig& c, const IndexerWeights& w, LayerState& ls, const float* x, const float* qr,
+                     int64_t start, int64_t n, Numerics nm, Workspace& ws, int64_t* sel, int64_t* count) {
+  const int64_t HI = c.index_n_heads, cI = c.index_head_dim, D = c.dim, rd = c.rope_dim, K = c.index_topk;
+  const int64_t r = ls.indexer.ratio;
+  // Queries: wq_b(qr) -> [n, HI, cI], RoPE on the last rd dims, Hadamard, FP4 simulation.
+  float* q = ws.iq.get(static_cast<size_t>(n * HI * cI));
+  linear(w.wq_b.matrix(), qr, c.q_lora_rank, n, q, HI * cI, nm, LinearCompute::kNative);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t h = 0; h < HI; ++h) {
+      float* qh = q + (t * HI + h) * cI;
+      apply_rope(qh + (cI - rd), start + t, ls.rope, false, nm);
+      hadamard_rotate(qh, cI);
+      round_ref(qh, cI, nm);
+      if (is_ref(nm)) fp4_simulate(qh, cI, 32);
+    }
+  // Head weights: weights_proj(x) * (cI^-1/2 * HI^-1/2); the reference multiplies the BF16
+  // tensor by the scalar in FP32 and rounds to BF16.
+  float* wt = ws.iw.get(static_cast<size_t>(n * HI));
+  linear(w.weights_proj.matrix(), x, D, n, wt, HI, nm, LinearCompute::kNative);
+  const float wscale = static_cast<float>(std::pow(static_cast<double>(cI), -0.5) * std::pow(static_cast<double>(HI), -0.5));
+  for (int64_t i = 0; i < n * HI; ++i) wt[i] = round_ref(wt[i] * wscale, nm);
+  // Keys.
+  compressor_forward(c, w.compressor, ls.indexer, CompressorKind::kIndexerKeys, ls.rope, x, start, n, nm, ws);
+  const int64_t n_keys_max = (start + n) / r;
+  float* score = ws.iscore.get(static_cast<size_t>(std::max<int64_t>(n_keys_max, 1)));
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t p = start + t;
+    const int64_t T = (p + 1) / r;  // visible entries
+    for (int64_t i = 0; i < T; ++i) {
+      const float* k = ls.indexer.entry(i);
+      float s = 0.0f;
+      for (int64_t h = 0; h < HI; ++h) {
+        const float* qh = q + (t * HI + h) * cI;
+        double dot = 0;
+        for (int64_t e = 0; e < cI; ++e) dot += static_cast<double>(qh[e]) * k[e];
+        float dh = round_ref(static_cast<float>(dot), nm);
+        dh = std::max(dh, 0.0f);
+        s += round_ref(dh * wt[t * HI + h], nm);
+      }
+      score[i] = round_ref(s, nm);
+    }
+    int64_t* row = sel + t * K;
+    int64_t k = topk_indices(score, T, std::min(K, T), row);
+    for (int64_t i = k; i < K; ++i) row[i] = -1;
+    count[t] = k;
+  }
+}
+
+}  // namespace dsv4
