@@ -23,6 +23,7 @@ constexpr Command kCommands[] = {
     {"detokenize", dsv4::cli::cmd_detokenize, "JSON array of ids on stdin -> text"},
     {"render", dsv4::cli::cmd_render, "chat messages (JSON on stdin) -> prompt text or ids"},
     {"parse", dsv4::cli::cmd_parse, "completion text on stdin -> assistant message JSON"},
+    {"init", dsv4::cli::cmd_init, "write a random model (presets: tiny, flash-scaled) in the official layout"},
 };
 
 void usage(FILE* out) {
