@@ -1,6 +1,8 @@
 // Tokenizer: every golden case (encode + decode), API details, streaming decoding, CLI.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -271,6 +273,49 @@ TEST(StreamDecoder, HoldsSplitCharactersAndKeepsSpecialTokens) {
   }
   total += s2.flush();
   EXPECT_EQ(total, text);
+}
+
+// Runs `dsv4 ARGS` with `input` on stdin; returns stdout, sets *rc to the exit status.
+std::string run_cli(const std::string& args, const std::string& input, int* rc) {
+  std::string in_path = ::testing::TempDir() + "/tok_cli_in";
+  write_file_atomic(in_path, input);
+  std::string cmd = std::string(DSV4_BIN) + " " + args + " < '" + in_path + "' 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int st = pclose(p);
+  *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+TEST(TokenizerCli, TokenizeAndDetokenize) {
+  std::string t = "--tokenizer '" + kTokenizerPath + "'";
+  int rc = 0;
+  EXPECT_EQ(run_cli("tokenize " + t, "Hello, world!<｜User｜>", &rc), "[19923,14,2058,3,128803]\n");
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(run_cli("tokenize " + t + " --no-special", "<｜User｜>", &rc),
+            nlohmann::json(tok().encode("<｜User｜>", false)).dump() + "\n");
+  EXPECT_EQ(run_cli("tokenize " + t, "", &rc), "[]\n");
+  // Exact bytes out, no newline added; skip-special drops BOS/EOS only.
+  EXPECT_EQ(run_cli("detokenize " + t, "[0, 19923, 201, 1]", &rc), "<｜begin▁of▁sentence｜>Hello\n<｜end▁of▁sentence｜>");
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(run_cli("detokenize " + t + " --skip-special", "[0, 19923, 128821, 1]", &rc), "Hello<think>");
+  EXPECT_EQ(rc, 0);
+  // Invalid input: exit 1.
+  run_cli("tokenize " + t, "abc\xff", &rc);
+  EXPECT_EQ(rc, 1);
+  run_cli("detokenize " + t, "[1, 129280]", &rc);
+  EXPECT_EQ(rc, 1);
+  run_cli("detokenize " + t, "[1, \"x\"]", &rc);
+  EXPECT_EQ(rc, 1);
+  run_cli("detokenize " + t, "{\"a\": 1}", &rc);
+  EXPECT_EQ(rc, 1);
+  run_cli("detokenize " + t, "[1,", &rc);
+  EXPECT_EQ(rc, 1);
+  run_cli("tokenize --tokenizer /nonexistent.json", "x", &rc);
+  EXPECT_EQ(rc, 1);
 }
 
 }  // namespace
