@@ -5,7 +5,7 @@
 #      labelled `asan` (corrupt-input, parser and fuzz-style tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --with-test-oracles
 JOBS=$(nproc)
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null

@@ -12,40 +12,15 @@
 #include "base/error.h"
 #include "base/file.h"
 #include "frontends/cli/commands.h"
+#include "frontends/cli/default_model.h"
 #include "model/init.h"
-
-#ifndef DSV4_ASSETS_DIR
-#define DSV4_ASSETS_DIR ""
-#endif
 
 namespace dsv4::cli {
 
 namespace {
 
-constexpr const char* kTokenizerAsset = "deepseek-v4-tokenizer.json.gz";
 // Largest token id of the shipped tokenizer + 1: a smaller vocabulary cannot use it.
 constexpr int64_t kTokenizerVocab = 129280;
-
-// The assets directory: $DSV4_ASSETS, the source tree's assets/ (compiled in), or assets/
-// next to / above the executable (an installed or copied build).
-std::string find_tokenizer_asset() {
-  std::vector<std::string> dirs;
-  if (const char* env = std::getenv("DSV4_ASSETS"); env && *env) dirs.push_back(env);
-  if (*DSV4_ASSETS_DIR) dirs.push_back(DSV4_ASSETS_DIR);
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    dirs.push_back((exe.parent_path() / "assets").string());
-    dirs.push_back((exe.parent_path().parent_path() / "assets").string());
-  }
-  std::string tried;
-  for (const auto& d : dirs) {
-    std::string p = d + "/" + kTokenizerAsset;
-    if (file_exists(p)) return p;
-    tried += (tried.empty() ? "" : ", ") + p;
-  }
-  throw Error("tokenizer asset not found (tried " + tried + "); set DSV4_ASSETS or pass --no-tokenizer");
-}
 
 int64_t parse_bytes(const std::string& s) {
   size_t pos = 0;

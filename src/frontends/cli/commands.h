@@ -10,7 +10,9 @@ int cmd_block(int argc, char** argv);       // one block, teacher-forced
 int cmd_tokenize(int argc, char** argv);    // text -> ids
 int cmd_detokenize(int argc, char** argv);  // ids -> text
 int cmd_render(int argc, char** argv);      // chat messages -> prompt text / ids
-int cmd_parse(int argc, char** argv);       // completion text -> assistant message JSON
+int cmd_parse(int argc, char** argv);
+int cmd_run(int argc, char** argv);         // one-shot generation
+int cmd_chat(int argc, char** argv);        // interactive chat       // completion text -> assistant message JSON
 int cmd_init(int argc, char** argv);        // write a random model in the official layout
 
 }  // namespace dsv4::cli

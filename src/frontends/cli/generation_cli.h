@@ -1,0 +1,100 @@
+// Shared pieces of `dsv4 run` and `dsv4 chat`: llama.cpp-style options, model + tokenizer
+// loading (with the default model), reasoning-mode settings, and the terminal printer that
+// shows reasoning apart from the answer.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/generate.h"
+#include "engine/session.h"
+#include "model/weights.h"
+#include "text/chat_encoder.h"
+#include "text/tokenizer.h"
+
+namespace dsv4::cli {
+
+struct GenerationCliOptions {
+  std::string model;           // empty: the built-in default model
+  int64_t n_predict = -1;      // -1: until EOS or the context is full
+  int threads = 0;             // 0: physical cores
+  float temperature = 1.0f;    // the model card's default
+  float top_p = 1.0f;
+  int top_k = 0;
+  float min_p = 0.0f;
+  float repeat_penalty = 1.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  int64_t seed = -1;           // -1: random (printed with --stats)
+  std::string system;
+  std::string think = "high";  // none | high | max
+  int64_t context = 0;         // 0: the model's max_position_embeddings
+  bool hide_reasoning = false;
+  bool stats = false;
+  std::string numerics = "reference";
+  std::vector<std::string> stop;
+};
+
+void add_generation_options(CLI::App& app, GenerationCliOptions& o);
+
+struct ThinkSetting {
+  chat::ThinkingMode mode = chat::ThinkingMode::Thinking;
+  std::optional<std::string> effort;  // "high" / "max" (thinking mode only)
+  std::string name;                   // none | high | max
+};
+ThinkSetting parse_think(const std::string& s);  // throws Error for anything else
+
+struct LoadedModel {
+  std::string dir;
+  std::shared_ptr<const ModelWeights> weights;
+  std::unique_ptr<Tokenizer> tokenizer;
+};
+// Loads the model (or creates/uses the default one) and DIR/tokenizer.json; checks that the
+// tokenizer fits the model's vocabulary. Shows a progress bar on a terminal while the weights
+// are validated and paged in.
+LoadedModel load_model_and_tokenizer(const GenerationCliOptions& o);
+
+SessionOptions session_options(const GenerationCliOptions& o);
+GenerateParams generate_params(const GenerationCliOptions& o, const ThinkSetting& think);
+
+// Renders messages with the official V4 chat encoder and tokenizes the prompt.
+std::vector<int64_t> render_prompt(const Tokenizer& tok, const chat::Json& messages, const ThinkSetting& think);
+
+// Prints streamed deltas: on a terminal the reasoning is dimmed and shown before the answer;
+// when stdout is not a terminal, the answer goes to stdout and the reasoning to stderr (so a
+// pipe gets the answer alone). --hide-reasoning drops it in both cases.
+class DeltaPrinter {
+ public:
+  DeltaPrinter(bool hide_reasoning);
+  void operator()(const chat::StreamDelta& d);
+  void finish();  // ends open styles / lines
+
+ private:
+  bool tty_;
+  bool hide_;
+  bool in_reasoning_ = false;
+  bool wrote_reasoning_ = false;
+  bool wrote_content_ = false;
+  std::string tool_args_;
+};
+
+// A one-line progress bar on stderr when it is a terminal (no output otherwise).
+class ProgressBar {
+ public:
+  ProgressBar(std::string label, int64_t min_total);
+  void update(int64_t done, int64_t total);
+  void clear();
+
+ private:
+  std::string label_;
+  int64_t min_total_;
+  bool tty_;
+  bool shown_ = false;
+};
+
+void print_stats(FILE* out, const GenerateResult& r, uint64_t seed);
+
+}  // namespace dsv4::cli

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# ctest fixture: the `tiny` preset model (seed 0, V4 tokenizer) shared by the CLI tests.
+set -euo pipefail
+BIN=$1; DIR=$2
+[ -f "$DIR/config.json" ] && exit 0
+mkdir -p "$(dirname "$DIR")"
+TMP="$DIR.tmp.$$"
+rm -rf "$TMP"
+"$BIN" init --preset tiny --seed 0 --out "$TMP" >/dev/null
+mv -T "$TMP" "$DIR" 2>/dev/null || rm -rf "$TMP"
+test -f "$DIR/config.json"
