@@ -13,5 +13,5 @@ cmake --build build -j "$JOBS"
 (cd build && ctest --output-on-failure -j "$JOBS")
 
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDSV4_SANITIZE=ON -DDSV4_BUILD_BENCH=OFF >/dev/null
-cmake --build build-asan -j "$JOBS"
+cmake --build build-asan -j "$JOBS" --target dsv4_asan_tests
 (cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j "$JOBS" -L asan)
