@@ -7,6 +7,8 @@
 
 namespace dsv4 {
 
+class ThreadPool;  // backend/thread_pool.h
+
 // How the reference computes a product (spec 3.0.2 and 6). Where the reference accumulates in
 // FP32, this engine accumulates exact products in double and rounds once to the output dtype
 // (double -> FP32 -> BF16), as the golden data does; FP8 / FP4 GEMMs add one partial sum per
@@ -30,5 +32,10 @@ enum class LinearCompute : uint8_t {
 // independent of n_tokens: a token gives the same bits alone or in a batch.
 void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
             Numerics numerics, LinearCompute compute = LinearCompute::kNative);
+
+// The same on the given pool (the overload above uses default_thread_pool()). Output rows are
+// split between the pool's threads; the results do not depend on the thread count.
+void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+            Numerics numerics, LinearCompute compute, ThreadPool& pool);
 
 }  // namespace dsv4
