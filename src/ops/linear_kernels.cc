@@ -7,9 +7,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "ops/formats.h"
 #include "ops/linear_kernels.h"
+
+// The zero-padded row tails are written only when a row has a partial last vector and read
+// only then; GCC cannot see that through Highway's scalar loads.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 HWY_BEFORE_NAMESPACE();
 namespace dsv4::linear_kernels {
@@ -17,36 +22,43 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 // ---------------------------------------------------------------------------------------
-// Decoding N stored weights into N float lanes. The E4M3 / E2M1 codes are not looked up: their
-// exponent and mantissa bits are moved into an FP32 bit pattern, which is the code's value
-// times 2^-120 (E4M3, exponent bias 7 vs 127) resp. 2^-126 (E2M1, bias 1); the exponent-0
-// codes land on FP32 subnormals with the same scaling, so the pattern is exact for every code
-// except the E4M3 NaN (0x7F / 0xFF), which reads as +-480 (checkpoints hold no NaN weights).
-// The power of two is folded into the block scale.
+// Decoding N stored weights into N float lanes. The E4M3 / E2M1 codes are not looked up:
+// their sign, exponent and mantissa bits are moved into an FP16 bit pattern whose value is the
+// code times 2^-8 (E4M3: exponent bias 7 vs 15) resp. 2^-14 (E2M1: bias 1), subnormal codes
+// landing on FP16 subnormals with the same scaling; the hardware FP16 -> FP32 conversion
+// (F16C) then gives normal FP32 numbers. (Moving the bits straight into FP32 would give FP32
+// subnormals for the subnormal codes, and multiplying those costs a microcode assist of ~100
+// cycles on current x86 cores: FP4's +-0.5 is in most vectors.) Exact for every code except
+// the E4M3 NaN (0x7F / 0xFF), which reads as +-480 (checkpoints hold no NaN weights). The
+// power of two is folded into the block scale.
 
 template <class DF>
 HWY_INLINE hn::Vec<DF> E4m3Bits(DF df, const uint8_t* HWY_RESTRICT p) {
-  const hn::Rebind<uint32_t, DF> du;
+  const hn::Rebind<uint16_t, DF> d16;
+  const hn::Rebind<hwy::float16_t, DF> dh;
   const hn::Rebind<uint8_t, DF> d8;
-  const auto b = hn::PromoteTo(du, hn::LoadU(d8, p));
-  const auto magnitude = hn::And(hn::ShiftLeft<20>(b), hn::Set(du, 0x07F00000u));
-  const auto sign = hn::And(hn::ShiftLeft<24>(b), hn::Set(du, 0x80000000u));
-  return hn::BitCast(df, hn::Or(magnitude, sign));
+  const auto b = hn::PromoteTo(d16, hn::LoadU(d8, p));
+  const auto magnitude = hn::And(hn::ShiftLeft<7>(b), hn::Set(d16, uint16_t{0x3F80}));
+  const auto sign = hn::And(hn::ShiftLeft<8>(b), hn::Set(d16, uint16_t{0x8000}));
+  return hn::PromoteTo(df, hn::BitCast(dh, hn::Or(magnitude, sign)));
 }
 
 // Low nibbles (even columns) or high nibbles (odd columns) of N packed bytes.
 template <bool kHigh, class DF>
 HWY_INLINE hn::Vec<DF> E2m1Bits(DF df, const uint8_t* HWY_RESTRICT p) {
-  const hn::Rebind<uint32_t, DF> du;
+  const hn::Rebind<uint16_t, DF> d16;
+  const hn::Rebind<hwy::float16_t, DF> dh;
   const hn::Rebind<uint8_t, DF> d8;
-  const auto b = hn::PromoteTo(du, hn::LoadU(d8, p));
-  const auto mask = hn::Set(du, 0x01C00000u);
-  const auto sign_bit = hn::Set(du, 0x80000000u);
+  const auto b = hn::PromoteTo(d16, hn::LoadU(d8, p));
+  const auto mask = hn::Set(d16, uint16_t{0x0E00});
+  const auto sign_bit = hn::Set(d16, uint16_t{0x8000});
+  hn::Vec<decltype(d16)> h;
   if constexpr (kHigh) {
-    return hn::BitCast(df, hn::Or(hn::And(hn::ShiftLeft<18>(b), mask), hn::And(hn::ShiftLeft<24>(b), sign_bit)));
+    h = hn::Or(hn::And(hn::ShiftLeft<5>(b), mask), hn::And(hn::ShiftLeft<8>(b), sign_bit));
   } else {
-    return hn::BitCast(df, hn::Or(hn::And(hn::ShiftLeft<22>(b), mask), hn::And(hn::ShiftLeft<28>(b), sign_bit)));
+    h = hn::Or(hn::And(hn::ShiftLeft<9>(b), mask), hn::And(hn::ShiftLeft<12>(b), sign_bit));
   }
+  return hn::PromoteTo(df, hn::BitCast(dh, h));
 }
 
 template <class DF>
@@ -93,11 +105,15 @@ inline FloatFactor float_factor(uint8_t s, int bias_shift) {
   return {pow2f(bias_shift), e8m0_to_f32(s)};
 }
 inline double double_factor(uint8_t s, int bias_shift) {
-  return static_cast<double>(e8m0_to_f32(s)) * static_cast<double>(pow2f(bias_shift));
+  if (s == 0xFF) return std::numeric_limits<double>::quiet_NaN();
+  const uint64_t bits = static_cast<uint64_t>(static_cast<int>(s) - 127 + bias_shift + 1023) << 52;
+  double d;
+  std::memcpy(&d, &bits, 8);
+  return d;
 }
 
-constexpr int kE4m3Shift = 120;
-constexpr int kE2m1Shift = 126;
+constexpr int kE4m3Shift = 8;   // E4M3 bit pattern = code * 2^-8
+constexpr int kE2m1Shift = 14;  // E2M1 bit pattern = code * 2^-14
 
 // ---------------------------------------------------------------------------------------
 // Decodes elements [e0, e1) of one stored row (e0 a multiple of 128) into dst in packed order,
@@ -120,9 +136,12 @@ void DecodeRowChunk(DA da, const WeightMatrix& w, int64_t row, int64_t e0, int64
         const int64_t b1 = std::min(e1, b0 + 128);
         const int64_t full_end = b0 + (b1 - b0) / N * N;
         T* out = dst + (b0 - e0);
-        alignas(64) uint8_t tail[64] = {};
+        alignas(64) uint8_t tail[64];
         const int64_t tail_n = b1 - full_end;
-        if (tail_n > 0) std::memcpy(tail, codes + full_end, static_cast<size_t>(tail_n));
+        if (tail_n > 0) {
+          std::memset(tail, 0, sizeof(tail));
+          std::memcpy(tail, codes + full_end, static_cast<size_t>(tail_n));
+        }
         const int64_t nvec = (b1 - b0 + N - 1) / N;
         auto bits_at = [&](int64_t v) {
           const int64_t e = b0 + v * N;
@@ -261,9 +280,181 @@ HWY_INLINE void MicroBlocks(DA da, const double* HWY_RESTRICT w, int64_t ws, con
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// Fused path for one or two tokens (decode): 4 weight rows are decoded vector by vector in
+// registers and multiplied at once, streaming each row once from memory with no buffer. It
+// forms exactly the same weight values and sums, in the same order, as the buffered path, so
+// a token gets the same bits in either.
+
+// E2M1 values, for the in-register table lookup of FP4 codes on 16-lane targets.
+alignas(64) constexpr float kE2m1Values[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
+                                               -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+
+// 2^(s - 127) as a float (E8M0 decoding without a libm call on the common path).
+inline float e8m0_value(uint8_t s) { return (s != 0 && s != 0xFF) ? pow2f(static_cast<int>(s) - 127) : e8m0_to_f32(s); }
+
+template <Accumulation kAcc, WeightFormat kFormat, int TB, class DA>
+HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4], const hn::TFromD<DA>* HWY_RESTRICT x,
+                            int64_t xs, double (&out)[4][TB]) {
+  using T = hn::TFromD<DA>;
+  using V = hn::Vec<DA>;
+  const hn::Rebind<float, DA> df;
+  constexpr int64_t N = static_cast<int64_t>(hn::MaxLanes(da));
+  constexpr bool kBlocks = kAcc == Accumulation::kDoubleBlocks;
+  constexpr int64_t kElemBytes = kFormat == WeightFormat::kF32 ? 4 : kFormat == WeightFormat::kBf16 ? 2 : 1;
+  // FP4 with FP32 lanes on 16-lane targets: the codes index a scaled value table in a register.
+  constexpr bool kFp4Table = kFormat == WeightFormat::kFp4 && kAcc == Accumulation::kFloat && N == 16;
+  const int64_t cols = w.cols;
+  const int64_t block = kFormat == WeightFormat::kFp4 ? 32 : kFormat == WeightFormat::kFp8Block ? 128 : cols;
+
+  const uint8_t* data[4];
+  const uint8_t* scales[4];
+  for (int r = 0; r < 4; ++r) {
+    if constexpr (kFormat == WeightFormat::kFp4) {
+      data[r] = w.data + row[r] * (cols / 2);
+      scales[r] = w.scale + row[r] * (cols / 32);
+    } else if constexpr (kFormat == WeightFormat::kFp8Block) {
+      data[r] = w.data + row[r] * cols;
+      scales[r] = w.scale + (row[r] / 128) * ((cols + 127) / 128);
+    } else {
+      data[r] = w.data + row[r] * cols * kElemBytes;
+      scales[r] = nullptr;
+    }
+  }
+  // The last, partial vector of a row (FP8 / BF16 / F32) comes from a zero-padded copy.
+  const int64_t full_end = kFormat == WeightFormat::kFp4 ? cols : cols / N * N;
+  alignas(64) uint8_t tail[4][64 * 4];
+  if (full_end < cols) {
+    for (int r = 0; r < 4; ++r) {
+      std::memset(tail[r], 0, sizeof(tail[r]));
+      std::memcpy(tail[r], data[r] + full_end * kElemBytes, static_cast<size_t>((cols - full_end) * kElemBytes));
+    }
+  }
+
+  V a[4][TB];  // kFloat / kDouble: sums over the row; kDoubleBlocks: the block's partial sums
+  double total[4][TB] = {};
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) a[r][t] = hn::Zero(da);
+  }
+  for (int64_t b0 = 0; b0 < cols; b0 += block) {
+    const int64_t b1 = std::min(cols, b0 + block);
+    // Per-row multipliers of this block (see DecodeRowChunk).
+    FloatFactor ff[4] = {};
+    double fd[4] = {};
+    hn::Vec<decltype(df)> table[4];
+    for (int r = 0; r < 4; ++r) {
+      if constexpr (kFormat == WeightFormat::kFp4 || kFormat == WeightFormat::kFp8Block) {
+        const uint8_t s = kFormat == WeightFormat::kFp4 ? scales[r][b0 / 32] : scales[r][b0 / 128];
+        const int shift = kFormat == WeightFormat::kFp4 ? kE2m1Shift : kE4m3Shift;
+        if constexpr (kFp4Table) {
+          table[r] = hn::Mul(hn::Load(df, kE2m1Values), hn::Set(df, e8m0_value(s)));
+        } else if constexpr (kAcc == Accumulation::kFloat) {
+          ff[r] = float_factor(s, shift);
+        } else {
+          fd[r] = double_factor(s, shift);
+        }
+      }
+    }
+    for (int64_t e = b0; e < b1; e += N) {
+      V wv[4];
+      for (int r = 0; r < 4; ++r) {
+        if constexpr (kFormat == WeightFormat::kFp4) {
+          // Packed order: per 32-column block the 16 even columns (low nibbles), then the odd.
+          const int64_t o = e - b0;
+          const uint8_t* p = data[r] + b0 / 2 + (o & 15);
+          if constexpr (kFp4Table) {
+            const hn::Rebind<uint32_t, decltype(df)> du;
+            const hn::Rebind<int32_t, decltype(df)> di;
+            const hn::Rebind<uint8_t, decltype(df)> d8;
+            const auto b = hn::PromoteTo(du, hn::LoadU(d8, p));
+            const auto idx = o < 16 ? hn::And(b, hn::Set(du, 15u)) : hn::ShiftRight<4>(b);
+            wv[r] = hn::TableLookupLanes(table[r], hn::IndicesFromVec(df, hn::BitCast(di, idx)));
+          } else {
+            const auto bits = o < 16 ? E2m1Bits<false>(df, p) : E2m1Bits<true>(df, p);
+            if constexpr (kAcc == Accumulation::kFloat) {
+              auto v = hn::Mul(bits, hn::Set(df, ff[r].first));
+              if (ff[r].second != 1.0f) v = hn::Mul(v, hn::Set(df, ff[r].second));
+              wv[r] = v;
+            } else if constexpr (kAcc == Accumulation::kDouble) {
+              wv[r] = hn::Mul(Widen(da, bits), hn::Set(da, fd[r]));
+            } else {
+              wv[r] = Widen(da, bits);
+            }
+          }
+        } else {
+          const uint8_t* p = e < full_end ? data[r] + e * kElemBytes : tail[r];
+          if constexpr (kFormat == WeightFormat::kFp8Block) {
+            const auto bits = E4m3Bits(df, p);
+            if constexpr (kAcc == Accumulation::kFloat) {
+              auto v = hn::Mul(bits, hn::Set(df, ff[r].first));
+              if (ff[r].second != 1.0f) v = hn::Mul(v, hn::Set(df, ff[r].second));
+              wv[r] = v;
+            } else if constexpr (kAcc == Accumulation::kDouble) {
+              wv[r] = hn::Mul(Widen(da, bits), hn::Set(da, fd[r]));
+            } else {
+              wv[r] = Widen(da, bits);
+            }
+          } else if constexpr (kFormat == WeightFormat::kBf16) {
+            wv[r] = Widen(da, Bf16Values(df, p));
+          } else {
+            wv[r] = Widen(da, F32Values(df, p));
+          }
+        }
+      }
+      for (int t = 0; t < TB; ++t) {
+        const V xv = hn::Load(da, x + t * xs + e);
+        for (int r = 0; r < 4; ++r) a[r][t] = hn::MulAdd(wv[r], xv, a[r][t]);
+      }
+    }
+    if constexpr (kBlocks) {
+      for (int r = 0; r < 4; ++r) {
+        for (int t = 0; t < TB; ++t) {
+          total[r][t] = total[r][t] + hn::GetLane(hn::SumOfLanes(da, a[r][t])) * fd[r];
+          a[r][t] = hn::Zero(da);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) {
+      out[r][t] = kBlocks ? total[r][t] : static_cast<double>(hn::GetLane(hn::SumOfLanes(da, a[r][t])));
+    }
+  }
+  (void)sizeof(T);
+}
+
+template <Accumulation kAcc, int TB, class DA>
+void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) {
+  using T = hn::TFromD<DA>;
+  const WeightMatrix& w = *pb.w;
+  const T* x = static_cast<const T*>(pb.x);
+  for (int64_t r0 = tile_begin * kRowTile; r0 < std::min(w.rows, tile_end * kRowTile); r0 += 4) {
+    const int64_t rows_here = std::min<int64_t>(4, w.rows - r0);
+    int64_t row[4];
+    for (int r = 0; r < 4; ++r) row[r] = w.row_begin + r0 + (r < rows_here ? r : 0);  // padding: repeat, discard
+    double out[4][TB];
+    switch (w.format) {
+      case WeightFormat::kFp8Block: FusedRows<kAcc, WeightFormat::kFp8Block, TB>(da, w, row, x, pb.x_stride, out); break;
+      case WeightFormat::kFp4: FusedRows<kAcc, WeightFormat::kFp4, TB>(da, w, row, x, pb.x_stride, out); break;
+      case WeightFormat::kBf16: FusedRows<kAcc, WeightFormat::kBf16, TB>(da, w, row, x, pb.x_stride, out); break;
+      case WeightFormat::kF32: FusedRows<kAcc, WeightFormat::kF32, TB>(da, w, row, x, pb.x_stride, out); break;
+    }
+    for (int64_t r = 0; r < rows_here; ++r) {
+      for (int t = 0; t < TB; ++t) {
+        // One rounding to FP32 (the FP32 sums convert exactly), and to BF16 where required.
+        const float v = static_cast<float>(out[r][t]);
+        pb.y[t * pb.ldy + r0 + r] = pb.bf16_output ? round_bf16(v) : v;
+      }
+    }
+  }
+}
+
 // Tokens per micro-kernel call: 4 x 4 accumulators + 4 weight vectors need 21 of the 32
 // AVX-512 registers; targets with 16 registers take 2 tokens.
 constexpr int kTokenBlock = HWY_LANES(float) >= 16 ? 4 : 2;
+
+// Up to this many tokens a call decodes whole weight rows (see ComputeTilesT).
+constexpr int64_t kWholeRowTokens = 8;
 
 struct TileScratch {
   AlignedBuffer weights, factors, acc;
@@ -279,58 +470,60 @@ void ComputeTilesT(const Problem& pb, int64_t tile_begin, int64_t tile_end) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(da));
   const WeightMatrix& w = *pb.w;
   const int64_t cols = w.cols, n = pb.n_tokens;
-  // K chunk: 16 rows of decoded weights fill 32 KiB (L1) and are reused for every token.
-  constexpr int64_t kChunk = sizeof(T) == 4 ? 512 : 256;
+  if (n == 1) return FusedTiles<kAcc, 1>(da, pb, tile_begin, tile_end);
+  if (n == 2) return FusedTiles<kAcc, 2>(da, pb, tile_begin, tile_end);
   const int64_t block = w.format == WeightFormat::kFp4 ? 32 : 128;  // scale block along K
-  const int64_t blocks_per_chunk = kChunk / block;
   constexpr bool kBlocks = kAcc == Accumulation::kDoubleBlocks;
+  // K chunk. Few tokens: whole rows, so that each weight row is read as one sequential stream
+  // (short bursts from many rows defeat the hardware prefetchers and halve the bandwidth).
+  // Many tokens: 4 decoded rows fill 32 KiB (L1) and are reused for every token there.
+  const int64_t whole = (cols + 127) / 128 * 128;
+  const int64_t chunk = n <= kWholeRowTokens ? whole : std::min<int64_t>(whole, 32768 / 4 / sizeof(T));
+  const int64_t blocks_per_chunk = chunk / block;
   const int64_t acc_row = kBlocks ? n : n * N;  // accumulator elements per tile row
 
   TileScratch& s = tile_scratch();
-  T* wbuf = s.weights.get<T>(kRowTile * kChunk);
-  double* fbuf = s.factors.get<double>(kRowTile * blocks_per_chunk);
+  T* wbuf = s.weights.get<T>(4 * chunk);
+  double* fbuf = s.factors.get<double>(4 * blocks_per_chunk);
   T* acc = s.acc.get<T>(kRowTile * acc_row);
   const T* x = static_cast<const T*>(pb.x);
 
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
     const int64_t r0 = tile * kRowTile;
     const int64_t rows_here = std::min(kRowTile, w.rows - r0);
-    const int64_t rows_padded = (rows_here + 3) / 4 * 4;
     std::fill(acc, acc + kRowTile * acc_row, T(0));
-    for (int64_t e0 = 0; e0 < cols; e0 += kChunk) {
-      const int64_t e1 = std::min(cols, e0 + kChunk);
+    for (int64_t e0 = 0; e0 < cols; e0 += chunk) {
+      const int64_t e1 = std::min(cols, e0 + chunk);
       const int64_t nvec = (e1 - e0 + N - 1) / N;
-      for (int64_t r = 0; r < rows_padded; ++r) {
-        T* dst = wbuf + r * kChunk;
-        if (r < rows_here) {
-          DecodeRowChunk<kAcc>(da, w, w.row_begin + r0 + r, e0, e1, dst, fbuf + r * blocks_per_chunk);
-        } else {  // rows past the matrix: zero weights, outputs discarded
-          std::fill(dst, dst + nvec * N, T(0));
-          std::fill(fbuf + r * blocks_per_chunk, fbuf + (r + 1) * blocks_per_chunk, 0.0);
+      for (int64_t sub = 0; sub < rows_here; sub += 4) {
+        for (int64_t r = 0; r < 4; ++r) {
+          T* dst = wbuf + r * chunk;
+          if (sub + r < rows_here) {
+            DecodeRowChunk<kAcc>(da, w, w.row_begin + r0 + sub + r, e0, e1, dst, fbuf + r * blocks_per_chunk);
+          } else {  // rows past the matrix: zero weights, outputs discarded
+            std::fill(dst, dst + nvec * N, T(0));
+            std::fill(fbuf + r * blocks_per_chunk, fbuf + (r + 1) * blocks_per_chunk, 0.0);
+          }
         }
-      }
-      for (int64_t t0 = 0; t0 < n; t0 += kTokenBlock) {
-        const int64_t tb = std::min<int64_t>(kTokenBlock, n - t0);
-        const T* xt = x + t0 * pb.x_stride + e0;
-        for (int64_t r = 0; r < rows_padded; r += 4) {
-          const T* wr = wbuf + r * kChunk;
+        for (int64_t t0 = 0; t0 < n; t0 += kTokenBlock) {
+          const int64_t tb = std::min<int64_t>(kTokenBlock, n - t0);
+          const T* xt = x + t0 * pb.x_stride + e0;
           if constexpr (kBlocks) {
             const int64_t vpb = block / N;
-            const double* f = fbuf + r * blocks_per_chunk;
-            double* tot = acc + r * acc_row + t0;
+            double* tot = acc + sub * acc_row + t0;
             switch (tb) {
-              case 1: MicroBlocks<1>(da, wr, kChunk, xt, pb.x_stride, nvec, vpb, f, blocks_per_chunk, tot, acc_row); break;
-              case 2: MicroBlocks<2>(da, wr, kChunk, xt, pb.x_stride, nvec, vpb, f, blocks_per_chunk, tot, acc_row); break;
-              case 3: MicroBlocks<3>(da, wr, kChunk, xt, pb.x_stride, nvec, vpb, f, blocks_per_chunk, tot, acc_row); break;
-              default: MicroBlocks<kTokenBlock>(da, wr, kChunk, xt, pb.x_stride, nvec, vpb, f, blocks_per_chunk, tot, acc_row); break;
+              case 1: MicroBlocks<1>(da, wbuf, chunk, xt, pb.x_stride, nvec, vpb, fbuf, blocks_per_chunk, tot, acc_row); break;
+              case 2: MicroBlocks<2>(da, wbuf, chunk, xt, pb.x_stride, nvec, vpb, fbuf, blocks_per_chunk, tot, acc_row); break;
+              case 3: MicroBlocks<3>(da, wbuf, chunk, xt, pb.x_stride, nvec, vpb, fbuf, blocks_per_chunk, tot, acc_row); break;
+              default: MicroBlocks<kTokenBlock>(da, wbuf, chunk, xt, pb.x_stride, nvec, vpb, fbuf, blocks_per_chunk, tot, acc_row); break;
             }
           } else {
-            T* a = acc + r * acc_row + t0 * N;
+            T* a = acc + sub * acc_row + t0 * N;
             switch (tb) {
-              case 1: MicroPlain<1>(da, wr, kChunk, xt, pb.x_stride, nvec, a, acc_row); break;
-              case 2: MicroPlain<2>(da, wr, kChunk, xt, pb.x_stride, nvec, a, acc_row); break;
-              case 3: MicroPlain<3>(da, wr, kChunk, xt, pb.x_stride, nvec, a, acc_row); break;
-              default: MicroPlain<kTokenBlock>(da, wr, kChunk, xt, pb.x_stride, nvec, a, acc_row); break;
+              case 1: MicroPlain<1>(da, wbuf, chunk, xt, pb.x_stride, nvec, a, acc_row); break;
+              case 2: MicroPlain<2>(da, wbuf, chunk, xt, pb.x_stride, nvec, a, acc_row); break;
+              case 3: MicroPlain<3>(da, wbuf, chunk, xt, pb.x_stride, nvec, a, acc_row); break;
+              default: MicroPlain<kTokenBlock>(da, wbuf, chunk, xt, pb.x_stride, nvec, a, acc_row); break;
             }
           }
         }
