@@ -1,6 +1,7 @@
 #include "ops/linear.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -136,11 +137,20 @@ void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens
   uint8_t* base = buf.get<uint8_t>(main_bytes + cols + n_blocks * 4 + 64);
   uint8_t* codes = base + main_bytes;
   float* scales = reinterpret_cast<float*>(base + (main_bytes + cols + 63) / 64 * 64);
+  int act_min = 1 << 20, act_max = -(1 << 20);  // binary exponents of the act_quant scales
   for (int64_t t = 0; t < n_tokens; ++t) {
     if (wide) {
       pack_row(plan, w.format, x + t * ldx, cols, stride, reinterpret_cast<double*>(base) + t * stride, codes, scales);
     } else {
       pack_row(plan, w.format, x + t * ldx, cols, stride, reinterpret_cast<float*>(base) + t * stride, codes, scales);
+    }
+    if (plan.inputs == Plan::Inputs::kFp8Act) {  // pack_row left this token's scales there
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        int e = 0;
+        std::frexp(scales[b], &e);
+        act_min = std::min(act_min, e);
+        act_max = std::max(act_max, e);
+      }
     }
   }
 
@@ -153,6 +163,7 @@ void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens
   problem.ldy = ldy;
   problem.accumulation = plan.accumulation;
   problem.bf16_output = plan.bf16_output;
+  problem.act_exponent_span = act_max >= act_min ? act_max - act_min : 0;
   const int64_t tiles = (rows + linear_kernels::kRowTile - 1) / linear_kernels::kRowTile;
   pool.parallel_for(tiles, 1, [&problem](int64_t begin, int64_t end, int) {
     linear_kernels::compute_tiles(problem, begin, end);

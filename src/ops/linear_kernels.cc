@@ -423,11 +423,45 @@ HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4
   (void)sizeof(T);
 }
 
+// max - min of n bytes.
+inline int ByteSpan(const uint8_t* HWY_RESTRICT p, int64_t n) {
+  const hn::ScalableTag<uint8_t> d8;
+  const int64_t N8 = static_cast<int64_t>(hn::Lanes(d8));
+  auto lo = hn::Set(d8, uint8_t{255}), hi = hn::Zero(d8);
+  int64_t i = 0;
+  for (; i + N8 <= n; i += N8) {
+    const auto v = hn::LoadU(d8, p + i);
+    lo = hn::Min(lo, v);
+    hi = hn::Max(hi, v);
+  }
+  alignas(64) uint8_t l[64], h[64];
+  hn::Store(lo, d8, l);
+  hn::Store(hi, d8, h);
+  int mn = 255, mx = 0;
+  for (int64_t j = 0; j < N8; ++j) {
+    mn = std::min<int>(mn, l[j]);
+    mx = std::max<int>(mx, h[j]);
+  }
+  for (; i < n; ++i) {
+    mn = std::min<int>(mn, p[i]);
+    mx = std::max<int>(mx, p[i]);
+  }
+  return mx - mn;
+}
+
+inline int ceil_log2(int64_t n) {
+  int b = 0;
+  while ((int64_t{1} << b) < n) ++b;
+  return b;
+}
+
 template <Accumulation kAcc, int TB, class DA>
 void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) {
   using T = hn::TFromD<DA>;
   const WeightMatrix& w = *pb.w;
   const T* x = static_cast<const T*>(pb.x);
+  const int64_t fp4_blocks = w.cols / 32;
+  const int fp4_budget = 26 - ceil_log2(fp4_blocks) - pb.act_exponent_span;  // see linear_kernels.h
   for (int64_t r0 = tile_begin * kRowTile; r0 < std::min(w.rows, tile_end * kRowTile); r0 += 4) {
     const int64_t rows_here = std::min<int64_t>(4, w.rows - r0);
     int64_t row[4];
@@ -435,7 +469,14 @@ void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) 
     double out[4][TB];
     switch (w.format) {
       case WeightFormat::kFp8Block: FusedRows<kAcc, WeightFormat::kFp8Block, TB>(da, w, row, x, pb.x_stride, out); break;
-      case WeightFormat::kFp4: FusedRows<kAcc, WeightFormat::kFp4, TB>(da, w, row, x, pb.x_stride, out); break;
+      case WeightFormat::kFp4:
+        if (kAcc == Accumulation::kDoubleBlocks &&
+            ByteSpan(w.scale + row[0] * fp4_blocks, rows_here * fp4_blocks) <= fp4_budget) {
+          FusedRows<Accumulation::kDouble, WeightFormat::kFp4, TB>(da, w, row, x, pb.x_stride, out);  // exact
+        } else {
+          FusedRows<kAcc, WeightFormat::kFp4, TB>(da, w, row, x, pb.x_stride, out);
+        }
+        break;
       case WeightFormat::kBf16: FusedRows<kAcc, WeightFormat::kBf16, TB>(da, w, row, x, pb.x_stride, out); break;
       case WeightFormat::kF32: FusedRows<kAcc, WeightFormat::kF32, TB>(da, w, row, x, pb.x_stride, out); break;
     }

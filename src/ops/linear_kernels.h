@@ -25,6 +25,15 @@
 // E4M3 x E2M1 products are multiples of 2^-10 below 2^12; 32 of them need up to 27 bits, again
 // more than FP32 holds. So the reference-mode kernels accumulate in double; the integer scale
 // factors are folded into one power-of-two multiplier per block.
+//
+// Whole FP4 rows in double (decode): a product of an E2M1 weight, an E4M3 activation code and
+// the scales 2^Ew, 2^Ea is a multiple of 2^(Ew + Ea - 10) below 2^(Ew + Ea + 11.4), so the
+// cols / 32 blocks of a row sum to below 2^(16.4 + log2(cols / 32) + max(Ew + Ea)) in steps
+// of 2^(min(Ew + Ea) - 10). If (max - min of Ew + Ea) + ceil(log2(cols / 32)) <= 26, every
+// partial sum in any order needs at most 53 bits: the row's total is exact however it is
+// summed, so the sequential per-block reference sum (also exact then) has the same bits. The
+// decode path then sums the scaled products lane-wise like kDouble, with no per-block
+// reductions; other rows take the per-block path.
 #pragma once
 #include <cstdint>
 #include <cstdlib>
@@ -65,6 +74,10 @@ struct Problem {
   int64_t ldy = 0;
   Accumulation accumulation = Accumulation::kFloat;
   bool bf16_output = false;
+  // kDoubleBlocks: max - min of the binary exponents of all act_quant scales of the call. With
+  // the weight scales' span it bounds the dynamic range of a row's products, which decides
+  // whether a whole FP4 row sums exactly in double lanes (then no per-block sums are needed).
+  int act_exponent_span = 0;
 };
 
 // Whether the kernels handle this weight: FP8 needs 128 x 128 scale blocks, FP4 cols % 32 == 0.
