@@ -29,39 +29,45 @@ struct Weight {
   int64_t bytes() const { return static_cast<int64_t>(data.size() + scale.size()); }
 };
 
-// Random weights of a realistic scale (E8M0 around 2^-8), values that are never NaN.
+// Random weights of a realistic scale (E8M0 around 2^-8), values that are never NaN. Large
+// weights repeat a 1 MiB random pattern (the speed does not depend on the values, and
+// generating hundreds of MiB of random numbers would dominate the run).
 Weight make_weight(WeightFormat format, int64_t rows, int64_t cols) {
   std::mt19937 rng(7);
   Weight m;
   m.w.format = format;
   m.w.rows = m.w.total_rows = rows;
   m.w.cols = cols;
-  switch (format) {
-    case WeightFormat::kFp8Block:
-      m.data.resize(static_cast<size_t>(rows * cols));
-      for (uint8_t& c : m.data) c = static_cast<uint8_t>(rng() % 0x7F) | static_cast<uint8_t>(rng() & 0x80);
-      m.scale.assign(static_cast<size_t>(((rows + 127) / 128) * ((cols + 127) / 128)), 119);
-      break;
-    case WeightFormat::kFp4:
-      m.data.resize(static_cast<size_t>(rows * cols / 2));
-      for (uint8_t& c : m.data) c = static_cast<uint8_t>(rng());
-      m.scale.assign(static_cast<size_t>(rows * cols / 32), 121);
-      break;
-    case WeightFormat::kBf16:
-      m.data.resize(static_cast<size_t>(rows * cols * 2));
-      for (size_t i = 0; i < m.data.size(); i += 2) {
-        const uint16_t b = f32_to_bf16(static_cast<float>(static_cast<int>(rng() % 2001) - 1000) * 1e-4f);
-        std::memcpy(&m.data[i], &b, 2);
-      }
-      break;
-    case WeightFormat::kF32:
-      m.data.resize(static_cast<size_t>(rows * cols * 4));
-      for (size_t i = 0; i < m.data.size(); i += 4) {
-        const float f = static_cast<float>(static_cast<int>(rng() % 2001) - 1000) * 1e-4f;
-        std::memcpy(&m.data[i], &f, 4);
-      }
-      break;
+  const int64_t elem_x2 = format == WeightFormat::kFp4 ? 1 : format == WeightFormat::kFp8Block ? 2 : format == WeightFormat::kBf16 ? 4 : 8;
+  m.data.resize(static_cast<size_t>(rows * cols * elem_x2 / 2));
+  const size_t pattern = std::min<size_t>(m.data.size(), size_t{1} << 20);
+  for (size_t i = 0; i < pattern; ++i) {
+    switch (format) {
+      case WeightFormat::kFp8Block:
+        m.data[i] = static_cast<uint8_t>(rng() % 0x7F) | static_cast<uint8_t>(rng() & 0x80);
+        break;
+      case WeightFormat::kFp4:
+        m.data[i] = static_cast<uint8_t>(rng());
+        break;
+      case WeightFormat::kBf16:
+        if (i % 2 == 0) {
+          const uint16_t b = f32_to_bf16(static_cast<float>(static_cast<int>(rng() % 2001) - 1000) * 1e-4f);
+          std::memcpy(&m.data[i], &b, 2);
+        }
+        break;
+      case WeightFormat::kF32:
+        if (i % 4 == 0) {
+          const float f = static_cast<float>(static_cast<int>(rng() % 2001) - 1000) * 1e-4f;
+          std::memcpy(&m.data[i], &f, 4);
+        }
+        break;
+    }
   }
+  for (size_t i = pattern; i < m.data.size(); i += pattern) {
+    std::memcpy(&m.data[i], m.data.data(), std::min(pattern, m.data.size() - i));
+  }
+  if (format == WeightFormat::kFp8Block) m.scale.assign(static_cast<size_t>(((rows + 127) / 128) * ((cols + 127) / 128)), 119);
+  if (format == WeightFormat::kFp4) m.scale.assign(static_cast<size_t>(rows * cols / 32), 121);
   m.w.data = m.data.data();
   m.w.scale = m.scale.empty() ? nullptr : m.scale.data();
   return m;
@@ -116,9 +122,7 @@ int run(int argc, char** argv) {
   const int repeats = quick ? 3 : 7;
   std::printf("kernel target: %s\n", linear_kernels::current_target_name().c_str());
 
-  // Decode matrices: far larger than the caches (~30 MB of weights each).
-  // Prefill matrices: smaller, since the work grows with the token count.
-  const WeightFormat formats[] = {WeightFormat::kFp8Block, WeightFormat::kFp4, WeightFormat::kBf16, WeightFormat::kF32};
+    const WeightFormat formats[] = {WeightFormat::kFp8Block, WeightFormat::kFp4, WeightFormat::kBf16, WeightFormat::kF32};
   for (int threads : thread_counts) {
     ThreadPool pool(threads);
     const double bw = measure_read_bandwidth(pool, int64_t{1} << (quick ? 28 : 30), repeats);
@@ -129,10 +133,18 @@ int run(int argc, char** argv) {
     std::printf("%-5s %-9s | %-30s | %-36s\n", "fmt", "mode", "decode: GB/s (of bandwidth)",
                 "prefill: GFLOP/s (of FMA peak)");
     for (WeightFormat f : formats) {
-      const int64_t bytes_per_weight_x2 = f == WeightFormat::kFp4 ? 1 : f == WeightFormat::kFp8Block ? 2 : f == WeightFormat::kBf16 ? 4 : 8;
+      // Decode: a model's worth of layers, 8 matrices of 48 MiB each (384 MiB, far beyond
+      // the last-level cache), one linear per matrix, as a decode step reads its weights.
+      const int64_t elem_x2 = f == WeightFormat::kFp4 ? 1 : f == WeightFormat::kFp8Block ? 2 : f == WeightFormat::kBf16 ? 4 : 8;
       const int64_t cols = 4096;
-      const int64_t decode_rows = (int64_t{quick ? 8 : 32} << 20) * 2 / bytes_per_weight_x2 / cols / 16 * 16;
-      const Weight dec = make_weight(f, decode_rows, cols);
+      const int64_t n_layers = quick ? 2 : 8;
+      const int64_t decode_rows = (int64_t{48} << 20) * 2 / elem_x2 / cols / 16 * 16;
+      std::vector<Weight> layers;
+      int64_t decode_bytes = 0;
+      for (int64_t l = 0; l < n_layers; ++l) {
+        layers.push_back(make_weight(f, decode_rows, cols));
+        decode_bytes += layers.back().bytes();
+      }
       const Weight pre = make_weight(f, 512, cols);
       std::vector<float> x(static_cast<size_t>(prefill_tokens * cols));
       std::mt19937 rng(3);
@@ -141,12 +153,14 @@ int run(int argc, char** argv) {
       std::vector<float> y(static_cast<size_t>(prefill_tokens * std::max<int64_t>(decode_rows, 512)));
       for (Numerics numerics : {Numerics::kReference, Numerics::kPrecise}) {
         const double td = best_seconds(repeats, [&] {
-          linear(dec.w, x.data(), cols, 1, y.data(), decode_rows, numerics, LinearCompute::kNative, pool);
+          for (const Weight& m : layers) {
+            linear(m.w, x.data(), cols, 1, y.data(), decode_rows, numerics, LinearCompute::kNative, pool);
+          }
         });
         const double tp = best_seconds(quick ? 1 : 3, [&] {
           linear(pre.w, x.data(), cols, prefill_tokens, y.data(), 512, numerics, LinearCompute::kNative, pool);
         });
-        const double gbs = static_cast<double>(dec.bytes()) / td;
+        const double gbs = static_cast<double>(decode_bytes) / td;
         const double flops = 2.0 * 512 * cols * static_cast<double>(prefill_tokens) / tp;
         std::printf("%-5s %-9s | %7.2f GB/s (%5.1f%%) %7.3f ms | %7.1f GFLOP/s (%5.1f%%) %4lld tok\n", format_name(f),
                     numerics == Numerics::kPrecise ? "precise" : "reference", gbs / 1e9, 100.0 * gbs / bw, td * 1e3,

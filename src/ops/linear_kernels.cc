@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "ops/formats.h"
 #include "ops/linear_kernels.h"
@@ -150,10 +151,10 @@ void DecodeRowChunk(DA da, const WeightMatrix& w, int64_t row, int64_t e0, int64
         if constexpr (kAcc == Accumulation::kFloat) {
           const FloatFactor f = float_factor(s, kE4m3Shift);
           const auto f1 = hn::Set(df, f.first), f2 = hn::Set(df, f.second);
-          for (int64_t v = 0; v < nvec; ++v) {
-            auto x = hn::Mul(bits_at(v), f1);
-            if (f.second != 1.0f) x = hn::Mul(x, f2);
-            hn::Store(x, da, out + v * N);
+          if (f.second == 1.0f) {
+            for (int64_t v = 0; v < nvec; ++v) hn::Store(hn::Mul(bits_at(v), f1), da, out + v * N);
+          } else {
+            for (int64_t v = 0; v < nvec; ++v) hn::Store(hn::Mul(hn::Mul(bits_at(v), f1), f2), da, out + v * N);
           }
         } else if constexpr (kAcc == Accumulation::kDouble) {
           const auto f = hn::Set(da, double_factor(s, kE4m3Shift));
@@ -355,56 +356,67 @@ HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4
         }
       }
     }
-    for (int64_t e = b0; e < b1; e += N) {
-      V wv[4];
-      for (int r = 0; r < 4; ++r) {
-        if constexpr (kFormat == WeightFormat::kFp4) {
-          // Packed order: per 32-column block the 16 even columns (low nibbles), then the odd.
-          const int64_t o = e - b0;
-          const uint8_t* p = data[r] + b0 / 2 + (o & 15);
-          if constexpr (kFp4Table) {
-            const hn::Rebind<uint32_t, decltype(df)> du;
-            const hn::Rebind<int32_t, decltype(df)> di;
-            const hn::Rebind<uint8_t, decltype(df)> d8;
-            const auto b = hn::PromoteTo(du, hn::LoadU(d8, p));
-            const auto idx = o < 16 ? hn::And(b, hn::Set(du, 15u)) : hn::ShiftRight<4>(b);
-            wv[r] = hn::TableLookupLanes(table[r], hn::IndicesFromVec(df, hn::BitCast(di, idx)));
-          } else {
-            const auto bits = o < 16 ? E2m1Bits<false>(df, p) : E2m1Bits<true>(df, p);
-            if constexpr (kAcc == Accumulation::kFloat) {
-              auto v = hn::Mul(bits, hn::Set(df, ff[r].first));
-              if (ff[r].second != 1.0f) v = hn::Mul(v, hn::Set(df, ff[r].second));
-              wv[r] = v;
-            } else if constexpr (kAcc == Accumulation::kDouble) {
-              wv[r] = hn::Mul(Widen(da, bits), hn::Set(da, fd[r]));
+    // The vector loop, with the second multiply of FloatFactor compiled in only for the rare
+    // blocks that need it (a test inside the loop costs a compare and branch per vector).
+    auto vector_loop = [&](auto two_muls) {
+      for (int64_t e = b0; e < b1; e += N) {
+        V wv[4];
+        for (int r = 0; r < 4; ++r) {
+          if constexpr (kFormat == WeightFormat::kFp4) {
+            // Packed order: per 32-column block the 16 even columns (low nibbles), then the odd.
+            const int64_t o = e - b0;
+            const uint8_t* p = data[r] + b0 / 2 + (o & 15);
+            if constexpr (kFp4Table) {
+              const hn::Rebind<uint32_t, decltype(df)> du;
+              const hn::Rebind<int32_t, decltype(df)> di;
+              const hn::Rebind<uint8_t, decltype(df)> d8;
+              const auto b = hn::PromoteTo(du, hn::LoadU(d8, p));
+              const auto idx = o < 16 ? hn::And(b, hn::Set(du, 15u)) : hn::ShiftRight<4>(b);
+              wv[r] = hn::TableLookupLanes(table[r], hn::IndicesFromVec(df, hn::BitCast(di, idx)));
             } else {
-              wv[r] = Widen(da, bits);
+              const auto bits = o < 16 ? E2m1Bits<false>(df, p) : E2m1Bits<true>(df, p);
+              if constexpr (kAcc == Accumulation::kFloat) {
+                auto v = hn::Mul(bits, hn::Set(df, ff[r].first));
+                if constexpr (decltype(two_muls)::value) v = hn::Mul(v, hn::Set(df, ff[r].second));
+                wv[r] = v;
+              } else if constexpr (kAcc == Accumulation::kDouble) {
+                wv[r] = hn::Mul(Widen(da, bits), hn::Set(da, fd[r]));
+              } else {
+                wv[r] = Widen(da, bits);
+              }
             }
-          }
-        } else {
-          const uint8_t* p = e < full_end ? data[r] + e * kElemBytes : tail[r];
-          if constexpr (kFormat == WeightFormat::kFp8Block) {
-            const auto bits = E4m3Bits(df, p);
-            if constexpr (kAcc == Accumulation::kFloat) {
-              auto v = hn::Mul(bits, hn::Set(df, ff[r].first));
-              if (ff[r].second != 1.0f) v = hn::Mul(v, hn::Set(df, ff[r].second));
-              wv[r] = v;
-            } else if constexpr (kAcc == Accumulation::kDouble) {
-              wv[r] = hn::Mul(Widen(da, bits), hn::Set(da, fd[r]));
-            } else {
-              wv[r] = Widen(da, bits);
-            }
-          } else if constexpr (kFormat == WeightFormat::kBf16) {
-            wv[r] = Widen(da, Bf16Values(df, p));
           } else {
-            wv[r] = Widen(da, F32Values(df, p));
+            const uint8_t* p = e < full_end ? data[r] + e * kElemBytes : tail[r];
+            if constexpr (kFormat == WeightFormat::kFp8Block) {
+              const auto bits = E4m3Bits(df, p);
+              if constexpr (kAcc == Accumulation::kFloat) {
+                auto v = hn::Mul(bits, hn::Set(df, ff[r].first));
+                if constexpr (decltype(two_muls)::value) v = hn::Mul(v, hn::Set(df, ff[r].second));
+                wv[r] = v;
+              } else if constexpr (kAcc == Accumulation::kDouble) {
+                wv[r] = hn::Mul(Widen(da, bits), hn::Set(da, fd[r]));
+              } else {
+                wv[r] = Widen(da, bits);
+              }
+            } else if constexpr (kFormat == WeightFormat::kBf16) {
+              wv[r] = Widen(da, Bf16Values(df, p));
+            } else {
+              wv[r] = Widen(da, F32Values(df, p));
+            }
           }
         }
+        for (int t = 0; t < TB; ++t) {
+          const V xv = hn::Load(da, x + t * xs + e);
+          for (int r = 0; r < 4; ++r) a[r][t] = hn::MulAdd(wv[r], xv, a[r][t]);
+        }
       }
-      for (int t = 0; t < TB; ++t) {
-        const V xv = hn::Load(da, x + t * xs + e);
-        for (int r = 0; r < 4; ++r) a[r][t] = hn::MulAdd(wv[r], xv, a[r][t]);
-      }
+    };
+    bool two = false;
+    for (int r = 0; r < 4; ++r) two = two || ff[r].second != 1.0f;
+    if (two) {
+      vector_loop(std::true_type());
+    } else {
+      vector_loop(std::false_type());
     }
     if constexpr (kBlocks) {
       for (int r = 0; r < 4; ++r) {
@@ -498,7 +510,7 @@ constexpr int kTokenBlock = HWY_LANES(float) >= 16 ? 4 : 2;
 constexpr int64_t kWholeRowTokens = 8;
 
 struct TileScratch {
-  AlignedBuffer weights, factors, acc;
+  AlignedBuffer weights, factors, acc, vacc;
 };
 TileScratch& tile_scratch() {
   thread_local TileScratch s;
@@ -515,56 +527,89 @@ void ComputeTilesT(const Problem& pb, int64_t tile_begin, int64_t tile_end) {
   if (n == 2) return FusedTiles<kAcc, 2>(da, pb, tile_begin, tile_end);
   const int64_t block = w.format == WeightFormat::kFp4 ? 32 : 128;  // scale block along K
   constexpr bool kBlocks = kAcc == Accumulation::kDoubleBlocks;
-  // K chunk. Few tokens: whole rows, so that each weight row is read as one sequential stream
-  // (short bursts from many rows defeat the hardware prefetchers and halve the bandwidth).
-  // Many tokens: 4 decoded rows fill 32 KiB (L1) and are reused for every token there.
+  // Few tokens: 4 whole rows per pass, so that each weight row is read as one sequential
+  // stream (short bursts from many rows defeat the hardware prefetchers). Many tokens: the 16
+  // rows of the tile, decoded per K chunk into 32 KiB (L1) and reused by every token there;
+  // a token block's chunk of inputs stays in L1 across the tile's four 4-row micro-kernels.
+  const bool few = n <= kWholeRowTokens;
+  const int64_t group = few ? 4 : kRowTile;
   const int64_t whole = (cols + 127) / 128 * 128;
-  const int64_t chunk = n <= kWholeRowTokens ? whole : std::min<int64_t>(whole, 32768 / 4 / sizeof(T));
+  const int64_t chunk = few ? whole : std::min<int64_t>(whole, 32768 / kRowTile / static_cast<int64_t>(sizeof(T)));
   const int64_t blocks_per_chunk = chunk / block;
   const int64_t acc_row = kBlocks ? n : n * N;  // accumulator elements per tile row
+  const int64_t vec_row = n * N;                // vector accumulators per row (exact FP4 rows)
 
   TileScratch& s = tile_scratch();
-  T* wbuf = s.weights.get<T>(4 * chunk);
-  double* fbuf = s.factors.get<double>(4 * blocks_per_chunk);
+  T* wbuf = s.weights.get<T>(group * chunk);
+  double* fbuf = s.factors.get<double>(group * blocks_per_chunk);
   T* acc = s.acc.get<T>(kRowTile * acc_row);
+  T* vacc = kBlocks ? s.vacc.get<T>(kRowTile * vec_row) : nullptr;
   const T* x = static_cast<const T*>(pb.x);
+  // Reference FP4: 4-row groups whose rows provably sum exactly in double lanes take the
+  // kDouble decoding and micro-kernel (see linear_kernels.h), the others the per-block one.
+  const int64_t fp4_blocks = w.cols / 32;
+  const int fp4_budget = 26 - ceil_log2(std::max<int64_t>(1, fp4_blocks)) - pb.act_exponent_span;
+  bool exact_rows[kRowTile / 4] = {};
 
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
     const int64_t r0 = tile * kRowTile;
     const int64_t rows_here = std::min(kRowTile, w.rows - r0);
     std::fill(acc, acc + kRowTile * acc_row, T(0));
+    if constexpr (kBlocks) {
+      std::fill(vacc, vacc + kRowTile * vec_row, T(0));
+      for (int64_t sub = 0; sub < rows_here; sub += 4) {
+        const int64_t first = w.row_begin + r0 + sub, count = std::min<int64_t>(4, rows_here - sub);
+        exact_rows[sub / 4] = w.format == WeightFormat::kFp4 &&
+                              ByteSpan(w.scale + first * fp4_blocks, count * fp4_blocks) <= fp4_budget;
+      }
+    }
     for (int64_t e0 = 0; e0 < cols; e0 += chunk) {
       const int64_t e1 = std::min(cols, e0 + chunk);
       const int64_t nvec = (e1 - e0 + N - 1) / N;
-      for (int64_t sub = 0; sub < rows_here; sub += 4) {
-        for (int64_t r = 0; r < 4; ++r) {
+      for (int64_t g0 = 0; g0 < rows_here; g0 += group) {
+        const int64_t g_rows = std::min(group, rows_here - g0);
+        for (int64_t r = 0; r < (g_rows + 3) / 4 * 4; ++r) {
           T* dst = wbuf + r * chunk;
-          if (sub + r < rows_here) {
-            DecodeRowChunk<kAcc>(da, w, w.row_begin + r0 + sub + r, e0, e1, dst, fbuf + r * blocks_per_chunk);
-          } else {  // rows past the matrix: zero weights, outputs discarded
+          double* f = fbuf + r * blocks_per_chunk;
+          const int64_t row = w.row_begin + r0 + g0 + r;
+          if (r >= g_rows) {  // rows past the matrix: zero weights, outputs discarded
             std::fill(dst, dst + nvec * N, T(0));
-            std::fill(fbuf + r * blocks_per_chunk, fbuf + (r + 1) * blocks_per_chunk, 0.0);
+            std::fill(f, f + blocks_per_chunk, 0.0);
+            continue;
           }
+          if constexpr (kBlocks) {
+            if (exact_rows[(g0 + r) / 4]) {
+              DecodeRowChunk<Accumulation::kDouble>(da, w, row, e0, e1, dst, f);
+              continue;
+            }
+          }
+          DecodeRowChunk<kAcc>(da, w, row, e0, e1, dst, f);
         }
         for (int64_t t0 = 0; t0 < n; t0 += kTokenBlock) {
           const int64_t tb = std::min<int64_t>(kTokenBlock, n - t0);
           const T* xt = x + t0 * pb.x_stride + e0;
-          if constexpr (kBlocks) {
-            const int64_t vpb = block / N;
-            double* tot = acc + sub * acc_row + t0;
-            switch (tb) {
-              case 1: MicroBlocks<1>(da, wbuf, chunk, xt, pb.x_stride, nvec, vpb, fbuf, blocks_per_chunk, tot, acc_row); break;
-              case 2: MicroBlocks<2>(da, wbuf, chunk, xt, pb.x_stride, nvec, vpb, fbuf, blocks_per_chunk, tot, acc_row); break;
-              case 3: MicroBlocks<3>(da, wbuf, chunk, xt, pb.x_stride, nvec, vpb, fbuf, blocks_per_chunk, tot, acc_row); break;
-              default: MicroBlocks<kTokenBlock>(da, wbuf, chunk, xt, pb.x_stride, nvec, vpb, fbuf, blocks_per_chunk, tot, acc_row); break;
-            }
-          } else {
-            T* a = acc + sub * acc_row + t0 * N;
-            switch (tb) {
-              case 1: MicroPlain<1>(da, wbuf, chunk, xt, pb.x_stride, nvec, a, acc_row); break;
-              case 2: MicroPlain<2>(da, wbuf, chunk, xt, pb.x_stride, nvec, a, acc_row); break;
-              case 3: MicroPlain<3>(da, wbuf, chunk, xt, pb.x_stride, nvec, a, acc_row); break;
-              default: MicroPlain<kTokenBlock>(da, wbuf, chunk, xt, pb.x_stride, nvec, a, acc_row); break;
+          for (int64_t sub = 0; sub < g_rows; sub += 4) {
+            const T* wr = wbuf + sub * chunk;
+            const int64_t tile_row = g0 + sub;
+            if (!kBlocks || exact_rows[tile_row / 4]) {
+              T* a = (kBlocks ? vacc : acc) + tile_row * vec_row + t0 * N;
+              switch (tb) {
+                case 1: MicroPlain<1>(da, wr, chunk, xt, pb.x_stride, nvec, a, vec_row); break;
+                case 2: MicroPlain<2>(da, wr, chunk, xt, pb.x_stride, nvec, a, vec_row); break;
+                case 3: MicroPlain<3>(da, wr, chunk, xt, pb.x_stride, nvec, a, vec_row); break;
+                default: MicroPlain<kTokenBlock>(da, wr, chunk, xt, pb.x_stride, nvec, a, vec_row); break;
+              }
+            } else if constexpr (kBlocks) {
+              const int64_t vpb = block / N;
+              const double* f = fbuf + sub * blocks_per_chunk;
+              double* tot = acc + tile_row * acc_row + t0;
+              const int64_t bpc = blocks_per_chunk;
+              switch (tb) {
+                case 1: MicroBlocks<1>(da, wr, chunk, xt, pb.x_stride, nvec, vpb, f, bpc, tot, acc_row); break;
+                case 2: MicroBlocks<2>(da, wr, chunk, xt, pb.x_stride, nvec, vpb, f, bpc, tot, acc_row); break;
+                case 3: MicroBlocks<3>(da, wr, chunk, xt, pb.x_stride, nvec, vpb, f, bpc, tot, acc_row); break;
+                default: MicroBlocks<kTokenBlock>(da, wr, chunk, xt, pb.x_stride, nvec, vpb, f, bpc, tot, acc_row); break;
+              }
             }
           }
         }
@@ -572,13 +617,10 @@ void ComputeTilesT(const Problem& pb, int64_t tile_begin, int64_t tile_end) {
     }
     // One rounding to FP32 (and BF16 where the reference outputs BF16).
     for (int64_t r = 0; r < rows_here; ++r) {
+      const bool lanes = !kBlocks || exact_rows[r / 4];
+      const T* va = (kBlocks ? vacc : acc) + r * vec_row;
       for (int64_t t = 0; t < n; ++t) {
-        T total;
-        if constexpr (kBlocks) {
-          total = acc[r * acc_row + t];
-        } else {
-          total = hn::GetLane(hn::SumOfLanes(da, hn::Load(da, acc + r * acc_row + t * N)));
-        }
+        const T total = lanes ? hn::GetLane(hn::SumOfLanes(da, hn::Load(da, va + t * N))) : acc[r * acc_row + t];
         const float out = static_cast<float>(total);
         pb.y[t * pb.ldy + r0 + r] = pb.bf16_output ? round_bf16(out) : out;
       }

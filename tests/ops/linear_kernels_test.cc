@@ -180,11 +180,16 @@ TEST_F(LinearKernels, ExtremeScalesStayExact) {
   // 128 take two multiplies) and tiny scales give FP32 subnormal weights (exact, but not in
   // BF16 for FP8 codes below 3: kBf16 takes the reference path there).
   std::mt19937 rng(5);
+  // FP8 code 247 and FP4 code 241 need the two-multiply decoding; the FP8 codes of that
+  // block are kept below 2^-5 so that no sum overflows FP32.
   Stored s8 = make_fp8(128, 256, rng);
-  s8.scale = {1, 140};
+  s8.scale = {1, 247};
   s8.w.scale = s8.scale.data();
+  for (int64_t r = 0; r < 128; ++r) {
+    for (int64_t c = 128; c < 256; ++c) s8.data[static_cast<size_t>(r * 256 + c)] &= 0x8F;
+  }
   Stored s4 = make_fp4(16, 64, rng);
-  for (size_t i = 0; i < s4.scale.size(); ++i) s4.scale[i] = (i % 2) ? 200 : 1;
+  for (size_t i = 0; i < s4.scale.size(); ++i) s4.scale[i] = (i % 2) ? 241 : 1;
   for_each_target([&] {
     check_all_modes(s8, one_, two_);
     check_all_modes(s4, one_, two_);
