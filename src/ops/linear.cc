@@ -134,15 +134,23 @@ void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens
   linear_kernels::AlignedBuffer& buf = input_buffer();
   const size_t elem = wide ? sizeof(double) : sizeof(float);
   const int64_t main_bytes = n_tokens * stride * static_cast<int64_t>(elem);
-  uint8_t* base = buf.get<uint8_t>(main_bytes + cols + n_blocks * 4 + 64);
-  uint8_t* codes = base + main_bytes;
-  float* scales = reinterpret_cast<float*>(base + (main_bytes + cols + 63) / 64 * 64);
+  // Reference FP8 / FP4: the inputs also as FP32 (exact), after the double copy.
+  const bool blocks = plan.accumulation == Accumulation::kDoubleBlocks;
+  const int64_t f32_bytes = blocks ? n_tokens * stride * 4 : 0;
+  uint8_t* base = buf.get<uint8_t>(main_bytes + f32_bytes + cols + n_blocks * 4 + 64);
+  float* x_f32 = blocks ? reinterpret_cast<float*>(base + main_bytes) : nullptr;
+  uint8_t* codes = base + main_bytes + f32_bytes;
+  float* scales = reinterpret_cast<float*>(base + (main_bytes + f32_bytes + cols + 63) / 64 * 64);
   int act_min = 1 << 20, act_max = -(1 << 20);  // binary exponents of the act_quant scales
   for (int64_t t = 0; t < n_tokens; ++t) {
     if (wide) {
       pack_row(plan, w.format, x + t * ldx, cols, stride, reinterpret_cast<double*>(base) + t * stride, codes, scales);
     } else {
       pack_row(plan, w.format, x + t * ldx, cols, stride, reinterpret_cast<float*>(base) + t * stride, codes, scales);
+    }
+    if (blocks) {
+      const double* xd = reinterpret_cast<const double*>(base) + t * stride;
+      for (int64_t c = 0; c < stride; ++c) x_f32[t * stride + c] = static_cast<float>(xd[c]);
     }
     if (plan.inputs == Plan::Inputs::kFp8Act) {  // pack_row left this token's scales there
       for (int64_t b = 0; b < n_blocks; ++b) {
@@ -164,6 +172,7 @@ void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens
   problem.accumulation = plan.accumulation;
   problem.bf16_output = plan.bf16_output;
   problem.act_exponent_span = act_max >= act_min ? act_max - act_min : 0;
+  problem.x_f32 = x_f32;
   const int64_t tiles = (rows + linear_kernels::kRowTile - 1) / linear_kernels::kRowTile;
   pool.parallel_for(tiles, 1, [&problem](int64_t begin, int64_t end, int) {
     linear_kernels::compute_tiles(problem, begin, end);

@@ -358,6 +358,25 @@ HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4
     }
     // The vector loop, with the second multiply of FloatFactor compiled in only for the rare
     // blocks that need it (a test inside the loop costs a compare and branch per vector).
+    if constexpr (kFp4Table) {
+      // One 32-column block is one load of 16 bytes: low nibbles (even columns) and high
+      // nibbles (odd columns) index the block's scaled value table.
+      const hn::Rebind<uint32_t, decltype(df)> du;
+      const hn::Rebind<int32_t, decltype(df)> di;
+      const hn::Rebind<uint8_t, decltype(df)> d8;
+      V lo[4], hi[4];
+      for (int r = 0; r < 4; ++r) {
+        const auto b = hn::PromoteTo(du, hn::LoadU(d8, data[r] + b0 / 2));
+        lo[r] = hn::TableLookupLanes(table[r], hn::IndicesFromVec(df, hn::BitCast(di, hn::And(b, hn::Set(du, 15u)))));
+        hi[r] = hn::TableLookupLanes(table[r], hn::IndicesFromVec(df, hn::BitCast(di, hn::ShiftRight<4>(b))));
+      }
+      for (int t = 0; t < TB; ++t) {
+        const V x0 = hn::Load(da, x + t * xs + b0), x1 = hn::Load(da, x + t * xs + b0 + 16);
+        for (int r = 0; r < 4; ++r) a[r][t] = hn::MulAdd(lo[r], x0, a[r][t]);
+        for (int r = 0; r < 4; ++r) a[r][t] = hn::MulAdd(hi[r], x1, a[r][t]);
+      }
+      continue;
+    }
     auto vector_loop = [&](auto two_muls) {
       for (int64_t e = b0; e < b1; e += N) {
         V wv[4];
@@ -366,24 +385,15 @@ HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4
             // Packed order: per 32-column block the 16 even columns (low nibbles), then the odd.
             const int64_t o = e - b0;
             const uint8_t* p = data[r] + b0 / 2 + (o & 15);
-            if constexpr (kFp4Table) {
-              const hn::Rebind<uint32_t, decltype(df)> du;
-              const hn::Rebind<int32_t, decltype(df)> di;
-              const hn::Rebind<uint8_t, decltype(df)> d8;
-              const auto b = hn::PromoteTo(du, hn::LoadU(d8, p));
-              const auto idx = o < 16 ? hn::And(b, hn::Set(du, 15u)) : hn::ShiftRight<4>(b);
-              wv[r] = hn::TableLookupLanes(table[r], hn::IndicesFromVec(df, hn::BitCast(di, idx)));
+            const auto bits = o < 16 ? E2m1Bits<false>(df, p) : E2m1Bits<true>(df, p);
+            if constexpr (kAcc == Accumulation::kFloat) {
+              auto v = hn::Mul(bits, hn::Set(df, ff[r].first));
+              if constexpr (decltype(two_muls)::value) v = hn::Mul(v, hn::Set(df, ff[r].second));
+              wv[r] = v;
+            } else if constexpr (kAcc == Accumulation::kDouble) {
+              wv[r] = hn::Mul(Widen(da, bits), hn::Set(da, fd[r]));
             } else {
-              const auto bits = o < 16 ? E2m1Bits<false>(df, p) : E2m1Bits<true>(df, p);
-              if constexpr (kAcc == Accumulation::kFloat) {
-                auto v = hn::Mul(bits, hn::Set(df, ff[r].first));
-                if constexpr (decltype(two_muls)::value) v = hn::Mul(v, hn::Set(df, ff[r].second));
-                wv[r] = v;
-              } else if constexpr (kAcc == Accumulation::kDouble) {
-                wv[r] = hn::Mul(Widen(da, bits), hn::Set(da, fd[r]));
-              } else {
-                wv[r] = Widen(da, bits);
-              }
+              wv[r] = Widen(da, bits);
             }
           } else {
             const uint8_t* p = e < full_end ? data[r] + e * kElemBytes : tail[r];
@@ -435,6 +445,94 @@ HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4
   (void)sizeof(T);
 }
 
+// Reference-mode decode of FP8 / FP4 rows with FP32 products: an E4M3 (bit pattern, times
+// 2^-8) or E2M1 weight code times an act_quant input q * 2^Ea (4 significant bits each, at
+// least 2^-48 in magnitude since 2^Ea >= 2^-22) is exact in FP32, so the products are formed
+// 16 at a time in FP32 lanes and only widened to double for the sums, which are exact as in
+// the double kernels: FP8 per 128-block (then scaled and added in K order), FP4 over whole
+// rows that pass the span test (each product scaled by its block's 2^Ew in the double FMA).
+// Same bits as FusedRows<kDoubleBlocks> at half the double work.
+#if HWY_TARGET == HWY_SCALAR
+// Not used on the one-lane target (FusedTiles checks kF32Products).
+template <WeightFormat kFormat, int TB>
+void FusedRowsF32Products(const WeightMatrix&, const int64_t (&)[4], const float*, int64_t, double (&)[4][TB]) {}
+#else
+template <WeightFormat kFormat, int TB>
+HWY_NOINLINE void FusedRowsF32Products(const WeightMatrix& w, const int64_t (&row)[4], const float* HWY_RESTRICT x,
+                                       int64_t xs, double (&out)[4][TB]) {
+  const hn::ScalableTag<float> df;
+  const hn::Half<decltype(df)> dh;
+  const hn::Repartition<double, decltype(df)> dd;
+  using VD = hn::Vec<decltype(dd)>;
+  using VF = hn::Vec<decltype(df)>;
+  constexpr int64_t NF = static_cast<int64_t>(hn::MaxLanes(df));
+  constexpr bool kFp8 = kFormat == WeightFormat::kFp8Block;
+  const int64_t cols = w.cols;
+  const int64_t block = kFp8 ? 128 : 32;
+  const uint8_t* data[4];
+  const uint8_t* scales[4];
+  for (int r = 0; r < 4; ++r) {
+    data[r] = kFp8 ? w.data + row[r] * cols : w.data + row[r] * (cols / 2);
+    scales[r] = kFp8 ? w.scale + (row[r] / 128) * ((cols + 127) / 128) : w.scale + row[r] * (cols / 32);
+  }
+  const int64_t full_end = kFp8 ? cols / NF * NF : cols;
+  alignas(64) uint8_t tail[4][64];
+  if (full_end < cols) {
+    for (int r = 0; r < 4; ++r) {
+      std::memset(tail[r], 0, sizeof(tail[r]));
+      std::memcpy(tail[r], data[r] + full_end, static_cast<size_t>(cols - full_end));
+    }
+  }
+  const VF code_scale = hn::Set(df, pow2f(kE2m1Shift));  // E2M1 bit pattern -> code value
+  VD acc[4][TB];
+  double total[4][TB] = {};
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) acc[r][t] = hn::Zero(dd);
+  }
+  for (int64_t b0 = 0; b0 < cols; b0 += block) {
+    const int64_t b1 = std::min(cols, b0 + block);
+    double f[4];
+    for (int r = 0; r < 4; ++r) f[r] = kFp8 ? double_factor(scales[r][b0 / 128], kE4m3Shift) : double_factor(scales[r][b0 / 32], 0);
+    for (int64_t e = b0; e < b1; e += NF) {
+      VF wv[4];
+      for (int r = 0; r < 4; ++r) {
+        if constexpr (kFp8) {
+          wv[r] = E4m3Bits(df, e < full_end ? data[r] + e : tail[r]);
+        } else {
+          const int64_t o = e - b0;
+          const uint8_t* p = data[r] + b0 / 2 + (o & 15);
+          wv[r] = hn::Mul(o < 16 ? E2m1Bits<false>(df, p) : E2m1Bits<true>(df, p), code_scale);
+        }
+      }
+      for (int t = 0; t < TB; ++t) {
+        const VF xv = hn::Load(df, x + t * xs + e);
+        for (int r = 0; r < 4; ++r) {
+          const VF prod = hn::Mul(wv[r], xv);
+          const VD lo = hn::PromoteTo(dd, hn::LowerHalf(dh, prod)), hi = hn::PromoteTo(dd, hn::UpperHalf(dh, prod));
+          if constexpr (kFp8) {
+            acc[r][t] = hn::Add(acc[r][t], hn::Add(lo, hi));
+          } else {
+            const VD fv = hn::Set(dd, f[r]);
+            acc[r][t] = hn::MulAdd(hi, fv, hn::MulAdd(lo, fv, acc[r][t]));
+          }
+        }
+      }
+    }
+    if constexpr (kFp8) {
+      for (int r = 0; r < 4; ++r) {
+        for (int t = 0; t < TB; ++t) {
+          total[r][t] = total[r][t] + hn::GetLane(hn::SumOfLanes(dd, acc[r][t])) * f[r];
+          acc[r][t] = hn::Zero(dd);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) out[r][t] = kFp8 ? total[r][t] : hn::GetLane(hn::SumOfLanes(dd, acc[r][t]));
+  }
+}
+#endif  // HWY_TARGET == HWY_SCALAR
+
 // max - min of n bytes.
 inline int ByteSpan(const uint8_t* HWY_RESTRICT p, int64_t n) {
   const hn::ScalableTag<uint8_t> d8;
@@ -474,17 +572,29 @@ void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) 
   const T* x = static_cast<const T*>(pb.x);
   const int64_t fp4_blocks = w.cols / 32;
   const int fp4_budget = 26 - ceil_log2(fp4_blocks) - pb.act_exponent_span;  // see linear_kernels.h
+  // FP32 products need two float lanes per double lane (not on the one-lane scalar target).
+  constexpr bool kF32Products = HWY_TARGET != HWY_SCALAR;
   for (int64_t r0 = tile_begin * kRowTile; r0 < std::min(w.rows, tile_end * kRowTile); r0 += 4) {
     const int64_t rows_here = std::min<int64_t>(4, w.rows - r0);
     int64_t row[4];
     for (int r = 0; r < 4; ++r) row[r] = w.row_begin + r0 + (r < rows_here ? r : 0);  // padding: repeat, discard
     double out[4][TB];
     switch (w.format) {
-      case WeightFormat::kFp8Block: FusedRows<kAcc, WeightFormat::kFp8Block, TB>(da, w, row, x, pb.x_stride, out); break;
+      case WeightFormat::kFp8Block:
+        if (kF32Products && kAcc == Accumulation::kDoubleBlocks) {
+          FusedRowsF32Products<WeightFormat::kFp8Block, TB>(w, row, pb.x_f32, pb.x_stride, out);
+        } else {
+          FusedRows<kAcc, WeightFormat::kFp8Block, TB>(da, w, row, x, pb.x_stride, out);
+        }
+        break;
       case WeightFormat::kFp4:
         if (kAcc == Accumulation::kDoubleBlocks &&
             ByteSpan(w.scale + row[0] * fp4_blocks, rows_here * fp4_blocks) <= fp4_budget) {
-          FusedRows<Accumulation::kDouble, WeightFormat::kFp4, TB>(da, w, row, x, pb.x_stride, out);  // exact
+          if (kF32Products) {  // exact, see linear_kernels.h
+            FusedRowsF32Products<WeightFormat::kFp4, TB>(w, row, pb.x_f32, pb.x_stride, out);
+          } else {
+            FusedRows<Accumulation::kDouble, WeightFormat::kFp4, TB>(da, w, row, x, pb.x_stride, out);
+          }
         } else {
           FusedRows<kAcc, WeightFormat::kFp4, TB>(da, w, row, x, pb.x_stride, out);
         }

@@ -78,6 +78,8 @@ struct Problem {
   // the weight scales' span it bounds the dynamic range of a row's products, which decides
   // whether a whole FP4 row sums exactly in double lanes (then no per-block sums are needed).
   int act_exponent_span = 0;
+  // kDoubleBlocks: the same inputs as FP32 (exact: q * 2^Ea), for the FP32-product decode.
+  const float* x_f32 = nullptr;
 };
 
 // Whether the kernels handle this weight: FP8 needs 128 x 128 scale blocks, FP4 cols % 32 == 0.
