@@ -7,7 +7,6 @@
 
 #include "backend/thread_pool.h"
 #include "base/error.h"
-#include "ops/format_tables.h"
 #include "ops/formats.h"
 #include "ops/linear_kernels.h"
 #include "ops/linear_reference.h"
@@ -82,7 +81,7 @@ linear_kernels::AlignedBuffer& input_buffer() {
 // Writes one prepared input row in the kernels' packed order and type; zero padding.
 template <typename T>
 void pack_row(const Plan& plan, WeightFormat format, const float* x, int64_t cols, int64_t stride, T* out,
-              uint8_t* codes, float* scales) {
+              float* values, float* scales) {
   std::fill(out + cols, out + stride, T(0));
   auto put = [&](int64_t c, float v) { out[linear_kernels::packed_index(format, c)] = static_cast<T>(v); };
   switch (plan.inputs) {
@@ -94,8 +93,8 @@ void pack_row(const Plan& plan, WeightFormat format, const float* x, int64_t col
       break;
     case Plan::Inputs::kFp8Act:
       // act_quant (block 128 along K), then the exact values q * s (s a power of two).
-      act_quant_fp8(x, cols, kActBlock, codes, scales);
-      for (int64_t c = 0; c < cols; ++c) put(c, format_tables::kE4m3[codes[c]] * scales[c / kActBlock]);
+      act_quant_fp8_values(x, cols, kActBlock, values, scales);
+      for (int64_t c = 0; c < cols; ++c) put(c, values[c]);
       break;
   }
 }
@@ -137,16 +136,16 @@ void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens
   // Reference FP8 / FP4: the inputs also as FP32 (exact), after the double copy.
   const bool blocks = plan.accumulation == Accumulation::kDoubleBlocks;
   const int64_t f32_bytes = blocks ? n_tokens * stride * 4 : 0;
-  uint8_t* base = buf.get<uint8_t>(main_bytes + f32_bytes + cols + n_blocks * 4 + 64);
+  uint8_t* base = buf.get<uint8_t>(main_bytes + f32_bytes + cols * 4 + n_blocks * 4 + 64);
   float* x_f32 = blocks ? reinterpret_cast<float*>(base + main_bytes) : nullptr;
-  uint8_t* codes = base + main_bytes + f32_bytes;
-  float* scales = reinterpret_cast<float*>(base + (main_bytes + f32_bytes + cols + 63) / 64 * 64);
+  float* values = reinterpret_cast<float*>(base + main_bytes + f32_bytes);  // one token's act_quant values
+  float* scales = values + cols;
   int act_min = 1 << 20, act_max = -(1 << 20);  // binary exponents of the act_quant scales
   for (int64_t t = 0; t < n_tokens; ++t) {
     if (wide) {
-      pack_row(plan, w.format, x + t * ldx, cols, stride, reinterpret_cast<double*>(base) + t * stride, codes, scales);
+      pack_row(plan, w.format, x + t * ldx, cols, stride, reinterpret_cast<double*>(base) + t * stride, values, scales);
     } else {
-      pack_row(plan, w.format, x + t * ldx, cols, stride, reinterpret_cast<float*>(base) + t * stride, codes, scales);
+      pack_row(plan, w.format, x + t * ldx, cols, stride, reinterpret_cast<float*>(base) + t * stride, values, scales);
     }
     if (blocks) {
       const double* xd = reinterpret_cast<const double*>(base) + t * stride;
