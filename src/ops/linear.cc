@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 #include <string>
 
 #include "backend/thread_pool.h"
@@ -99,53 +100,50 @@ void pack_row(const Plan& plan, WeightFormat format, const float* x, int64_t col
   }
 }
 
-}  // namespace
-
-void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
-            Numerics numerics, LinearCompute compute) {
-  linear(w, x, ldx, n_tokens, y, ldy, numerics, compute, default_thread_pool());
-}
-
-void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
-            Numerics numerics, LinearCompute compute, ThreadPool& pool) {
-  const int64_t rows = w.rows;
-  const int64_t cols = w.cols;
-  if (n_tokens <= 0 || rows <= 0) return;
-  if (ldx < cols || ldy < rows) {
-    throw Error("linear: row strides ldx=" + std::to_string(ldx) + ", ldy=" + std::to_string(ldy) +
-                " too small for a [" + std::to_string(rows) + ", " + std::to_string(cols) + "] weight");
+// Validates one product; returns false when it has nothing to do.
+bool check_product(const LinearProduct& p) {
+  const WeightMatrix& w = p.w;
+  if (p.n_tokens <= 0 || w.rows <= 0) return false;
+  if (p.ldx < w.cols || p.ldy < w.rows) {
+    throw Error("linear: row strides ldx=" + std::to_string(p.ldx) + ", ldy=" + std::to_string(p.ldy) +
+                " too small for a [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) + "] weight");
   }
   const bool quantised = w.format == WeightFormat::kFp8Block || w.format == WeightFormat::kFp4;
   if (w.data == nullptr || (quantised && w.scale == nullptr)) {
     throw Error("linear: weight view without data or block scales");
   }
-  const Plan plan = make_plan(w, numerics, compute);
-  if (!linear_kernels::supports(w) || (plan.bf16_weights && !bf16_rounding_is_exact(w))) {
-    linear_reference(w, x, ldx, n_tokens, y, ldy, numerics, compute);
-    return;
-  }
+  return true;
+}
 
-  // Inputs, prepared once per call for all tokens (x and y may alias: nothing is written to
-  // y before this copy is complete).
+// Bytes of prepared inputs a product needs (0: it takes the reference path).
+int64_t prepared_bytes(const LinearProduct& p, const Plan& plan) {
+  const int64_t stride = linear_kernels::packed_stride(p.w.cols);
+  const bool wide = plan.accumulation != Accumulation::kFloat;
+  const bool blocks = plan.accumulation == Accumulation::kDoubleBlocks;
+  const int64_t main_bytes = p.n_tokens * stride * (wide ? 8 : 4);
+  const int64_t f32_bytes = blocks ? p.n_tokens * stride * 4 : 0;
+  return main_bytes + f32_bytes;
+}
+
+// Prepares the inputs of one product at `base` (prepared_bytes of them, 64-byte aligned) and
+// returns the kernels' problem. `values` / `scales` hold one token's act_quant results.
+linear_kernels::Problem prepare(const LinearProduct& p, const Plan& plan, uint8_t* base, float* values, float* scales) {
+  const WeightMatrix& w = p.w;
+  const int64_t cols = w.cols, n_tokens = p.n_tokens;
   const int64_t stride = linear_kernels::packed_stride(cols);
   const bool wide = plan.accumulation != Accumulation::kFloat;
-  const int64_t n_blocks = (cols + kActBlock - 1) / kActBlock;
-  linear_kernels::AlignedBuffer& buf = input_buffer();
-  const size_t elem = wide ? sizeof(double) : sizeof(float);
-  const int64_t main_bytes = n_tokens * stride * static_cast<int64_t>(elem);
-  // Reference FP8 / FP4: the inputs also as FP32 (exact), after the double copy.
   const bool blocks = plan.accumulation == Accumulation::kDoubleBlocks;
-  const int64_t f32_bytes = blocks ? n_tokens * stride * 4 : 0;
-  uint8_t* base = buf.get<uint8_t>(main_bytes + f32_bytes + cols * 4 + n_blocks * 4 + 64);
+  const int64_t n_blocks = (cols + kActBlock - 1) / kActBlock;
+  const int64_t main_bytes = n_tokens * stride * (wide ? 8 : 4);
+  // Reference FP8 / FP4: the inputs also as FP32 (exact), after the double copy.
   float* x_f32 = blocks ? reinterpret_cast<float*>(base + main_bytes) : nullptr;
-  float* values = reinterpret_cast<float*>(base + main_bytes + f32_bytes);  // one token's act_quant values
-  float* scales = values + cols;
   int act_min = 1 << 20, act_max = -(1 << 20);  // binary exponents of the act_quant scales
   for (int64_t t = 0; t < n_tokens; ++t) {
+    const float* xt = p.x + t * p.ldx;
     if (wide) {
-      pack_row(plan, w.format, x + t * ldx, cols, stride, reinterpret_cast<double*>(base) + t * stride, values, scales);
+      pack_row(plan, w.format, xt, cols, stride, reinterpret_cast<double*>(base) + t * stride, values, scales);
     } else {
-      pack_row(plan, w.format, x + t * ldx, cols, stride, reinterpret_cast<float*>(base) + t * stride, values, scales);
+      pack_row(plan, w.format, xt, cols, stride, reinterpret_cast<float*>(base) + t * stride, values, scales);
     }
     if (blocks) {
       const double* xd = reinterpret_cast<const double*>(base) + t * stride;
@@ -160,22 +158,116 @@ void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens
       }
     }
   }
-
   linear_kernels::Problem problem;
-  problem.w = &w;
+  problem.w = &p.w;
   problem.x = base;
   problem.x_stride = stride;
   problem.n_tokens = n_tokens;
-  problem.y = y;
-  problem.ldy = ldy;
+  problem.y = p.y;
+  problem.ldy = p.ldy;
   problem.accumulation = plan.accumulation;
   problem.bf16_output = plan.bf16_output;
   problem.act_exponent_span = act_max >= act_min ? act_max - act_min : 0;
   problem.x_f32 = x_f32;
-  const int64_t tiles = (rows + linear_kernels::kRowTile - 1) / linear_kernels::kRowTile;
-  pool.parallel_for(tiles, 1, [&problem](int64_t begin, int64_t end, int) {
-    linear_kernels::compute_tiles(problem, begin, end);
+  return problem;
+}
+
+// Per-thread list of the prepared problems of a call (grown, never shrunk).
+struct Deferred {
+  LinearProduct product;
+  std::vector<float> x;
+};
+struct CallState {
+  std::vector<linear_kernels::Problem> problems;
+  std::vector<Deferred> deferred;  // products for the reference path
+  std::vector<int64_t> first_tile;  // prefix sums of the problems' tile counts
+};
+CallState& call_state() {
+  thread_local CallState s;
+  return s;
+}
+
+void run_tiles(const CallState& st, int64_t tiles, ThreadPool& pool);
+
+}  // namespace
+
+void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+            Numerics numerics, LinearCompute compute) {
+  linear(w, x, ldx, n_tokens, y, ldy, numerics, compute, default_thread_pool());
+}
+
+void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+            Numerics numerics, LinearCompute compute, ThreadPool& pool) {
+  const LinearProduct p{w, x, ldx, n_tokens, y, ldy};
+  linear_group(&p, 1, numerics, compute, pool);
+}
+
+void linear_group(const LinearProduct* products, int64_t count, Numerics numerics, LinearCompute compute,
+                  ThreadPool& pool) {
+  // Inputs of all products are prepared before any output is written, so an output may alias
+  // any input.
+  int64_t total_bytes = 0, max_cols = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    const LinearProduct& p = products[i];
+    if (!check_product(p)) continue;
+    const Plan plan = make_plan(p.w, numerics, compute);
+    total_bytes += (prepared_bytes(p, plan) + 63) / 64 * 64;
+    max_cols = std::max(max_cols, p.w.cols);
+  }
+  const int64_t max_blocks = (max_cols + kActBlock - 1) / kActBlock;
+  uint8_t* base = input_buffer().get<uint8_t>(total_bytes + (max_cols + max_blocks) * 4 + 64);
+  float* values = reinterpret_cast<float*>(base + total_bytes);
+  float* scales = values + max_cols;
+
+  CallState& st = call_state();
+  st.problems.clear();
+  st.first_tile.clear();
+  st.deferred.clear();
+  int64_t tiles = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    const LinearProduct& p = products[i];
+    if (!check_product(p)) continue;
+    const Plan plan = make_plan(p.w, numerics, compute);
+    if (!linear_kernels::supports(p.w) || (plan.bf16_weights && !bf16_rounding_is_exact(p.w))) {
+      // Rare shapes / scales: the exact scalar path after the pass, on a copy of the inputs
+      // (an output of the pass may overwrite them).
+      Deferred& d = st.deferred.emplace_back();
+      d.product = p;
+      d.x.resize(static_cast<size_t>(p.n_tokens * p.ldx));
+      std::copy(p.x, p.x + (p.n_tokens - 1) * p.ldx + p.w.cols, d.x.begin());
+      d.product.x = d.x.data();
+      continue;
+    }
+    st.problems.push_back(prepare(p, plan, base, values, scales));
+    st.first_tile.push_back(tiles);
+    tiles += (p.w.rows + linear_kernels::kRowTile - 1) / linear_kernels::kRowTile;
+    base += (prepared_bytes(p, plan) + 63) / 64 * 64;
+  }
+  st.first_tile.push_back(tiles);
+  if (tiles > 0) run_tiles(st, tiles, pool);
+  for (const Deferred& d : st.deferred) {
+    const LinearProduct& p = d.product;
+    linear_reference(p.w, p.x, p.ldx, p.n_tokens, p.y, p.ldy, numerics, compute);
+  }
+}
+
+namespace {
+
+void run_tiles(const CallState& st, int64_t tiles, ThreadPool& pool) {
+  // One pass over the row tiles of all products; a thread's range may span several products.
+  const CallState* state = &st;
+  pool.parallel_for(tiles, 1, [state](int64_t begin, int64_t end, int) {
+    size_t i = static_cast<size_t>(std::upper_bound(state->first_tile.begin(), state->first_tile.end(), begin) -
+                                   state->first_tile.begin()) - 1;
+    while (begin < end) {
+      const int64_t first = state->first_tile[i], next = state->first_tile[i + 1];
+      const int64_t stop = std::min(end, next);
+      linear_kernels::compute_tiles(state->problems[i], begin - first, stop - first);
+      begin = stop;
+      ++i;
+    }
   });
 }
 
+}  // namespace
 }  // namespace dsv4

@@ -35,6 +35,23 @@ enum class LinearCompute : uint8_t {
 void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
             Numerics numerics, LinearCompute compute = LinearCompute::kNative);
 
+// One product of a group: y[t, :] = w x[t, :] for t < n_tokens (strides as for linear()).
+struct LinearProduct {
+  WeightMatrix w;
+  const float* x = nullptr;
+  int64_t ldx = 0;
+  int64_t n_tokens = 0;
+  float* y = nullptr;
+  int64_t ldy = 0;
+};
+
+// Several independent products in one parallel pass, each with the bits linear() gives it:
+// for many small products (the active experts' w1 / w3, then their w2) this pays one thread
+// barrier instead of one per product. All inputs are prepared before any output is written,
+// so outputs may alias inputs.
+void linear_group(const LinearProduct* products, int64_t count, Numerics numerics, LinearCompute compute,
+                  ThreadPool& pool);
+
 // The same on the given pool (the overload above uses default_thread_pool()). Output rows are
 // split between the pool's threads; the results do not depend on the thread count.
 void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,

@@ -208,5 +208,52 @@ TEST_F(LinearKernels, InputsAndOutputsMayAlias) {
   }
 }
 
+TEST_F(LinearKernels, GroupGivesEachProductItsOwnBits) {
+  // Experts-like group: FP4 w1 / w3 on one shared input, an FP8 and a BF16 product on
+  // another, an FP4 weight with a column count the kernels do not take (reference path), and
+  // one output written over the shared input of the others.
+  std::mt19937 rng(12);
+  Stored w1 = make_fp4(96, 256, rng), w3 = make_fp4(80, 256, rng), w8 = make_fp8(130, 192, rng);
+  Stored wb = make_bf16(33, 200, rng), wodd = make_fp8(20, 64, rng);
+  wodd.w.block = 64;  // FP8 with 64 x 64 scale blocks: not a kernel shape
+  wodd.scale.resize(1);
+  wodd.w.scale = wodd.scale.data();
+  for (const Mode& m : kModes) {
+    for (int64_t n : {int64_t{1}, int64_t{2}, int64_t{7}}) {
+      const std::vector<float> xa = make_x(n, 256, 256, rng, m.bf16_inputs);
+      const std::vector<float> xb = make_x(n, 200, 200, rng, m.bf16_inputs);
+      std::vector<std::vector<float>> want(5), got(5);
+      const Stored* ws[5] = {&w1, &w3, &w8, &wb, &wodd};
+      const std::vector<float>* xs[5] = {&xa, &xa, &xa, &xb, &xa};
+      const int64_t ldxs[5] = {256, 256, 256, 200, 256};
+      for (int i = 0; i < 5; ++i) {
+        want[i].assign(static_cast<size_t>(n * ws[i]->w.rows), 0.0f);
+        got[i].assign(want[i].size(), -1.0f);
+        linear(ws[i]->w, xs[i]->data(), ldxs[i], n, want[i].data(), ws[i]->w.rows, m.numerics, m.compute, one_);
+      }
+      for (ThreadPool* pool : {&one_, &two_}) {
+        std::vector<float> xb_inout = xb;  // wb writes its output over its own input
+        std::vector<float> wb_out_over_x(xb_inout.size());
+        LinearProduct ps[5];
+        for (int i = 0; i < 5; ++i) {
+          ps[i] = LinearProduct{ws[i]->w, xs[i]->data(), ldxs[i], n, got[i].data(), ws[i]->w.rows};
+        }
+        ps[3].x = xb_inout.data();
+        ps[3].y = xb_inout.data();
+        ps[3].ldy = 200;
+        linear_group(ps, 5, m.numerics, m.compute, *pool);
+        for (int i = 0; i < 5; ++i) {
+          for (int64_t t = 0; t < n; ++t) {
+            for (int64_t r = 0; r < ws[i]->w.rows; ++r) {
+              const float g = i == 3 ? xb_inout[t * 200 + r] : got[i][t * ws[i]->w.rows + r];
+              ASSERT_EQ(g, want[i][t * ws[i]->w.rows + r]) << "product " << i << " t=" << t << " r=" << r;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dsv4
