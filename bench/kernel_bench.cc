@@ -5,6 +5,9 @@
 // shared and its numbers drift.
 //
 //   kernel_bench [--threads 1,2] [--tokens 128] [--quick]
+//
+// Last, one MoE decode step (6 experts' FP4 w1, w3, w2) as 18 linear() calls and as two
+// linear_group() passes.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -180,6 +183,66 @@ int run(int argc, char** argv) {
                     format_name(f), numerics == Numerics::kPrecise ? "precise" : "reference", gbs / 1e9, bw / 1e9,
                     100.0 * gbs / bw, flops / 1e9, peak / 1e9, 100.0 * flops / peak,
                     static_cast<long long>(prefill_tokens));
+        std::fflush(stdout);
+      }
+    }
+  }
+  // One MoE decode step of a layer: 6 active experts, FP4 w1 / w3 [2048, 7168] on the same
+  // input, then w2 [7168, 2048]: 18 separate linear() calls vs two linear_group() passes.
+  // The experts of a step are drawn from 24 (about 530 MiB of FP4 weights, 8 with --quick) so
+  // that they come from memory, as in a real step.
+  {
+    const int64_t dim = 7168, inter = 2048, n_experts = quick ? 8 : 24, active = 6;
+    std::vector<Weight> w13, w2;
+    for (int64_t e = 0; e < n_experts; ++e) {
+      w13.push_back(make_weight(WeightFormat::kFp4, inter, dim));
+      w13.push_back(make_weight(WeightFormat::kFp4, inter, dim));
+      w2.push_back(make_weight(WeightFormat::kFp4, dim, inter));
+    }
+    std::vector<float> x(static_cast<size_t>(dim), 0.5f), h(static_cast<size_t>(2 * active * inter)),
+        out(static_cast<size_t>(active * dim));
+    for (int threads : thread_counts) {
+      ThreadPool pool(threads);
+      for (Numerics numerics : {Numerics::kReference, Numerics::kPrecise}) {
+        int64_t step = 0;
+        auto experts = [&](int64_t i) { return (step * 7 + i * 5) % n_experts; };  // a new set each step
+        double t_single = 1e30, t_group = 1e30;
+        int64_t bytes = 0;
+        for (int round = 0; round < repeats; ++round) {
+          bytes = 0;
+          ++step;
+          t_single = std::min(t_single, best_seconds(0, [&] {
+            for (int64_t i = 0; i < active; ++i) {
+              const int64_t e = experts(i);
+              for (int k = 0; k < 2; ++k) {
+                linear(w13[2 * e + k].w, x.data(), dim, 1, h.data() + (2 * i + k) * inter, inter, numerics,
+                       LinearCompute::kNative, pool);
+                bytes += w13[2 * e + k].bytes();
+              }
+            }
+            for (int64_t i = 0; i < active; ++i) {
+              linear(w2[experts(i)].w, h.data() + 2 * i * inter, inter, 1, out.data() + i * dim, dim, numerics,
+                     LinearCompute::kNative, pool);
+              bytes += w2[experts(i)].bytes();
+            }
+          }));
+          ++step;
+          t_group = std::min(t_group, best_seconds(0, [&] {
+            LinearProduct first[2 * 6], second[6];
+            for (int64_t i = 0; i < active; ++i) {
+              const int64_t e = experts(i);
+              for (int k = 0; k < 2; ++k) {
+                first[2 * i + k] = LinearProduct{w13[2 * e + k].w, x.data(), dim, 1, h.data() + (2 * i + k) * inter, inter};
+              }
+              second[i] = LinearProduct{w2[e].w, h.data() + 2 * i * inter, inter, 1, out.data() + i * dim, dim};
+            }
+            linear_group(first, 2 * active, numerics, LinearCompute::kNative, pool);
+            linear_group(second, active, numerics, LinearCompute::kNative, pool);
+          }));
+        }
+        std::printf("MoE decode step, %d thread(s), %-9s: 18 calls %.3f ms (%.2f GB/s), 2 groups %.3f ms (%.2f GB/s)\n",
+                    threads, numerics == Numerics::kPrecise ? "precise" : "reference", t_single * 1e3,
+                    static_cast<double>(bytes) / t_single / 1e9, t_group * 1e3, static_cast<double>(bytes) / t_group / 1e9);
         std::fflush(stdout);
       }
     }
