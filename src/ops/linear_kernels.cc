@@ -4,6 +4,7 @@
 #define HWY_TARGET_INCLUDE "ops/linear_kernels.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+#include "hwy/cache_control.h"
 
 #include <algorithm>
 #include <cstring>
@@ -287,6 +288,11 @@ HWY_INLINE void MicroBlocks(DA da, const double* HWY_RESTRICT w, int64_t ws, con
 // forms exactly the same weight values and sums, in the same order, as the buffered path, so
 // a token gets the same bits in either.
 
+// The decode loops read 4 weight rows as 4 sequential streams with much arithmetic per byte,
+// so the out-of-order window alone keeps too few cache misses in flight; a software prefetch
+// this far ahead in each row raised FP4 decode from DRAM by ~25% here (FP8: neutral).
+constexpr int64_t kPrefetchBytes = 1024;
+
 // E2M1 values, for the in-register table lookup of FP4 codes on 16-lane targets.
 alignas(64) constexpr float kE2m1Values[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
                                                -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
@@ -365,6 +371,9 @@ HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4
       const hn::Rebind<int32_t, decltype(df)> di;
       const hn::Rebind<uint8_t, decltype(df)> d8;
       V lo[4], hi[4];
+      if ((b0 & 127) == 0) {  // once per cache line of the rows
+        for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + b0 / 2 + kPrefetchBytes);
+      }
       for (int r = 0; r < 4; ++r) {
         const auto b = hn::PromoteTo(du, hn::LoadU(d8, data[r] + b0 / 2));
         lo[r] = hn::TableLookupLanes(table[r], hn::IndicesFromVec(df, hn::BitCast(di, hn::And(b, hn::Set(du, 15u)))));
@@ -379,6 +388,11 @@ HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4
     }
     auto vector_loop = [&](auto two_muls) {
       for (int64_t e = b0; e < b1; e += N) {
+        if (((e * kElemBytes) & 63) == 0) {  // once per cache line of the rows
+          for (int r = 0; r < 4; ++r) {
+            hwy::Prefetch(data[r] + (kFormat == WeightFormat::kFp4 ? e / 2 : e * kElemBytes) + kPrefetchBytes);
+          }
+        }
         V wv[4];
         for (int r = 0; r < 4; ++r) {
           if constexpr (kFormat == WeightFormat::kFp4) {
@@ -494,6 +508,9 @@ HWY_NOINLINE void FusedRowsF32Products(const WeightMatrix& w, const int64_t (&ro
     double f[4];
     for (int r = 0; r < 4; ++r) f[r] = kFp8 ? double_factor(scales[r][b0 / 128], kE4m3Shift) : double_factor(scales[r][b0 / 32], 0);
     for (int64_t e = b0; e < b1; e += NF) {
+      if ((e & (kFp8 ? 63 : 127)) == 0) {  // once per cache line of the rows
+        for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + (kFp8 ? e : e / 2) + kPrefetchBytes);
+      }
       VF wv[4];
       for (int r = 0; r < 4; ++r) {
         if constexpr (kFp8) {
