@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "base/file.h"
+#include "backend/thread_pool.h"
 #include "frontends/cli/default_model.h"
 
 namespace dsv4::cli {
@@ -48,6 +49,7 @@ ThinkSetting parse_think(const std::string& s) {
 }
 
 LoadedModel load_model_and_tokenizer(const GenerationCliOptions& o) {
+  if (o.threads > 0) set_default_thread_count(o.threads);  // before the pool's first use
   LoadedModel m;
   m.dir = o.model.empty() ? ensure_default_model(true) : o.model;
   const std::string tok_path = m.dir + "/tokenizer.json";
