@@ -26,7 +26,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Test oracles: HF tokenizers (Rust, via its Node binding) for the tokenizer cross-check and
-# benchmark, pinned by tests/oracle/package-lock.json. Reinstalled when the lock file changes
+# benchmark, and the official openai / @anthropic-ai/sdk clients for the dsv4 serve tests, pinned by tests/oracle/package-lock.json. Reinstalled when the lock file changes
 # (a copy of the lock file used for the install is kept in node_modules as a stamp).
 ORACLE_DIR="$(cd "$(dirname "$0")/.." && pwd)/tests/oracle"
 if ! cmp -s "$ORACLE_DIR/package-lock.json" "$ORACLE_DIR/node_modules/.dsv4-installed-lock.json"; then
