@@ -281,6 +281,7 @@ bool feed(const Schema& sc, State& s, unsigned char c) {
           f.type = F::Num;
           f.phase = 0;
           f.count = 0;
+          f.pos = 0;
           continue;
         }
         if (node.kind == Kind::Literal || (any && (c == 't' || c == 'f' || c == 'n'))) {
@@ -337,7 +338,9 @@ bool feed(const Schema& sc, State& s, unsigned char c) {
       case F::Num: {
         const bool integer = sc.nodes[static_cast<size_t>(f.node)].kind == Kind::Integer;
         // phases: 0 start, 1 after '-', 2 after leading 0, 3 int digits, 4 after '.', 5 frac
-        // digits, 6 after e, 7 after e sign, 8 exp digits
+        // digits, 6 after e, 7 after e sign, 8 exp digits. At most 16 mantissa digits (count)
+        // and 3 exponent digits (pos); a '.' is only allowed while a digit can still follow,
+        // so every prefix stays completable.
         bool ok = false;
         const bool room = f.count < 16;
         switch (f.phase) {
@@ -353,7 +356,7 @@ bool feed(const Schema& sc, State& s, unsigned char c) {
           case 2:
           case 3:
             if (f.phase == 3 && is_digit(c) && room) { ok = true; ++f.count; }
-            else if (!integer && c == '.') { f.phase = 4; ok = true; }
+            else if (!integer && c == '.' && room) { f.phase = 4; ok = true; }
             else if (!integer && (c == 'e' || c == 'E')) { f.phase = 6; ok = true; }
             break;
           case 4:
@@ -363,11 +366,11 @@ bool feed(const Schema& sc, State& s, unsigned char c) {
             break;
           case 6:
             if (c == '+' || c == '-') { f.phase = 7; ok = true; }
-            else if (is_digit(c)) { f.phase = 8; ok = true; ++f.count; }
+            else if (is_digit(c)) { f.phase = 8; ok = true; f.pos = 1; }
             break;
           case 7:
           case 8:
-            if (is_digit(c) && room && (f.phase == 7 || f.count < 16)) { f.phase = 8; ok = true; ++f.count; }
+            if (is_digit(c) && f.pos < 3) { f.phase = 8; ok = true; ++f.pos; }
             break;
         }
         if (ok) return true;

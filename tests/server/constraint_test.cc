@@ -13,10 +13,14 @@ namespace {
 using json_py::Json;
 
 // A toy vocabulary: single bytes of JSON plus a few multi-byte pieces; id 0 is EOS (special).
+// Like a real byte-level vocabulary it can spell every byte the automaton may need, so a mask
+// is never empty.
 std::shared_ptr<const TokenTable> toy_table() {
   auto t = std::make_shared<TokenTable>();
   std::vector<std::string> v = {"<eos>", "{", "}", "[", "]", ",", ":", "\"", "a", "b", "1", "0", "-", ".", "e",
-                                "true", "false", "null", "\"city\":", "{\"", "\"}", "12", " ", "\\", "n", "x\"", ",\"days\":"};
+                                "true", "false", "null", "\"city\":", "{\"", "\"}", "12", " ", "\\", "n", "x\"", ",\"days\":",
+                                // every byte a literal needs, as a byte-level BPE vocabulary has
+                                "u", "l", "t", "r", "f", "s", "c", "i", "y"};
   t->bytes = v;
   t->special.assign(v.size(), 0);
   t->special[0] = 1;
