@@ -16,7 +16,7 @@ function request(i) {
   return {
     model: 'deepseek-v4-flash',
     messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: prompts[i % prompts.length] }],
-    max_tokens: 6 + (i % 5),
+    max_tokens: 3 + (i % 4),
     seed: 1000 + i,
     temperature: 1.0,
     thinking: { type: i % 3 === 0 ? 'enabled' : 'disabled' },

@@ -9,6 +9,10 @@
 // fresh session. release() puts a finished session back as most recently used and evicts least
 // recently used sessions while the pool exceeds its memory budget.
 //
+// A request that reuses an entry takes it over: when two requests branch from one cached
+// prefix, the entry ends up holding the later branch (the earlier one is recomputed if it comes
+// back). Good for linear agent / chat histories; a radix tree of shared blocks would keep both.
+//
 // Not done: persistence to disk (the model state is not serialisable yet), and sharing one
 // cached prefix between two concurrent requests (the second one gets a fresh session).
 #pragma once
