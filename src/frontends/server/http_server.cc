@@ -101,6 +101,30 @@ struct HttpServer::Impl {
     res.set_chunked_content_provider(
         content_type,
         [ctx](size_t, httplib::DataSink& sink) -> bool {
+          // Nothing may escape into httplib's writer: a failure here ends this response only.
+          try {
+            return pump(*ctx, sink);
+          } catch (const std::exception& e) {
+            ctx->job->cancelled = true;
+            fprintf(stderr, "request %s: response writer failed: %s\n", ctx->job->id.c_str(), e.what());
+            return false;
+          }
+        },
+        [this, ctx](bool) {
+          // Runs when the response is over, written or not: a client that left cancels the job.
+          ctx->job->cancelled = true;
+          std::vector<JobEvent> ignore;
+          while (!ctx->job->wait_events(ignore, 1000)) ignore.clear();
+          try {
+            if (ctx->on_end) ctx->on_end(ctx->job);
+          } catch (const std::exception& e) {
+            log_line(std::string("request ") + ctx->job->id + ": " + e.what());
+          }
+        });
+  }
+
+  static bool pump(StreamCtx& c, httplib::DataSink& sink) {
+          StreamCtx* ctx = &c;
           auto write = [&](const std::string& s) { return s.empty() || sink.write(s.data(), s.size()); };
           auto cancel = [&] {
             ctx->job->cancelled = true;
@@ -129,14 +153,6 @@ struct HttpServer::Impl {
               return true;
             }
           }
-        },
-        [this, ctx](bool) {
-          // Runs when the response is over, written or not: a client that left cancels the job.
-          ctx->job->cancelled = true;
-          std::vector<JobEvent> ignore;
-          while (!ctx->job->wait_events(ignore, 1000)) ignore.clear();
-          if (ctx->on_end) ctx->on_end(ctx->job);
-        });
   }
 
   // Stores the model's own text for the tool calls of a finished turn (see ToolCallMemory).

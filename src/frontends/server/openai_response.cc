@@ -14,6 +14,8 @@ std::string random_hex(size_t n) {
 
 std::string new_request_id() {
   std::string h = random_hex(32);
+  h[12] = '4';                          // version 4 (random)
+  h[16] = "89ab"[h[16] % 4];            // RFC 4122 variant
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
 }
 
