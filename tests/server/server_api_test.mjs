@@ -152,13 +152,31 @@ try {
   check(lpc?.every((e) => e.logprob <= 0 && e.top_logprobs.length === 3 && Array.isArray(e.bytes)), 'logprobs: entries', lpc?.[0]);
 
   // ---- Anthropic SDK
+  // `seed` is not an Anthropic field; the server accepts it (the SDK sends extra fields as given).
   const a1 = await anthropic.messages.create({ model: 'deepseek-v4-flash', max_tokens: 8, messages: [{ role: 'user', content: 'Hi' }],
-    thinking: { type: 'disabled' } });
+    thinking: { type: 'disabled' }, seed: 11 });
   check(a1.type === 'message' && a1.content[0]?.type === 'text' && ['end_turn', 'max_tokens'].includes(a1.stop_reason), 'anthropic create', a1);
   check(Number.isInteger(a1.usage.input_tokens) && Number.isInteger(a1.usage.output_tokens), 'anthropic usage', a1.usage);
   const a2 = await anthropic.messages.create({ model: 'deepseek-v4-flash', max_tokens: 8, messages: [{ role: 'user', content: 'Hi' }],
     thinking: { type: 'enabled', budget_tokens: 1024 } });
   check(a2.content[0]?.type === 'thinking', 'anthropic thinking block', a2.content);
+  // stop sequences, made deterministic by reusing a seeded output: stopping at a piece of it
+  // must cut the same output right before that piece.
+  const a1text = a1.content[0]?.text ?? '';
+  if ([...a1text].length >= 4) {
+    const piece = [...a1text].slice(2, 4).join('');
+    const a3 = await anthropic.messages.create({ model: 'deepseek-v4-flash', max_tokens: 8, messages: [{ role: 'user', content: 'Hi' }],
+      thinking: { type: 'disabled' }, stop_sequences: [piece], seed: 11 });
+    check(a3.stop_reason === 'stop_sequence' && a3.stop_sequence === piece && (a3.content[0]?.text ?? '') === a1text.slice(0, a1text.indexOf(piece)),
+          'anthropic stop_sequences', [a1text, piece, a3]);
+  }
+  const ctext = chat.choices[0].message.content;
+  if ([...ctext].length >= 4) {
+    const piece = [...ctext].slice(2, 4).join('');
+    const st = await openai.chat.completions.create({ ...base, thinking: { type: 'disabled' }, stop: [piece] });
+    check(st.choices[0].finish_reason === 'stop' && st.choices[0].message.content === ctext.slice(0, ctext.indexOf(piece)),
+          'openai stop strings', [ctext, piece, st.choices[0]]);
+  }
   const as = anthropic.messages.stream({ model: 'deepseek-v4-flash', max_tokens: 8, messages: [{ role: 'user', content: 'Hi' }], thinking: { type: 'disabled' } });
   const af = await as.finalMessage();
   check(af.content[0]?.text === a1.content[0].text || af.content.length > 0, 'anthropic stream final message', af);

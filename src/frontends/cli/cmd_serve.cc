@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
+#include <algorithm>
 #include <filesystem>
 #include <thread>
 
@@ -52,6 +53,9 @@ int cmd_serve(int argc, char** argv) {
     o.scheduler.cache_budget_bytes = static_cast<size_t>(cache_mb) << 20;
     o.max_body_bytes = static_cast<size_t>(max_body_mb) << 20;
     o.log_requests = !quiet;
+    // One HTTP worker per connection that may be waiting or generating, so queued requests still
+    // get their keep-alives (httplib's pool holds a thread per open request).
+    o.http_threads = std::min(4096, o.scheduler.parallel + o.scheduler.max_queue + 8);
     if (!alias.empty()) o.info.model_id = alias;
     std::shared_ptr<const Tokenizer> tok(std::move(m.tokenizer));
     server::HttpServer srv(m.weights, tok, o);

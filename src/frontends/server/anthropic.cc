@@ -154,7 +154,7 @@ std::string anthropic_stop_reason(const JobResult& r) {
   if (!r.message.tool_calls.empty()) return "tool_use";
   switch (r.finish) {
     case FinishReason::kLength: return "max_tokens";
-    case FinishReason::kStop: return "stop_sequence";
+    case FinishReason::kStop: return r.stop_index >= 0 ? "stop_sequence" : "end_turn";
     default: return "end_turn";
   }
 }
@@ -166,8 +166,13 @@ Json anthropic_usage(const JobResult& r) {
                        {"output_tokens", r.generated_tokens}});
 }
 
+Json anthropic_stop_sequence(const JobResult& r, const std::vector<std::string>& stop) {
+  if (r.finish != FinishReason::kStop || r.stop_index < 0 || static_cast<size_t>(r.stop_index) >= stop.size()) return nullptr;
+  return stop[static_cast<size_t>(r.stop_index)];
+}
+
 Json anthropic_message_json(const std::string& id, const std::string& model, const JobResult& r,
-                            chat::ThinkingMode mode, std::vector<std::string>& tool_ids) {
+                            chat::ThinkingMode mode, std::vector<std::string>& tool_ids, const std::vector<std::string>& stop) {
   Json content = Json::array();
   if (mode == chat::ThinkingMode::Thinking && !r.message.reasoning_content.empty())
     content.push_back(Json::object({{"type", "thinking"}, {"thinking", r.message.reasoning_content}, {"signature", ""}}));
@@ -191,13 +196,13 @@ Json anthropic_message_json(const std::string& id, const std::string& model, con
   m["model"] = model;
   m["content"] = std::move(content);
   m["stop_reason"] = anthropic_stop_reason(r);
-  m["stop_sequence"] = nullptr;
+  m["stop_sequence"] = anthropic_stop_sequence(r, stop);
   m["usage"] = anthropic_usage(r);
   return m;
 }
 
-AnthropicStreamer::AnthropicStreamer(std::string id, std::string model, int64_t prompt_tokens)
-    : id_(std::move(id)), model_(std::move(model)), prompt_tokens_(prompt_tokens) {}
+AnthropicStreamer::AnthropicStreamer(std::string id, std::string model, int64_t prompt_tokens, std::vector<std::string> stop)
+    : id_(std::move(id)), model_(std::move(model)), prompt_tokens_(prompt_tokens), stop_(std::move(stop)) {}
 
 std::vector<std::pair<std::string, Json>> AnthropicStreamer::start() {
   Json msg = Json::object({{"id", id_}, {"type", "message"}, {"role", "assistant"}, {"model", model_},
@@ -260,7 +265,7 @@ std::vector<std::pair<std::string, Json>> AnthropicStreamer::finish(const JobRes
   std::vector<std::pair<std::string, Json>> out;
   close(out);
   out.push_back({"message_delta", Json::object({{"type", "message_delta"},
-                                                {"delta", Json::object({{"stop_reason", anthropic_stop_reason(r)}, {"stop_sequence", nullptr}})},
+                                                {"delta", Json::object({{"stop_reason", anthropic_stop_reason(r)}, {"stop_sequence", anthropic_stop_sequence(r, stop_)}})},
                                                 {"usage", anthropic_usage(r)}})});
   out.push_back({"message_stop", Json::object({{"type", "message_stop"}})});
   return out;

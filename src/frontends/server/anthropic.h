@@ -24,12 +24,14 @@ Json anthropic_error_json(const ApiError& e);
 std::string anthropic_stop_reason(const JobResult& r);
 Json anthropic_usage(const JobResult& r);
 Json anthropic_message_json(const std::string& id, const std::string& model, const JobResult& r,
-                            chat::ThinkingMode mode, std::vector<std::string>& tool_ids);
+                            chat::ThinkingMode mode, std::vector<std::string>& tool_ids, const std::vector<std::string>& stop = {});
+// The stop sequence that ended the output, or null.
+Json anthropic_stop_sequence(const JobResult& r, const std::vector<std::string>& stop);
 
 // Job events -> Anthropic SSE events (name, data).
 class AnthropicStreamer {
  public:
-  AnthropicStreamer(std::string id, std::string model, int64_t prompt_tokens);
+  AnthropicStreamer(std::string id, std::string model, int64_t prompt_tokens, std::vector<std::string> stop = {});
   std::vector<std::pair<std::string, Json>> start();
   std::vector<std::pair<std::string, Json>> on_events(const std::vector<JobEvent>& events);
   std::vector<std::pair<std::string, Json>> finish(const JobResult& r);
@@ -41,6 +43,7 @@ class AnthropicStreamer {
   void close(std::vector<std::pair<std::string, Json>>& out);
   std::string id_, model_;
   int64_t prompt_tokens_;
+  std::vector<std::string> stop_;
   Block cur_ = Block::None;
   int index_ = -1;
   std::vector<std::string> tool_ids_;

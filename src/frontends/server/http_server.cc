@@ -222,7 +222,7 @@ struct HttpServer::Impl {
         };
         ctx->keepalive = ": keep-alive\n\n";
       } else if (anthropic && cr->stream) {
-        auto st = std::make_shared<AnthropicStreamer>(id, cr->model, static_cast<int64_t>(job->spec.prompt.size()));
+        auto st = std::make_shared<AnthropicStreamer>(id, cr->model, static_cast<int64_t>(job->spec.prompt.size()), cr->stop);
         auto sse = [](const std::vector<std::pair<std::string, Json>>& evs) {
           std::string s;
           for (const auto& [name, data] : evs) s += "event: " + name + "\ndata: " + dump(data) + "\n\n";
@@ -242,7 +242,7 @@ struct HttpServer::Impl {
         ctx->start = [] { return std::string(); };
         ctx->events = [](const std::vector<JobEvent>&) { return std::string(); };
         ctx->finish = [this, id, cr, created, ids, anthropic](const JobResult& r) {
-          Json out = anthropic ? anthropic_message_json(id, cr->model, r, cr->encode.thinking_mode, *ids)
+          Json out = anthropic ? anthropic_message_json(id, cr->model, r, cr->encode.thinking_mode, *ids, cr->stop)
                                : chat_completion_json(id, cr->model, created, *cr, r, *tok, *ids);
           return dump(out) + "\n";
         };

@@ -205,7 +205,10 @@ void Scheduler::sample_slot(Slot& slot) {
   const std::string piece = slot.decoder->push(tok);
   StopStringMatcher::Result m = slot.stops->feed(piece);
   push_text(m.emit);
-  if (m.stopped) finish(FinishReason::kStop);
+  if (m.stopped) {
+    finish(FinishReason::kStop);
+    r.stop_index = m.stop_index;
+  }
   else if (tok == eos_) finish(FinishReason::kEos);
   else if (slot.session->size() >= slot.session->context()) finish(FinishReason::kLength);
   else slot.pending = tok;
@@ -214,7 +217,10 @@ void Scheduler::sample_slot(Slot& slot) {
     std::string tail = slot.decoder->flush();
     StopStringMatcher::Result m2 = slot.stops->feed(tail);
     std::string rest = m2.emit;
-    if (m2.stopped) r.finish = FinishReason::kStop;
+    if (m2.stopped) {
+      r.finish = FinishReason::kStop;
+      r.stop_index = m2.stop_index;
+    }
     else rest += slot.stops->flush();
     push_text(rest);
   }

@@ -68,6 +68,7 @@ struct JobResult {
   std::vector<int32_t> tokens;
   std::vector<SampleResult> samples;
   FinishReason finish = FinishReason::kLength;
+  int stop_index = -1;  // which stop string matched (finish == kStop)
   int64_t prompt_tokens = 0;
   int64_t cached_tokens = 0;
   int64_t generated_tokens = 0;
