@@ -310,11 +310,13 @@ void Scheduler::loop() {
   std::vector<uint8_t> busy(slots.size(), 0);
   for (;;) {
     std::vector<std::shared_ptr<Job>> admitted;
+    bool stopping = false;
     {
       std::unique_lock lock(mu_);
       const bool any_busy = active_.load() > 0;
       if (!any_busy) cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (stopping_ && active_.load() == 0 && queue_.empty()) break;
+      stopping = stopping_;
       int free_slots = options_.parallel - static_cast<int>(active_.load());
       while (free_slots > 0 && !queue_.empty()) {
         admitted.push_back(std::move(queue_.front()));
@@ -322,7 +324,7 @@ void Scheduler::loop() {
         --free_slots;
       }
     }
-    if (stopping_)
+    if (stopping)
       for (size_t i = 0; i < slots.size(); ++i)
         if (busy[i]) slots[i].job->cancelled = true;
     for (auto& job : admitted) {
