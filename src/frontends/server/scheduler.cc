@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <limits>
 
 #include "engine/stop_strings.h"
 #include "frontends/server/api_error.h"
@@ -169,6 +170,11 @@ void Scheduler::sample_slot(Slot& slot) {
   if (slot.constraint) {
     slot.masked.assign(logits.begin(), logits.end());
     if (slot.constraint->mask(slot.masked) == 0) return finish(FinishReason::kStop);
+    logits = slot.masked;
+  } else if (slot.constraint_waiting && eos_ >= 0 && static_cast<size_t>(eos_) < logits.size()) {
+    // Still reasoning before a required tool call / JSON answer: the turn may not end here.
+    slot.masked.assign(logits.begin(), logits.end());
+    slot.masked[static_cast<size_t>(eos_)] = -std::numeric_limits<float>::infinity();
     logits = slot.masked;
   }
   const bool in_reasoning = slot.parser && spec.mode == chat::ThinkingMode::Thinking &&
