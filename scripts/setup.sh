@@ -25,8 +25,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Test oracles (only with --with-test-oracles, as scripts/test.sh passes): HF tokenizers (Rust, via its Node binding) for the tokenizer cross-check and
-# benchmark, pinned by tests/oracle/package-lock.json. Reinstalled when the lock file changes
+# Test oracles (only with --with-test-oracles, as scripts/test.sh passes): HF tokenizers (Rust,
+# via its Node binding) for the tokenizer cross-check and benchmark, and the official openai /
+# @anthropic-ai/sdk clients for the dsv4 serve tests, pinned by tests/oracle/package-lock.json.
+# Reinstalled when the lock file changes
 # (a copy of the lock file used for the install is kept in node_modules as a stamp).
 [ "${1:-}" = "--with-test-oracles" ] || exit 0
 ORACLE_DIR="$(cd "$(dirname "$0")/.." && pwd)/tests/oracle"

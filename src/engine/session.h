@@ -71,6 +71,10 @@ class Session {
 
   void reset();
 
+  // Approximate bytes held by this session (state, checkpoint, token list, logits): what a
+  // cache of finished sessions budgets against.
+  size_t memory_bytes() const;
+
  private:
   std::shared_ptr<const ModelWeights> model_;
   SessionOptions options_;

@@ -13,6 +13,7 @@ int cmd_render(int argc, char** argv);      // chat messages -> prompt text / id
 int cmd_parse(int argc, char** argv);
 int cmd_run(int argc, char** argv);         // one-shot generation
 int cmd_chat(int argc, char** argv);        // interactive chat       // completion text -> assistant message JSON
-int cmd_init(int argc, char** argv);        // write a random model in the official layout
+int cmd_init(int argc, char** argv);
+int cmd_serve(int argc, char** argv);       // OpenAI / Anthropic HTTP server        // write a random model in the official layout
 
 }  // namespace dsv4::cli

@@ -1,0 +1,274 @@
+#include "frontends/server/anthropic.h"
+
+#include "frontends/server/openai_response.h"
+
+namespace dsv4::server {
+
+namespace {
+const Json* field(const Json& obj, const char* key) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+std::string text_of_blocks(const Json& c, const std::string& where) {
+  if (c.is_string()) return c.get<std::string>();
+  if (!c.is_array()) throw bad_request(where + ": content must be a string or an array of blocks", "messages");
+  std::string out;
+  for (const Json& b : c) {
+    if (!b.is_object() || !b.contains("type") || b["type"] != "text" || !b.contains("text") || !b["text"].is_string())
+      throw bad_request(where + ": only text blocks are supported here", "messages");
+    out += b["text"].get<std::string>();
+  }
+  return out;
+}
+}  // namespace
+
+Json anthropic_to_openai(const Json& body) {
+  if (!body.is_object()) throw bad_request("the request body must be a JSON object");
+  Json o = Json::object();
+  for (const char* k : {"model", "temperature", "top_p", "top_k", "stream", "thinking", "seed"})
+    if (const Json* v = field(body, k)) o[k] = *v;
+  if (const Json* v = field(body, "max_tokens")) o["max_tokens"] = *v;
+  if (const Json* v = field(body, "stop_sequences")) o["stop"] = *v;
+  if (const Json* oc = field(body, "output_config")) {
+    if (!oc->is_object()) throw bad_request("'output_config' must be an object", "output_config");
+    if (const Json* e = field(*oc, "effort")) o["reasoning_effort"] = *e;
+  }
+  if (const Json* t = field(body, "thinking"); t && t->is_object()) {
+    // Anthropic also has "adaptive"; budget_tokens is not enforced (reasoning ends on its own).
+    Json tt = Json::object();
+    if (const Json* type = field(*t, "type")) tt["type"] = (*type == "adaptive") ? Json("enabled") : *type;
+    o["thinking"] = tt;
+  }
+  Json msgs = Json::array();
+  if (const Json* sys = field(body, "system")) msgs.push_back(Json::object({{"role", "system"}, {"content", text_of_blocks(*sys, "system")}}));
+  const Json* in = field(body, "messages");
+  if (!in || !in->is_array() || in->empty()) throw bad_request("'messages' must be a non-empty array", "messages");
+  for (size_t i = 0; i < in->size(); ++i) {
+    const Json& m = (*in)[i];
+    const std::string where = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object()) throw bad_request(where + " must be an object", "messages");
+    const Json* role = field(m, "role");
+    if (!role || !role->is_string() || (*role != "user" && *role != "assistant"))
+      throw bad_request(where + ": 'role' must be user or assistant", "messages");
+    const Json* content = field(m, "content");
+    if (!content) throw bad_request(where + ": 'content' is required", "messages");
+    if (content->is_string()) {
+      msgs.push_back(Json::object({{"role", *role}, {"content", *content}}));
+      continue;
+    }
+    if (!content->is_array()) throw bad_request(where + ": content must be a string or an array of blocks", "messages");
+    if (*role == "user") {
+      std::string text;
+      bool has_text = false;
+      for (const Json& b : *content) {
+        if (!b.is_object() || !field(b, "type") || !b["type"].is_string()) throw bad_request(where + ": blocks need a 'type'", "messages");
+        const std::string type = b["type"].get<std::string>();
+        if (type == "text") {
+          if (!field(b, "text") || !b["text"].is_string()) throw bad_request(where + ": a text block needs 'text'", "messages");
+          text += b["text"].get<std::string>();
+          has_text = true;
+        } else if (type == "tool_result") {
+          const Json* id = field(b, "tool_use_id");
+          if (!id || !id->is_string()) throw bad_request(where + ": tool_result needs 'tool_use_id'", "messages");
+          const Json* c = field(b, "content");
+          msgs.push_back(Json::object({{"role", "tool"}, {"tool_call_id", *id}, {"content", c ? text_of_blocks(*c, where) : std::string()}}));
+        } else {
+          throw bad_request(where + ": unsupported content block type '" + type + "'", "messages");
+        }
+      }
+      if (has_text) msgs.push_back(Json::object({{"role", "user"}, {"content", text}}));
+    } else {
+      Json a = Json::object({{"role", "assistant"}, {"content", ""}, {"reasoning_content", ""}});
+      std::string text, reasoning;
+      Json calls = Json::array();
+      for (const Json& b : *content) {
+        if (!b.is_object() || !field(b, "type") || !b["type"].is_string()) throw bad_request(where + ": blocks need a 'type'", "messages");
+        const std::string type = b["type"].get<std::string>();
+        if (type == "text") {
+          if (!field(b, "text") || !b["text"].is_string()) throw bad_request(where + ": a text block needs 'text'", "messages");
+          text += b["text"].get<std::string>();
+        } else if (type == "thinking") {
+          if (!field(b, "thinking") || !b["thinking"].is_string()) throw bad_request(where + ": a thinking block needs 'thinking'", "messages");
+          reasoning += b["thinking"].get<std::string>();
+        } else if (type == "redacted_thinking") {
+        } else if (type == "tool_use") {
+          const Json* id = field(b, "id");
+          const Json* name = field(b, "name");
+          const Json* input = field(b, "input");
+          if (!id || !id->is_string() || !name || !name->is_string()) throw bad_request(where + ": tool_use needs 'id' and 'name'", "messages");
+          if (input && !input->is_object()) throw bad_request(where + ": tool_use 'input' must be an object", "messages");
+          calls.push_back(Json::object({{"id", *id}, {"type", "function"},
+                                        {"function", Json::object({{"name", *name}, {"arguments", json_py::dumps(input ? *input : Json::object())}})}}));
+        } else {
+          throw bad_request(where + ": unsupported content block type '" + type + "'", "messages");
+        }
+      }
+      a["content"] = text;
+      a["reasoning_content"] = reasoning;
+      if (!calls.empty()) a["tool_calls"] = std::move(calls);
+      msgs.push_back(std::move(a));
+    }
+  }
+  o["messages"] = std::move(msgs);
+  if (const Json* tools = field(body, "tools")) {
+    if (!tools->is_array()) throw bad_request("'tools' must be an array", "tools");
+    Json ot = Json::array();
+    for (const Json& t : *tools) {
+      if (!t.is_object() || !field(t, "name") || !t["name"].is_string()) throw bad_request("each tool needs a string 'name'", "tools");
+      Json fn = Json::object({{"name", t["name"]}});
+      if (const Json* d = field(t, "description")) fn["description"] = *d;
+      fn["parameters"] = field(t, "input_schema") ? t["input_schema"] : Json::object({{"type", "object"}});
+      ot.push_back(Json::object({{"type", "function"}, {"function", std::move(fn)}}));
+    }
+    o["tools"] = std::move(ot);
+  }
+  if (const Json* tc = field(body, "tool_choice")) {
+    if (!tc->is_object() || !field(*tc, "type") || !(*tc)["type"].is_string()) throw bad_request("'tool_choice' must be an object with a 'type'", "tool_choice");
+    const std::string type = (*tc)["type"].get<std::string>();
+    if (type == "auto") o["tool_choice"] = "auto";
+    else if (type == "any") o["tool_choice"] = "required";
+    else if (type == "none") o["tool_choice"] = "none";
+    else if (type == "tool") {
+      const Json* name = field(*tc, "name");
+      if (!name || !name->is_string()) throw bad_request("tool_choice type 'tool' needs a 'name'", "tool_choice");
+      o["tool_choice"] = Json::object({{"type", "function"}, {"function", Json::object({{"name", *name}})}});
+    } else {
+      throw bad_request("'tool_choice.type' must be auto, any, tool or none", "tool_choice");
+    }
+  }
+  return o;
+}
+
+Json anthropic_error_json(const ApiError& e) {
+  std::string type = e.type();
+  if (e.status() == 401) type = "authentication_error";
+  else if (e.status() == 404) type = "not_found_error";
+  else if (e.status() == 413) type = "request_too_large";
+  else if (e.status() >= 500) type = e.status() == 503 ? "overloaded_error" : "api_error";
+  return Json::object({{"type", "error"}, {"error", Json::object({{"type", type}, {"message", e.what()}})}});
+}
+
+std::string anthropic_stop_reason(const JobResult& r) {
+  if (!r.message.tool_calls.empty()) return "tool_use";
+  switch (r.finish) {
+    case FinishReason::kLength: return "max_tokens";
+    case FinishReason::kStop: return r.stop_index >= 0 ? "stop_sequence" : "end_turn";
+    default: return "end_turn";
+  }
+}
+
+Json anthropic_usage(const JobResult& r) {
+  return Json::object({{"input_tokens", r.prompt_tokens - r.cached_tokens},
+                       {"cache_creation_input_tokens", 0},
+                       {"cache_read_input_tokens", r.cached_tokens},
+                       {"output_tokens", r.generated_tokens}});
+}
+
+Json anthropic_stop_sequence(const JobResult& r, const std::vector<std::string>& stop) {
+  if (r.finish != FinishReason::kStop || r.stop_index < 0 || static_cast<size_t>(r.stop_index) >= stop.size()) return nullptr;
+  return stop[static_cast<size_t>(r.stop_index)];
+}
+
+Json anthropic_message_json(const std::string& id, const std::string& model, const JobResult& r,
+                            chat::ThinkingMode mode, std::vector<std::string>& tool_ids, const std::vector<std::string>& stop) {
+  Json content = Json::array();
+  if (mode == chat::ThinkingMode::Thinking && !r.message.reasoning_content.empty())
+    content.push_back(Json::object({{"type", "thinking"}, {"thinking", r.message.reasoning_content}, {"signature", ""}}));
+  if (!r.message.content.empty()) content.push_back(Json::object({{"type", "text"}, {"text", r.message.content}}));
+  tool_ids.clear();
+  for (const auto& c : r.message.tool_calls) {
+    tool_ids.push_back("toolu_" + random_hex(24));
+    Json input;
+    try {
+      input = json_py::loads(c.arguments);
+    } catch (const Error&) {
+      input = Json::object();
+    }
+    if (!input.is_object()) input = Json::object();
+    content.push_back(Json::object({{"type", "tool_use"}, {"id", tool_ids.back()}, {"name", c.name}, {"input", input}}));
+  }
+  Json m = Json::object();
+  m["id"] = id;
+  m["type"] = "message";
+  m["role"] = "assistant";
+  m["model"] = model;
+  m["content"] = std::move(content);
+  m["stop_reason"] = anthropic_stop_reason(r);
+  m["stop_sequence"] = anthropic_stop_sequence(r, stop);
+  m["usage"] = anthropic_usage(r);
+  return m;
+}
+
+AnthropicStreamer::AnthropicStreamer(std::string id, std::string model, int64_t prompt_tokens, std::vector<std::string> stop)
+    : id_(std::move(id)), model_(std::move(model)), prompt_tokens_(prompt_tokens), stop_(std::move(stop)) {}
+
+std::vector<std::pair<std::string, Json>> AnthropicStreamer::start() {
+  Json msg = Json::object({{"id", id_}, {"type", "message"}, {"role", "assistant"}, {"model", model_},
+                           {"content", Json::array()}, {"stop_reason", nullptr}, {"stop_sequence", nullptr},
+                           {"usage", Json::object({{"input_tokens", prompt_tokens_}, {"output_tokens", 0}})}});
+  return {{"message_start", Json::object({{"type", "message_start"}, {"message", std::move(msg)}})}};
+}
+
+void AnthropicStreamer::open(Block b, Json content_block, std::vector<std::pair<std::string, Json>>& out) {
+  close(out);
+  cur_ = b;
+  ++index_;
+  out.push_back({"content_block_start", Json::object({{"type", "content_block_start"}, {"index", index_}, {"content_block", std::move(content_block)}})});
+}
+
+void AnthropicStreamer::close(std::vector<std::pair<std::string, Json>>& out) {
+  if (cur_ == Block::None) return;
+  if (cur_ == Block::Thinking)
+    out.push_back({"content_block_delta", Json::object({{"type", "content_block_delta"}, {"index", index_},
+                                                          {"delta", Json::object({{"type", "signature_delta"}, {"signature", ""}})}})});
+  out.push_back({"content_block_stop", Json::object({{"type", "content_block_stop"}, {"index", index_}})});
+  cur_ = Block::None;
+}
+
+std::vector<std::pair<std::string, Json>> AnthropicStreamer::on_events(const std::vector<JobEvent>& events) {
+  std::vector<std::pair<std::string, Json>> out;
+  using K = chat::StreamDelta::Kind;
+  auto delta = [&](Json d) {
+    out.push_back({"content_block_delta", Json::object({{"type", "content_block_delta"}, {"index", index_}, {"delta", std::move(d)}})});
+  };
+  for (const JobEvent& e : events) {
+    if (e.kind != JobEvent::Kind::Delta) continue;
+    const chat::StreamDelta& d = e.delta;
+    switch (d.kind) {
+      case K::Reasoning:
+        if (d.text.empty()) break;
+        if (cur_ != Block::Thinking) open(Block::Thinking, Json::object({{"type", "thinking"}, {"thinking", ""}, {"signature", ""}}), out);
+        delta(Json::object({{"type", "thinking_delta"}, {"thinking", d.text}}));
+        break;
+      case K::Content:
+        if (d.text.empty()) break;
+        if (cur_ != Block::Text) open(Block::Text, Json::object({{"type", "text"}, {"text", ""}}), out);
+        delta(Json::object({{"type", "text_delta"}, {"text", d.text}}));
+        break;
+      case K::ToolCallStart:
+        tool_ids_.push_back("toolu_" + random_hex(24));
+        open(Block::Tool, Json::object({{"type", "tool_use"}, {"id", tool_ids_.back()}, {"name", d.text}, {"input", Json::object()}}), out);
+        break;
+      case K::ToolCallArguments:
+        if (!d.text.empty() && cur_ == Block::Tool) delta(Json::object({{"type", "input_json_delta"}, {"partial_json", d.text}}));
+        break;
+      case K::Done:
+        break;
+    }
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, Json>> AnthropicStreamer::finish(const JobResult& r) {
+  std::vector<std::pair<std::string, Json>> out;
+  close(out);
+  out.push_back({"message_delta", Json::object({{"type", "message_delta"},
+                                                {"delta", Json::object({{"stop_reason", anthropic_stop_reason(r)}, {"stop_sequence", anthropic_stop_sequence(r, stop_)}})},
+                                                {"usage", anthropic_usage(r)}})});
+  out.push_back({"message_stop", Json::object({{"type", "message_stop"}})});
+  return out;
+}
+
+}  // namespace dsv4::server

@@ -1,0 +1,27 @@
+// Server counters, exported in the Prometheus text format at /metrics. Lock-free counters;
+// gauges are read from the scheduler when the page is rendered.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace dsv4::server {
+
+struct Metrics {
+  std::atomic<uint64_t> requests_total{0};
+  std::atomic<uint64_t> requests_failed{0};      // answered with a 4xx/5xx error
+  std::atomic<uint64_t> requests_cancelled{0};   // client went away
+  std::atomic<uint64_t> prompt_tokens{0};
+  std::atomic<uint64_t> prompt_cache_hit_tokens{0};
+  std::atomic<uint64_t> generated_tokens{0};
+  std::atomic<uint64_t> decode_steps{0};         // engine steps over all active slots
+  std::atomic<uint64_t> decode_step_sequences{0};  // sum of active slots over steps
+  std::atomic<uint64_t> prefill_micros{0};
+  std::atomic<uint64_t> decode_micros{0};
+
+  // Renders the page; the gauges are passed in by the caller.
+  std::string prometheus(int64_t active, int64_t queued, int64_t parallel, int64_t cache_entries,
+                         int64_t cache_bytes) const;
+};
+
+}  // namespace dsv4::server

@@ -1,0 +1,48 @@
+// OpenAI / DeepSeek response shapes: chat.completion, chat.completion.chunk (SSE), usage,
+// logprobs, and text_completion for /v1/completions.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "frontends/server/chat_request.h"
+#include "frontends/server/scheduler.h"
+
+namespace dsv4::server {
+
+std::string random_hex(size_t n);
+std::string new_request_id();  // UUID-shaped, as DeepSeek's API
+
+// DeepSeek usage: prompt_tokens = hit + miss, cached_tokens = hit, reasoning_tokens.
+Json usage_json(const JobResult& r);
+// "stop", "length", "tool_calls" (cancelled requests report "stop"; nobody reads them).
+std::string finish_reason(const JobResult& r);
+// {"content": [{token, logprob, bytes, top_logprobs}]} for the given tokens.
+Json logprobs_json(const Tokenizer& tok, const std::vector<int32_t>& tokens, const std::vector<SampleResult>& samples,
+                   int top_n);
+
+// The assistant message of a finished chat job; tool calls get fresh ids (returned in ids).
+Json chat_message_json(const JobResult& r, chat::ThinkingMode mode, std::vector<std::string>& ids);
+Json chat_completion_json(const std::string& id, const std::string& model, int64_t created, const ChatRequest& req,
+                          const JobResult& r, const Tokenizer& tok, std::vector<std::string>& ids);
+
+// Turns job events into chat.completion.chunk objects.
+class ChatChunker {
+ public:
+  ChatChunker(std::string id, std::string model, int64_t created, const ChatRequest& req, const Tokenizer& tok);
+  std::vector<Json> first();  // the role chunk
+  std::vector<Json> on_events(const std::vector<JobEvent>& events);
+  std::vector<Json> last(const JobResult& r);  // finish chunk (+ usage chunk)
+  const std::vector<std::string>& tool_ids() const { return tool_ids_; }
+
+ private:
+  Json chunk(Json delta, Json finish = nullptr);
+  std::string id_, model_;
+  int64_t created_;
+  const ChatRequest& req_;
+  const Tokenizer& tok_;
+  std::vector<int32_t> pending_tokens_;
+  std::vector<SampleResult> pending_samples_;
+  std::vector<std::string> tool_ids_;
+};
+
+}  // namespace dsv4::server

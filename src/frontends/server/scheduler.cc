@@ -1,0 +1,375 @@
+#include "frontends/server/scheduler.h"
+
+#include <chrono>
+#include <cstdio>
+#include <limits>
+
+#include "engine/stop_strings.h"
+#include "frontends/server/api_error.h"
+
+namespace dsv4::server {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+}  // namespace
+
+bool Job::wait_events(std::vector<JobEvent>& out, int ms) {
+  std::unique_lock lock(mu);
+  if (events.empty() && !finished) cv.wait_for(lock, std::chrono::milliseconds(ms), [&] { return !events.empty() || finished; });
+  while (!events.empty()) {
+    out.push_back(std::move(events.front()));
+    events.pop_front();
+  }
+  return finished;
+}
+
+struct Scheduler::Slot {
+  std::shared_ptr<Job> job;
+  std::unique_ptr<Session> session;
+  std::unique_ptr<Sampler> sampler;
+  std::unique_ptr<TokenHistory> history;
+  std::unique_ptr<StopStringMatcher> stops;
+  std::unique_ptr<chat::StreamingParser> parser;
+  std::unique_ptr<StreamDecoder> decoder;
+  std::unique_ptr<TokenConstraint> constraint;
+  bool constraint_waiting = false;  // created once the answer part starts
+  std::span<const float> logits;
+  std::vector<float> masked;
+  int32_t pending = -1;  // sampled, not yet run through the model
+  bool done = false;
+  JobResult r;
+  Clock::time_point t_submit, t_decode;
+};
+
+Scheduler::Scheduler(std::shared_ptr<const ModelWeights> model, std::shared_ptr<const Tokenizer> tokenizer,
+                     SchedulerOptions options, Metrics& metrics)
+    : model_(std::move(model)),
+      tok_(std::move(tokenizer)),
+      options_(options),
+      metrics_(metrics),
+      cache_(model_, options.session, options.cache_budget_bytes) {
+  if (options_.parallel < 1) options_.parallel = 1;
+  eos_ = static_cast<int32_t>(model_->config.eos_token_id);
+  table_ = TokenTable::build(*tok_, eos_, model_->config.vocab_size);
+  thread_ = std::thread([this] { loop(); });
+}
+
+Scheduler::~Scheduler() {
+  shutdown();
+  if (thread_.joinable()) thread_.join();
+}
+
+int64_t Scheduler::context() const {
+  return options_.session.context > 0 ? options_.session.context : model_->config.max_position_embeddings;
+}
+
+int64_t Scheduler::queued() const {
+  std::lock_guard lock(mu_);
+  return static_cast<int64_t>(queue_.size());
+}
+
+void Scheduler::submit(const std::shared_ptr<Job>& job) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) throw ApiError(503, "the server is shutting down", "server_error", "", "service_unavailable");
+    if (static_cast<int>(queue_.size()) >= options_.max_queue)
+      throw ApiError(503, "the server is overloaded (request queue full); retry later", "server_error", "", "overloaded");
+    queue_.push_back(job);
+  }
+  cv_.notify_one();
+}
+
+void Scheduler::shutdown() {
+  std::deque<std::shared_ptr<Job>> dropped;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    dropped.swap(queue_);
+  }
+  for (auto& j : dropped) {
+    std::lock_guard lk(j->mu);
+    j->error = "the server is shutting down";
+    j->finished = true;
+    j->cv.notify_all();
+  }
+  cv_.notify_one();
+}
+
+bool Scheduler::admit(Slot& slot, std::shared_ptr<Job> job) {
+  slot = Slot{};
+  slot.job = std::move(job);
+  const JobSpec& spec = slot.job->spec;
+  {
+    std::lock_guard lk(slot.job->mu);
+    slot.job->started = true;
+  }
+  const auto t0 = Clock::now();
+  try {
+    if (static_cast<int64_t>(spec.prompt.size()) >= context())
+      throw Error("prompt of " + std::to_string(spec.prompt.size()) + " tokens does not fit the context of " + std::to_string(context()));
+    PrefixCache::Lease lease = cache_.acquire(spec.prompt);
+    slot.session = std::move(lease.session);
+    Session::PrefillResult pre = slot.session->prefill(spec.prompt);
+    slot.session->checkpoint();
+    slot.logits = pre.logits;
+    slot.r.prompt_tokens = static_cast<int64_t>(spec.prompt.size());
+    slot.r.cached_tokens = pre.reused;
+    slot.sampler = std::make_unique<Sampler>(slot.session->vocab_size(), spec.sampling);
+    slot.history = std::make_unique<TokenHistory>(slot.session->vocab_size());
+    if (spec.sampling.repetition_penalty != 1.0f) {
+      std::vector<int32_t> p32(spec.prompt.begin(), spec.prompt.end());
+      slot.history->add_prompt(p32);
+    }
+    slot.stops = std::make_unique<StopStringMatcher>(spec.stop);
+    if (spec.parse_chat) slot.parser = std::make_unique<chat::StreamingParser>(spec.mode);
+    slot.decoder = std::make_unique<StreamDecoder>(*tok_, false);
+    slot.constraint_waiting = spec.json || !spec.forced_prefixes.empty();
+  } catch (const std::exception& e) {
+    if (slot.session) cache_.release(std::move(slot.session));
+    std::lock_guard lk(slot.job->mu);
+    slot.job->error = e.what();
+    slot.job->finished = true;
+    slot.job->cv.notify_all();
+    return false;
+  }
+  slot.r.prefill_seconds = seconds_since(t0);
+  slot.t_decode = Clock::now();
+  metrics_.prompt_tokens += static_cast<uint64_t>(slot.r.prompt_tokens);
+  metrics_.prompt_cache_hit_tokens += static_cast<uint64_t>(slot.r.cached_tokens);
+  metrics_.prefill_micros += static_cast<uint64_t>(slot.r.prefill_seconds * 1e6);
+  return true;
+}
+
+void Scheduler::sample_slot(Slot& slot) {
+  Job& job = *slot.job;
+  const JobSpec& spec = job.spec;
+  JobResult& r = slot.r;
+  std::vector<JobEvent> out;
+  auto finish = [&](FinishReason f) {
+    r.finish = f;
+    slot.done = true;
+  };
+  if (job.cancelled.load()) return finish(FinishReason::kCancelled);
+  if (r.generated_tokens >= spec.max_tokens) return finish(FinishReason::kLength);
+
+  // The constraint applies to the answer: in thinking mode only after "</think>".
+  if (slot.constraint_waiting) {
+    const bool answer = !slot.parser || spec.mode == chat::ThinkingMode::Chat || slot.parser->message().saw_think_end;
+    if (answer) {
+      slot.constraint_waiting = false;
+      if (spec.json) slot.constraint = std::make_unique<JsonConstraint>(table_, spec.json_schema);
+      else {
+        std::vector<std::vector<int32_t>> options;
+        for (const std::string& text : spec.forced_prefixes) options.push_back(tok_->encode(text));
+        slot.constraint = std::make_unique<ChoiceConstraint>(std::move(options));
+      }
+    }
+  }
+  std::span<const float> logits = slot.logits;
+  if (slot.constraint) {
+    slot.masked.assign(logits.begin(), logits.end());
+    if (slot.constraint->mask(slot.masked) == 0) return finish(FinishReason::kStop);
+    logits = slot.masked;
+  } else if (slot.constraint_waiting && eos_ >= 0 && static_cast<size_t>(eos_) < logits.size()) {
+    // Still reasoning before a required tool call / JSON answer: the turn may not end here.
+    slot.masked.assign(logits.begin(), logits.end());
+    slot.masked[static_cast<size_t>(eos_)] = -std::numeric_limits<float>::infinity();
+    logits = slot.masked;
+  }
+  const bool in_reasoning = slot.parser && spec.mode == chat::ThinkingMode::Thinking &&
+                            !slot.parser->message().saw_think_end && slot.parser->message().tool_calls.empty();
+  SampleResult s = slot.sampler->sample(logits, slot.history.get());
+  const int32_t tok = s.token;
+  if (slot.constraint) {
+    slot.constraint->accept(tok);
+    if (dynamic_cast<ChoiceConstraint*>(slot.constraint.get()) && slot.constraint->done()) slot.constraint.reset();
+  }
+  r.tokens.push_back(tok);
+  ++r.generated_tokens;
+  if (in_reasoning) ++r.reasoning_tokens;
+  slot.history->add_output(tok);
+  if (spec.want_logprobs) {
+    r.samples.push_back(s);
+    JobEvent ev(JobEvent::Kind::Token);
+    ev.token = tok;
+    ev.sample = s;
+    out.push_back(std::move(ev));
+  }
+  auto push_deltas = [&](std::vector<chat::StreamDelta> ds) {
+    for (auto& d : ds) {
+      JobEvent ev(JobEvent::Kind::Delta, std::move(d));
+      out.push_back(std::move(ev));
+    }
+  };
+  auto push_text = [&](const std::string& text) {
+    if (text.empty()) return;
+    r.text += text;
+    if (slot.parser) push_deltas(slot.parser->feed(text));
+    else push_deltas({chat::StreamDelta{chat::StreamDelta::Kind::Content, text, -1}});
+  };
+  const std::string piece = slot.decoder->push(tok);
+  StopStringMatcher::Result m = slot.stops->feed(piece);
+  push_text(m.emit);
+  if (m.stopped) {
+    finish(FinishReason::kStop);
+    r.stop_index = m.stop_index;
+  }
+  else if (tok == eos_) finish(FinishReason::kEos);
+  else if (slot.session->size() >= slot.session->context()) finish(FinishReason::kLength);
+  else slot.pending = tok;
+  if (slot.done && r.finish != FinishReason::kStop) {
+    // Release held-back text (partial UTF-8, a partial stop string) at the end.
+    std::string tail = slot.decoder->flush();
+    StopStringMatcher::Result m2 = slot.stops->feed(tail);
+    std::string rest = m2.emit;
+    if (m2.stopped) {
+      r.finish = FinishReason::kStop;
+      r.stop_index = m2.stop_index;
+    }
+    else rest += slot.stops->flush();
+    push_text(rest);
+  }
+  if (!out.empty()) {
+    std::lock_guard lk(job.mu);
+    for (auto& e : out) job.events.push_back(std::move(e));
+    job.cv.notify_all();
+  }
+}
+
+void Scheduler::finish_slot(Slot& slot) {
+  Job& job = *slot.job;
+  JobResult& r = slot.r;
+  if (slot.done && r.finish == FinishReason::kLength && r.generated_tokens < job.spec.max_tokens && !r.tokens.empty()) {
+    // context full: nothing to do, finish stays "length"
+  }
+  // A cancellation between sampling and here still flushes held text.
+  std::vector<JobEvent> out;
+  if (r.finish == FinishReason::kCancelled || r.finish == FinishReason::kLength) {
+    std::string tail = slot.decoder ? slot.decoder->flush() : std::string();
+    if (slot.stops) {
+      StopStringMatcher::Result m = slot.stops->feed(tail);
+      tail = m.emit + (m.stopped ? std::string() : slot.stops->flush());
+    }
+    if (!tail.empty()) {
+      r.text += tail;
+      std::vector<chat::StreamDelta> ds = slot.parser ? slot.parser->feed(tail)
+                                                       : std::vector<chat::StreamDelta>{{chat::StreamDelta::Kind::Content, tail, -1}};
+      for (auto& d : ds) out.push_back(JobEvent(JobEvent::Kind::Delta, std::move(d)));
+    }
+  }
+  if (slot.parser) {
+    for (auto& d : slot.parser->finish()) out.push_back(JobEvent(JobEvent::Kind::Delta, std::move(d)));
+    r.message = slot.parser->message();
+  } else {
+    r.message.content = r.text;
+    out.push_back(JobEvent(JobEvent::Kind::Delta, chat::StreamDelta{chat::StreamDelta::Kind::Done, {}, -1}));
+  }
+  r.decode_seconds = seconds_since(slot.t_decode);
+  // The next request of a tool loop replays this turn (with EOS): run the tokens the session
+  // has not seen yet so the cache holds the whole exchange.
+  if (slot.session && job.spec.complete_turn_for_cache && !r.message.tool_calls.empty() &&
+      r.finish != FinishReason::kCancelled) {
+    std::vector<int64_t> tail;
+    if (!r.tokens.empty()) tail.push_back(r.tokens.back());
+    if (r.tokens.empty() || r.tokens.back() != eos_) tail.push_back(eos_);
+    try {
+      if (slot.session->size() + static_cast<int64_t>(tail.size()) <= slot.session->context()) slot.session->append(tail);
+    } catch (const std::exception&) {
+      // the cache entry just stays shorter
+    }
+  }
+  if (slot.session) cache_.release(std::move(slot.session));
+  metrics_.generated_tokens += static_cast<uint64_t>(r.generated_tokens);
+  if (r.finish == FinishReason::kCancelled) ++metrics_.requests_cancelled;
+  {
+    std::lock_guard lk(job.mu);
+    for (auto& e : out) job.events.push_back(std::move(e));
+    job.result = std::move(r);
+    job.finished = true;
+  }
+  job.cv.notify_all();
+  slot = Slot{};
+}
+
+void Scheduler::decode_step(std::vector<Slot*>& slots) {
+  if (slots.empty()) return;
+  const auto t0 = Clock::now();
+  // Today: one forward call per sequence (the model has no multi-sequence forward yet).
+  for (Slot* s : slots) {
+    try {
+      s->logits = s->session->step(s->pending);
+    } catch (const std::exception& e) {
+      std::lock_guard lk(s->job->mu);
+      s->job->error = e.what();
+      s->done = true;
+    }
+    s->pending = -1;
+  }
+  ++metrics_.decode_steps;
+  metrics_.decode_step_sequences += slots.size();
+  metrics_.decode_micros += static_cast<uint64_t>(seconds_since(t0) * 1e6);
+}
+
+void Scheduler::loop() {
+  std::vector<Slot> slots(static_cast<size_t>(options_.parallel));
+  std::vector<uint8_t> busy(slots.size(), 0);
+  for (;;) {
+    std::vector<std::shared_ptr<Job>> admitted;
+    bool stopping = false;
+    {
+      std::unique_lock lock(mu_);
+      const bool any_busy = active_.load() > 0;
+      if (!any_busy) cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_ && active_.load() == 0 && queue_.empty()) break;
+      stopping = stopping_;
+      int free_slots = options_.parallel - static_cast<int>(active_.load());
+      while (free_slots > 0 && !queue_.empty()) {
+        admitted.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+        --free_slots;
+      }
+    }
+    if (stopping)
+      for (size_t i = 0; i < slots.size(); ++i)
+        if (busy[i]) slots[i].job->cancelled = true;
+    for (auto& job : admitted) {
+      size_t i = 0;
+      while (busy[i]) ++i;
+      if (job->cancelled.load()) {
+        // The client left while queued: nothing to compute.
+        slots[i] = Slot{};
+        slots[i].job = job;
+        slots[i].r.finish = FinishReason::kCancelled;
+        slots[i].r.prompt_tokens = static_cast<int64_t>(job->spec.prompt.size());
+        finish_slot(slots[i]);
+        continue;
+      }
+      if (admit(slots[i], job)) {
+        busy[i] = 1;
+        ++active_;
+      }
+    }
+    std::vector<Slot*> stepping;
+    for (size_t i = 0; i < slots.size(); ++i) {
+      if (!busy[i]) continue;
+      try {
+        if (!slots[i].done) sample_slot(slots[i]);
+      } catch (const std::exception& e) {
+        std::lock_guard lk(slots[i].job->mu);
+        slots[i].job->error = e.what();
+        slots[i].done = true;
+      }
+      if (slots[i].done) {
+        finish_slot(slots[i]);
+        busy[i] = 0;
+        --active_;
+      } else {
+        stepping.push_back(&slots[i]);
+      }
+    }
+    decode_step(stepping);
+  }
+}
+
+}  // namespace dsv4::server
