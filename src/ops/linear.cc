@@ -1,51 +1,43 @@
 #include "ops/linear.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
-#include <string>
 #include <vector>
+#include <string>
 
+#include "backend/thread_pool.h"
 #include "base/error.h"
 #include "ops/formats.h"
+#include "ops/linear_kernels.h"
+#include "ops/linear_reference.h"
 #include "ops/quant_sim.h"
 
 namespace dsv4 {
 namespace {
 
-// The golden data evaluates every matrix product in fp64 and rounds once to the output
-// dtype. We therefore form the exact products of the (already rounded / quantised) FP32
-// operands in double and accumulate in double.
-//
-// For the block-scaled FP8 / FP4 GEMMs the reference adds one partial product per K block
-// (scaled by both block scales) to the accumulator. With the operands on the FP8 / FP4 grids
-// each block's partial sum is exact in double (all terms are multiples of sA*sB*2^-18 below
-// 2^25 * sA*sB), so summing the dequantised values block by block and adding each block
-// partial to the running double total reproduces that order exactly.
-enum class Operands : uint8_t {
-  kAsIs,      // FP32 inputs used unchanged
-  kBf16,      // inputs rounded to BF16
-  kFp8Act,    // inputs quantised to FP8 (act_quant, block 128) and dequantised exactly
-};
-
-struct Plan {
-  Operands operands = Operands::kAsIs;
-  bool round_weights_bf16 = false;  // kBf16: weights dequantised to BF16 (exact for FP8 codes)
-  int64_t k_block = 0;              // partial-sum block along K (0: one block)
-  bool bf16_output = false;
-};
+using linear_kernels::Accumulation;
 
 constexpr int64_t kActBlock = 128;  // act_quant block along K for the FP8 / FP4 GEMMs
-constexpr int64_t kFp4Block = 32;   // FP4 weight scale block along K
+
+// How the inputs are prepared (mirrors linear_reference.cc) and which kernel mode runs.
+struct Plan {
+  enum class Inputs : uint8_t { kAsIs, kBf16, kFp8Act } inputs = Inputs::kAsIs;
+  Accumulation accumulation = Accumulation::kFloat;
+  bool bf16_output = false;
+  bool bf16_weights = false;  // kBf16 compute: weights rounded to BF16
+};
 
 Plan make_plan(const WeightMatrix& w, Numerics numerics, LinearCompute compute) {
   Plan p;
-  if (numerics == Numerics::kPrecise) return p;  // exact weights, FP32 inputs, FP32 out
+  if (numerics == Numerics::kPrecise) return p;
+  p.accumulation = Accumulation::kDouble;
   switch (compute) {
     case LinearCompute::kFp32:
       return p;
     case LinearCompute::kBf16:
-      p.operands = Operands::kBf16;
-      p.round_weights_bf16 = true;
+      p.inputs = Plan::Inputs::kBf16;
+      p.bf16_weights = true;
       p.bf16_output = true;
       return p;
     case LinearCompute::kNative:
@@ -53,17 +45,13 @@ Plan make_plan(const WeightMatrix& w, Numerics numerics, LinearCompute compute) 
         case WeightFormat::kF32:
           return p;
         case WeightFormat::kBf16:
-          p.operands = Operands::kBf16;
+          p.inputs = Plan::Inputs::kBf16;
           p.bf16_output = true;
           return p;
         case WeightFormat::kFp8Block:
-          p.operands = Operands::kFp8Act;
-          p.k_block = kActBlock;
-          p.bf16_output = true;
-          return p;
         case WeightFormat::kFp4:
-          p.operands = Operands::kFp8Act;
-          p.k_block = kFp4Block;
+          p.inputs = Plan::Inputs::kFp8Act;
+          p.accumulation = Accumulation::kDoubleBlocks;
           p.bf16_output = true;
           return p;
       }
@@ -71,99 +59,215 @@ Plan make_plan(const WeightMatrix& w, Numerics numerics, LinearCompute compute) 
   return p;
 }
 
-// Reused per thread so that a call allocates only when a larger shape first appears.
-struct Scratch {
-  std::vector<float> x;      // prepared inputs [n_tokens, cols]
-  std::vector<float> w;      // one dequantised weight row [cols]
-  std::vector<uint8_t> codes;
-  std::vector<float> scales;
-};
+// kBf16 compute rounds the dequantised weights to BF16; the kernels use them unrounded. FP4
+// values (lowest bit 2^(S-128)) and FP8 values (lowest bit 2^(S-136)) are exact in BF16
+// (subnormals down to 2^-133) except FP8 with an E8M0 scale code below 3, far outside what
+// checkpoints hold; such weights take the reference path. (FP32 dequantisation is always
+// exact, so the other modes need no such check. Scale codes above 240, weights beyond 2^120,
+// would overflow FP32 in the reference but not in the double kernels; checkpoints hold none.)
+bool bf16_rounding_is_exact(const WeightMatrix& w) {
+  if (w.format != WeightFormat::kFp8Block) return w.format != WeightFormat::kF32;
+  const int64_t sc = (w.cols + 127) / 128;
+  const int64_t rb0 = w.row_begin / 128, rb1 = (w.row_begin + w.rows + 127) / 128;
+  const uint8_t* first = w.scale + rb0 * sc;
+  return std::all_of(first, first + (rb1 - rb0) * sc, [](uint8_t s) { return s >= 3; });
+}
 
-Scratch& scratch() {
-  thread_local Scratch s;
+// Per-thread input buffer, grown on demand (no allocation in a steady decode loop).
+linear_kernels::AlignedBuffer& input_buffer() {
+  thread_local linear_kernels::AlignedBuffer b;
+  return b;
+}
+
+// Writes one prepared input row in the kernels' packed order and type; zero padding.
+template <typename T>
+void pack_row(const Plan& plan, WeightFormat format, const float* x, int64_t cols, int64_t stride, T* out,
+              float* values, float* scales) {
+  std::fill(out + cols, out + stride, T(0));
+  auto put = [&](int64_t c, float v) { out[linear_kernels::packed_index(format, c)] = static_cast<T>(v); };
+  switch (plan.inputs) {
+    case Plan::Inputs::kAsIs:
+      for (int64_t c = 0; c < cols; ++c) put(c, x[c]);
+      break;
+    case Plan::Inputs::kBf16:
+      for (int64_t c = 0; c < cols; ++c) put(c, round_bf16(x[c]));
+      break;
+    case Plan::Inputs::kFp8Act:
+      // act_quant (block 128 along K), then the exact values q * s (s a power of two).
+      act_quant_fp8_values(x, cols, kActBlock, values, scales);
+      for (int64_t c = 0; c < cols; ++c) put(c, values[c]);
+      break;
+  }
+}
+
+// Validates one product; returns false when it has nothing to do.
+bool check_product(const LinearProduct& p) {
+  const WeightMatrix& w = p.w;
+  if (p.n_tokens <= 0 || w.rows <= 0) return false;
+  if (p.ldx < w.cols || p.ldy < w.rows) {
+    throw Error("linear: row strides ldx=" + std::to_string(p.ldx) + ", ldy=" + std::to_string(p.ldy) +
+                " too small for a [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) + "] weight");
+  }
+  const bool quantised = w.format == WeightFormat::kFp8Block || w.format == WeightFormat::kFp4;
+  if (w.data == nullptr || (quantised && w.scale == nullptr)) {
+    throw Error("linear: weight view without data or block scales");
+  }
+  return true;
+}
+
+// Bytes of prepared inputs a product needs (0: it takes the reference path).
+int64_t prepared_bytes(const LinearProduct& p, const Plan& plan) {
+  const int64_t stride = linear_kernels::packed_stride(p.w.cols);
+  const bool wide = plan.accumulation != Accumulation::kFloat;
+  const bool blocks = plan.accumulation == Accumulation::kDoubleBlocks;
+  const int64_t main_bytes = p.n_tokens * stride * (wide ? 8 : 4);
+  const int64_t f32_bytes = blocks ? p.n_tokens * stride * 4 : 0;
+  return main_bytes + f32_bytes;
+}
+
+// Prepares the inputs of one product at `base` (prepared_bytes of them, 64-byte aligned) and
+// returns the kernels' problem. `values` / `scales` hold one token's act_quant results.
+linear_kernels::Problem prepare(const LinearProduct& p, const Plan& plan, uint8_t* base, float* values, float* scales) {
+  const WeightMatrix& w = p.w;
+  const int64_t cols = w.cols, n_tokens = p.n_tokens;
+  const int64_t stride = linear_kernels::packed_stride(cols);
+  const bool wide = plan.accumulation != Accumulation::kFloat;
+  const bool blocks = plan.accumulation == Accumulation::kDoubleBlocks;
+  const int64_t n_blocks = (cols + kActBlock - 1) / kActBlock;
+  const int64_t main_bytes = n_tokens * stride * (wide ? 8 : 4);
+  // Reference FP8 / FP4: the inputs also as FP32 (exact), after the double copy.
+  float* x_f32 = blocks ? reinterpret_cast<float*>(base + main_bytes) : nullptr;
+  int act_min = 1 << 20, act_max = -(1 << 20);  // binary exponents of the act_quant scales
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float* xt = p.x + t * p.ldx;
+    if (wide) {
+      pack_row(plan, w.format, xt, cols, stride, reinterpret_cast<double*>(base) + t * stride, values, scales);
+    } else {
+      pack_row(plan, w.format, xt, cols, stride, reinterpret_cast<float*>(base) + t * stride, values, scales);
+    }
+    if (blocks) {
+      const double* xd = reinterpret_cast<const double*>(base) + t * stride;
+      for (int64_t c = 0; c < stride; ++c) x_f32[t * stride + c] = static_cast<float>(xd[c]);
+    }
+    if (plan.inputs == Plan::Inputs::kFp8Act) {  // pack_row left this token's scales there
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        int e = 0;
+        std::frexp(scales[b], &e);
+        act_min = std::min(act_min, e);
+        act_max = std::max(act_max, e);
+      }
+    }
+  }
+  linear_kernels::Problem problem;
+  problem.w = &p.w;
+  problem.x = base;
+  problem.x_stride = stride;
+  problem.n_tokens = n_tokens;
+  problem.y = p.y;
+  problem.ldy = p.ldy;
+  problem.accumulation = plan.accumulation;
+  problem.bf16_output = plan.bf16_output;
+  problem.act_exponent_span = act_max >= act_min ? act_max - act_min : 0;
+  problem.x_f32 = x_f32;
+  return problem;
+}
+
+// Per-thread list of the prepared problems of a call (grown, never shrunk).
+struct Deferred {
+  LinearProduct product;
+  std::vector<float> x;
+};
+struct CallState {
+  std::vector<linear_kernels::Problem> problems;
+  std::vector<Deferred> deferred;  // products for the reference path
+  std::vector<int64_t> first_tile;  // prefix sums of the problems' tile counts
+};
+CallState& call_state() {
+  thread_local CallState s;
   return s;
 }
 
-template <typename T>
-void ensure_size(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-}
-
-// Sum of x[k] * w[k] over [0, n) in double; the products of two floats are exact in double.
-// Four interleaved partial sums (fixed order, so results do not depend on the batch shape).
-inline double dot_double(const float* x, const float* w, int64_t n) {
-  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-  int64_t k = 0;
-  for (; k + 4 <= n; k += 4) {
-    s0 += static_cast<double>(x[k]) * w[k];
-    s1 += static_cast<double>(x[k + 1]) * w[k + 1];
-    s2 += static_cast<double>(x[k + 2]) * w[k + 2];
-    s3 += static_cast<double>(x[k + 3]) * w[k + 3];
-  }
-  for (; k < n; ++k) s0 += static_cast<double>(x[k]) * w[k];
-  return (s0 + s1) + (s2 + s3);
-}
+void run_tiles(const CallState& st, int64_t tiles, ThreadPool& pool);
 
 }  // namespace
 
 void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
             Numerics numerics, LinearCompute compute) {
-  const int64_t rows = w.rows;
-  const int64_t cols = w.cols;
-  if (n_tokens <= 0 || rows <= 0) return;
-  if (ldx < cols || ldy < rows) {
-    throw Error("linear: row strides ldx=" + std::to_string(ldx) + ", ldy=" + std::to_string(ldy) +
-                " too small for a [" + std::to_string(rows) + ", " + std::to_string(cols) + "] weight");
-  }
-  const Plan plan = make_plan(w, numerics, compute);
-  Scratch& s = scratch();
+  linear(w, x, ldx, n_tokens, y, ldy, numerics, compute, default_thread_pool());
+}
 
-  // Inputs, prepared once per call for all tokens.
-  ensure_size(s.x, static_cast<size_t>(n_tokens * cols));
-  float* xp = s.x.data();
-  switch (plan.operands) {
-    case Operands::kAsIs:
-      for (int64_t t = 0; t < n_tokens; ++t) std::memcpy(xp + t * cols, x + t * ldx, static_cast<size_t>(cols) * 4);
-      break;
-    case Operands::kBf16:
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        for (int64_t c = 0; c < cols; ++c) xp[t * cols + c] = round_bf16(x[t * ldx + c]);
-      }
-      break;
-    case Operands::kFp8Act: {
-      // act_quant per token row (block 128 along K), then the exact dequantised values
-      // q * s: the scales are powers of two, so this loses nothing against (q, s).
-      const int64_t n_blocks = (cols + kActBlock - 1) / kActBlock;
-      ensure_size(s.codes, static_cast<size_t>(cols));
-      ensure_size(s.scales, static_cast<size_t>(n_blocks));
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        act_quant_fp8(x + t * ldx, cols, kActBlock, s.codes.data(), s.scales.data());
-        for (int64_t c = 0; c < cols; ++c) xp[t * cols + c] = e4m3_to_f32(s.codes[c]) * s.scales[c / kActBlock];
-      }
-      break;
-    }
-  }
+void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+            Numerics numerics, LinearCompute compute, ThreadPool& pool) {
+  const LinearProduct p{w, x, ldx, n_tokens, y, ldy};
+  linear_group(&p, 1, numerics, compute, pool);
+}
 
-  // Each weight row is dequantised once and reused for every token of the batch.
-  ensure_size(s.w, static_cast<size_t>(cols));
-  float* wr = s.w.data();
-  const int64_t k_block = plan.k_block > 0 ? plan.k_block : cols;
-  for (int64_t r = 0; r < rows; ++r) {
-    dequantize_rows(w, r, 1, wr);
-    if (plan.round_weights_bf16) {
-      for (int64_t c = 0; c < cols; ++c) wr[c] = round_bf16(wr[c]);
+void linear_group(const LinearProduct* products, int64_t count, Numerics numerics, LinearCompute compute,
+                  ThreadPool& pool) {
+  // Inputs of all products are prepared before any output is written, so an output may alias
+  // any input.
+  int64_t total_bytes = 0, max_cols = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    const LinearProduct& p = products[i];
+    if (!check_product(p)) continue;
+    const Plan plan = make_plan(p.w, numerics, compute);
+    total_bytes += (prepared_bytes(p, plan) + 63) / 64 * 64;
+    max_cols = std::max(max_cols, p.w.cols);
+  }
+  const int64_t max_blocks = (max_cols + kActBlock - 1) / kActBlock;
+  uint8_t* base = input_buffer().get<uint8_t>(total_bytes + (max_cols + max_blocks) * 4 + 64);
+  float* values = reinterpret_cast<float*>(base + total_bytes);
+  float* scales = values + max_cols;
+
+  CallState& st = call_state();
+  st.problems.clear();
+  st.first_tile.clear();
+  st.deferred.clear();
+  int64_t tiles = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    const LinearProduct& p = products[i];
+    if (!check_product(p)) continue;
+    const Plan plan = make_plan(p.w, numerics, compute);
+    if (!linear_kernels::supports(p.w) || (plan.bf16_weights && !bf16_rounding_is_exact(p.w))) {
+      // Rare shapes / scales: the exact scalar path after the pass, on a copy of the inputs
+      // (an output of the pass may overwrite them).
+      Deferred& d = st.deferred.emplace_back();
+      d.product = p;
+      d.x.resize(static_cast<size_t>(p.n_tokens * p.ldx));
+      std::copy(p.x, p.x + (p.n_tokens - 1) * p.ldx + p.w.cols, d.x.begin());
+      d.product.x = d.x.data();
+      continue;
     }
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      const float* xt = xp + t * cols;
-      double acc = 0.0;
-      for (int64_t k0 = 0; k0 < cols; k0 += k_block) {
-        acc += dot_double(xt + k0, wr + k0, std::min(k_block, cols - k0));
-      }
-      // double -> float -> BF16, as PyTorch converts a double tensor to BF16.
-      const float out = static_cast<float>(acc);
-      y[t * ldy + r] = plan.bf16_output ? round_bf16(out) : out;
-    }
+    st.problems.push_back(prepare(p, plan, base, values, scales));
+    st.first_tile.push_back(tiles);
+    tiles += (p.w.rows + linear_kernels::kRowTile - 1) / linear_kernels::kRowTile;
+    base += (prepared_bytes(p, plan) + 63) / 64 * 64;
+  }
+  st.first_tile.push_back(tiles);
+  if (tiles > 0) run_tiles(st, tiles, pool);
+  for (const Deferred& d : st.deferred) {
+    const LinearProduct& p = d.product;
+    linear_reference(p.w, p.x, p.ldx, p.n_tokens, p.y, p.ldy, numerics, compute);
   }
 }
 
+namespace {
+
+void run_tiles(const CallState& st, int64_t tiles, ThreadPool& pool) {
+  // One pass over the row tiles of all products; a thread's range may span several products.
+  const CallState* state = &st;
+  pool.parallel_for(tiles, 1, [state](int64_t begin, int64_t end, int) {
+    size_t i = static_cast<size_t>(std::upper_bound(state->first_tile.begin(), state->first_tile.end(), begin) -
+                                   state->first_tile.begin()) - 1;
+    while (begin < end) {
+      const int64_t first = state->first_tile[i], next = state->first_tile[i + 1];
+      const int64_t stop = std::min(end, next);
+      linear_kernels::compute_tiles(state->problems[i], begin - first, stop - first);
+      begin = stop;
+      ++i;
+    }
+  });
+}
+
+}  // namespace
 }  // namespace dsv4

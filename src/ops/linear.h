@@ -7,8 +7,10 @@
 
 namespace dsv4 {
 
+class ThreadPool;  // backend/thread_pool.h
+
 // How the reference computes a product (spec 3.0.2 and 6). Where the reference accumulates in
-// FP32, this engine accumulates exact products in double and rounds once to the output dtype
+// FP32, this engine (kReference) accumulates exact products in double and rounds once to the output dtype
 // (double -> FP32 -> BF16), as the golden data does; FP8 / FP4 GEMMs add one partial sum per
 // K block (128 resp. 32, each exact) in K order.
 enum class LinearCompute : uint8_t {
@@ -25,10 +27,34 @@ enum class LinearCompute : uint8_t {
 };
 
 // x: [n_tokens, w.cols] with row stride ldx; y: [n_tokens, w.rows] with row stride ldy.
-// kPrecise ignores `compute`: exact FP32 weights, FP32 inputs, wide accumulation, FP32 out.
+// kPrecise ignores `compute`: exact FP32 weights, FP32 inputs, FP32 accumulation (SIMD lanes,
+// within FP32 summation error of the double sum of linear_reference), FP32 out.
 // x and y may alias (inputs are copied to a per-thread scratch first). Deterministic and
-// independent of n_tokens: a token gives the same bits alone or in a batch.
+// independent of n_tokens and of the thread count: a token gives the same bits alone or in a
+// batch.
 void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
             Numerics numerics, LinearCompute compute = LinearCompute::kNative);
+
+// One product of a group: y[t, :] = w x[t, :] for t < n_tokens (strides as for linear()).
+struct LinearProduct {
+  WeightMatrix w;
+  const float* x = nullptr;
+  int64_t ldx = 0;
+  int64_t n_tokens = 0;
+  float* y = nullptr;
+  int64_t ldy = 0;
+};
+
+// Several independent products in one parallel pass, each with the bits linear() gives it:
+// for many small products (the active experts' w1 / w3, then their w2) this pays one thread
+// barrier instead of one per product. All inputs are prepared before any output is written,
+// so outputs may alias inputs.
+void linear_group(const LinearProduct* products, int64_t count, Numerics numerics, LinearCompute compute,
+                  ThreadPool& pool);
+
+// The same on the given pool (the overload above uses default_thread_pool()). Output rows are
+// split between the pool's threads; the results do not depend on the thread count.
+void linear(const WeightMatrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+            Numerics numerics, LinearCompute compute, ThreadPool& pool);
 
 }  // namespace dsv4

@@ -47,6 +47,34 @@ void act_quant_fp8(const float* x, int64_t n, int64_t block, uint8_t* codes, flo
   }
 }
 
+void act_quant_fp8_values(const float* x, int64_t n, int64_t block, float* values, float* scales) {
+  for (int64_t b0 = 0, bi = 0; b0 < n; b0 += block, ++bi) {
+    const int64_t len = std::min(block, n - b0);
+    const float s = fp8_block_scale(x + b0, len);
+    scales[bi] = s;
+    for (int64_t i = 0; i < len; ++i) {
+      const float q = std::clamp(x[b0 + i] / s, -448.0f, 448.0f);
+      if (std::isnan(q)) {
+        values[b0 + i] = q;
+        continue;
+      }
+      const float a = std::fabs(q);
+      float r;
+      if (a < 0.015625f) {
+        // E4M3 subnormals: multiples of 2^-9. Adding 2^14 puts a in [2^14, 2^15), where the
+        // FP32 spacing is 2^-9, so the addition rounds it to nearest even there.
+        r = (a + 16384.0f) - 16384.0f;
+      } else {
+        // Normal: round to nearest even on the 20 mantissa bits E4M3 drops; a carry into the
+        // exponent is the right result. |q| <= 448 = 1.75 * 2^8, so nothing saturates.
+        const uint32_t bits = std::bit_cast<uint32_t>(a);
+        r = std::bit_cast<float>((bits + 0x7FFFFu + ((bits >> 20) & 1u)) & 0xFFF00000u);
+      }
+      values[b0 + i] = std::copysign(r, q) * s;
+    }
+  }
+}
+
 void fp8_simulate(float* x, int64_t n, int64_t block) {
   for (int64_t b0 = 0; b0 < n; b0 += block) {
     const int64_t len = std::min(block, n - b0);

@@ -10,6 +10,11 @@ namespace dsv4 {
 // a trailing partial block is quantised on its own (scales then has ceil(n / block) entries).
 void act_quant_fp8(const float* x, int64_t n, int64_t block, uint8_t* codes, float* scales);
 
+// act_quant, returning the dequantised values codes * s (what a product with the quantised
+// activations needs) instead of the codes: values[i] = e4m3_to_f32(codes[i]) * scales[i / block]
+// with codes as act_quant_fp8 gives them, by bit operations (no libm calls).
+void act_quant_fp8_values(const float* x, int64_t n, int64_t block, float* values, float* scales);
+
 // act_quant, in-place mode: x <- bf16(e4m3(x/s) * s) per block (KV no-RoPE dims: block 64).
 void fp8_simulate(float* x, int64_t n, int64_t block);
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -151,6 +152,32 @@ TEST(Hadamard, BasisVectorsAndOrthogonality) {
   EXPECT_NEAR(nx, ny, 1e-5 * nx);
   hadamard_rotate(y.data(), 128);  // H / sqrt(n) is symmetric and orthogonal: its own inverse
   for (int i = 0; i < 128; ++i) EXPECT_NEAR(y[static_cast<size_t>(i)], x[static_cast<size_t>(i)], 1e-5f);
+}
+
+TEST(ActQuant, ValuesMatchCodesTimesScales) {
+  // Magnitudes from deep in the E4M3 subnormals to saturation, exact ties included (values
+  // halfway between two grid points of a block with scale 1).
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> mant(1.0f, 2.0f);
+  std::uniform_int_distribution<int> expo(-14, 9);
+  for (int rep = 0; rep < 200; ++rep) {
+    std::vector<float> x(384);
+    for (float& v : x) v = std::ldexp(mant(rng), expo(rng)) * ((rng() & 1) ? -1.0f : 1.0f);
+    x[5] = 448.0f;  // block 0 has scale 1: the next values sit on ties of the E4M3 grid
+    x[6] = 1.0625f;
+    x[7] = -0.0029296875f;  // 1.5 * 2^-9
+    x[8] = 0.0f;
+    x[9] = -0.0f;
+    std::vector<uint8_t> codes(x.size());
+    std::vector<float> scales(3), scales2(3), values(x.size());
+    act_quant_fp8(x.data(), 384, 128, codes.data(), scales.data());
+    act_quant_fp8_values(x.data(), 384, 128, values.data(), scales2.data());
+    for (size_t i = 0; i < x.size(); ++i) {
+      const float want = e4m3_to_f32(codes[i]) * scales[i / 128];
+      ASSERT_EQ(std::bit_cast<uint32_t>(values[i]), std::bit_cast<uint32_t>(want)) << i << " x=" << x[i];
+    }
+    EXPECT_EQ(scales, scales2);
+  }
 }
 
 }  // namespace

@@ -1,0 +1,256 @@
+// Kernel benchmark: measures this machine's read bandwidth and FP32 FMA peak, then linear()
+// per weight format for decode (1 token: GB/s of weight bytes -> fraction of the bandwidth)
+// and prefill (many tokens: GFLOP/s -> fraction of the FMA peak), with 1 and 2 threads, in
+// both numerics modes. The yardsticks are measured in the same run, since the machine is
+// shared and its numbers drift.
+//
+//   kernel_bench [--threads 1,2] [--tokens 128] [--quick]
+//
+// Last, one MoE decode step (6 experts' FP4 w1, w3, w2) as 18 linear() calls and as two
+// linear_group() passes.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/machine_probe.h"
+#include "backend/thread_pool.h"
+#include "ops/formats.h"
+#include "ops/linear.h"
+#include "ops/linear_kernels.h"
+
+namespace dsv4 {
+namespace {
+
+struct Weight {
+  std::vector<uint8_t> data, scale;
+  WeightMatrix w;
+  int64_t bytes() const { return static_cast<int64_t>(data.size() + scale.size()); }
+};
+
+// Random weights of a realistic scale (E8M0 around 2^-8), values that are never NaN. Large
+// weights repeat a 1 MiB random pattern (the speed does not depend on the values, and
+// generating hundreds of MiB of random numbers would dominate the run).
+Weight make_weight(WeightFormat format, int64_t rows, int64_t cols) {
+  std::mt19937 rng(7);
+  Weight m;
+  m.w.format = format;
+  m.w.rows = m.w.total_rows = rows;
+  m.w.cols = cols;
+  const int64_t elem_x2 = format == WeightFormat::kFp4 ? 1 : format == WeightFormat::kFp8Block ? 2 : format == WeightFormat::kBf16 ? 4 : 8;
+  m.data.resize(static_cast<size_t>(rows * cols * elem_x2 / 2));
+  const size_t pattern = std::min<size_t>(m.data.size(), size_t{1} << 20);
+  for (size_t i = 0; i < pattern; ++i) {
+    switch (format) {
+      case WeightFormat::kFp8Block:
+        m.data[i] = static_cast<uint8_t>(rng() % 0x7F) | static_cast<uint8_t>(rng() & 0x80);
+        break;
+      case WeightFormat::kFp4:
+        m.data[i] = static_cast<uint8_t>(rng());
+        break;
+      case WeightFormat::kBf16:
+        if (i % 2 == 0) {
+          const uint16_t b = f32_to_bf16(static_cast<float>(static_cast<int>(rng() % 2001) - 1000) * 1e-4f);
+          std::memcpy(&m.data[i], &b, 2);
+        }
+        break;
+      case WeightFormat::kF32:
+        if (i % 4 == 0) {
+          const float f = static_cast<float>(static_cast<int>(rng() % 2001) - 1000) * 1e-4f;
+          std::memcpy(&m.data[i], &f, 4);
+        }
+        break;
+    }
+  }
+  for (size_t i = pattern; i < m.data.size(); i += pattern) {
+    std::memcpy(&m.data[i], m.data.data(), std::min(pattern, m.data.size() - i));
+  }
+  if (format == WeightFormat::kFp8Block) m.scale.assign(static_cast<size_t>(((rows + 127) / 128) * ((cols + 127) / 128)), 119);
+  if (format == WeightFormat::kFp4) m.scale.assign(static_cast<size_t>(rows * cols / 32), 121);
+  m.w.data = m.data.data();
+  m.w.scale = m.scale.empty() ? nullptr : m.scale.data();
+  return m;
+}
+
+// Best time of `repeats` calls after one warm-up (the minimum is the least disturbed by the
+// other processes on a shared machine).
+template <typename F>
+double best_seconds(int repeats, F&& f) {
+  if (repeats == 0) {  // one timed call, no warm-up
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  f();
+  double best = 1e30;
+  for (int i = 0; i < repeats; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+const char* format_name(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::kFp8Block: return "FP8";
+    case WeightFormat::kFp4: return "FP4";
+    case WeightFormat::kBf16: return "BF16";
+    case WeightFormat::kF32: return "F32";
+  }
+  return "?";
+}
+
+int run(int argc, char** argv) {
+  std::vector<int> thread_counts = {1, 2};
+  int64_t prefill_tokens = 128;
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--threads" && i + 1 < argc) {
+      thread_counts.clear();
+      for (const char* p = argv[++i]; *p;) {
+        thread_counts.push_back(std::atoi(p));
+        while (*p && *p != ',') ++p;
+        if (*p == ',') ++p;
+      }
+    } else if (a == "--tokens" && i + 1 < argc) {
+      prefill_tokens = std::atoll(argv[++i]);
+    } else if (a == "--quick") {
+      quick = true;
+    } else {
+      std::fprintf(stderr, "usage: kernel_bench [--threads 1,2] [--tokens N] [--quick]\n");
+      return 2;
+    }
+  }
+  const int repeats = quick ? 2 : 5;
+  std::printf("kernel target: %s\n", linear_kernels::current_target_name().c_str());
+
+    const WeightFormat formats[] = {WeightFormat::kFp8Block, WeightFormat::kFp4, WeightFormat::kBf16, WeightFormat::kF32};
+  for (int threads : thread_counts) {
+    ThreadPool pool(threads);
+    const double bw = measure_read_bandwidth(pool, int64_t{1} << (quick ? 28 : 30), repeats);
+    const double peak = measure_fp32_fma_peak(pool, repeats);
+    const double barrier = measure_barrier_cost(pool);
+    std::printf("\n== %d thread(s): read bandwidth %.1f GB/s, FP32 FMA peak %.1f GFLOP/s, barrier %.2f us\n", threads,
+                bw / 1e9, peak / 1e9, barrier * 1e6);
+    std::fflush(stdout);
+    std::printf("%-5s %-9s | %-32s | %-40s\n", "fmt", "mode", "decode (1 token): weight GB/s",
+                "prefill: GFLOP/s");
+    for (WeightFormat f : formats) {
+      // Decode: a model's worth of layers, 8 matrices of 48 MiB each (384 MiB, far beyond
+      // the last-level cache), one linear per matrix, as a decode step reads its weights.
+      const int64_t elem_x2 = f == WeightFormat::kFp4 ? 1 : f == WeightFormat::kFp8Block ? 2 : f == WeightFormat::kBf16 ? 4 : 8;
+      const int64_t cols = 4096;
+      const int64_t n_layers = quick ? 2 : 8;
+      const int64_t decode_rows = (int64_t{48} << 20) * 2 / elem_x2 / cols / 16 * 16;
+      std::vector<Weight> layers;
+      int64_t decode_bytes = 0;
+      for (int64_t l = 0; l < n_layers; ++l) {
+        layers.push_back(make_weight(f, decode_rows, cols));
+        decode_bytes += layers.back().bytes();
+      }
+      const Weight pre = make_weight(f, 512, cols);
+      std::vector<float> x(static_cast<size_t>(prefill_tokens * cols));
+      std::mt19937 rng(3);
+      std::normal_distribution<float> nd;
+      for (float& v : x) v = round_bf16(nd(rng));
+      std::vector<float> y(static_cast<size_t>(prefill_tokens * std::max<int64_t>(decode_rows, 512)));
+      for (Numerics numerics : {Numerics::kReference, Numerics::kPrecise}) {
+        // Each kernel run sits between runs of its yardstick, and each gets the best of the
+        // rounds: on a shared machine the load changes within seconds, so a yardstick
+        // measured minutes apart would make the fractions meaningless.
+        double bw = 0, peak = 0, td = 1e30, tp = 1e30;
+        for (int round = 0; round < repeats; ++round) {
+          bw = std::max(bw, measure_read_bandwidth(pool, int64_t{1} << 28, 1));
+          td = std::min(td, best_seconds(0, [&] {
+            for (const Weight& m : layers) {
+              linear(m.w, x.data(), cols, 1, y.data(), decode_rows, numerics, LinearCompute::kNative, pool);
+            }
+          }));
+          peak = std::max(peak, measure_fp32_fma_peak(pool, 1));
+          tp = std::min(tp, best_seconds(0, [&] {
+            linear(pre.w, x.data(), cols, prefill_tokens, y.data(), 512, numerics, LinearCompute::kNative, pool);
+          }));
+        }
+        const double gbs = static_cast<double>(decode_bytes) / td;
+        const double flops = 2.0 * 512 * cols * static_cast<double>(prefill_tokens) / tp;
+        std::printf("%-5s %-9s | %6.2f GB/s of %5.2f (%5.1f%%) | %6.1f GFLOP/s of %6.1f (%5.1f%%) %4lld tok\n",
+                    format_name(f), numerics == Numerics::kPrecise ? "precise" : "reference", gbs / 1e9, bw / 1e9,
+                    100.0 * gbs / bw, flops / 1e9, peak / 1e9, 100.0 * flops / peak,
+                    static_cast<long long>(prefill_tokens));
+        std::fflush(stdout);
+      }
+    }
+  }
+  // One MoE decode step of a layer: 6 active experts, FP4 w1 / w3 [2048, 7168] on the same
+  // input, then w2 [7168, 2048]: 18 separate linear() calls vs two linear_group() passes.
+  // The experts of a step are drawn from 24 (about 530 MiB of FP4 weights, 8 with --quick) so
+  // that they come from memory, as in a real step.
+  {
+    const int64_t dim = 7168, inter = 2048, n_experts = quick ? 8 : 24, active = 6;
+    std::vector<Weight> w13, w2;
+    for (int64_t e = 0; e < n_experts; ++e) {
+      w13.push_back(make_weight(WeightFormat::kFp4, inter, dim));
+      w13.push_back(make_weight(WeightFormat::kFp4, inter, dim));
+      w2.push_back(make_weight(WeightFormat::kFp4, dim, inter));
+    }
+    std::vector<float> x(static_cast<size_t>(dim), 0.5f), h(static_cast<size_t>(2 * active * inter)),
+        out(static_cast<size_t>(active * dim));
+    for (int threads : thread_counts) {
+      ThreadPool pool(threads);
+      for (Numerics numerics : {Numerics::kReference, Numerics::kPrecise}) {
+        int64_t step = 0;
+        auto experts = [&](int64_t i) { return (step * 7 + i * 5) % n_experts; };  // a new set each step
+        double t_single = 1e30, t_group = 1e30;
+        int64_t bytes = 0;
+        for (int round = 0; round < repeats; ++round) {
+          bytes = 0;
+          ++step;
+          t_single = std::min(t_single, best_seconds(0, [&] {
+            for (int64_t i = 0; i < active; ++i) {
+              const int64_t e = experts(i);
+              for (int k = 0; k < 2; ++k) {
+                linear(w13[2 * e + k].w, x.data(), dim, 1, h.data() + (2 * i + k) * inter, inter, numerics,
+                       LinearCompute::kNative, pool);
+                bytes += w13[2 * e + k].bytes();
+              }
+            }
+            for (int64_t i = 0; i < active; ++i) {
+              linear(w2[experts(i)].w, h.data() + 2 * i * inter, inter, 1, out.data() + i * dim, dim, numerics,
+                     LinearCompute::kNative, pool);
+              bytes += w2[experts(i)].bytes();
+            }
+          }));
+          ++step;
+          t_group = std::min(t_group, best_seconds(0, [&] {
+            LinearProduct first[2 * 6], second[6];
+            for (int64_t i = 0; i < active; ++i) {
+              const int64_t e = experts(i);
+              for (int k = 0; k < 2; ++k) {
+                first[2 * i + k] = LinearProduct{w13[2 * e + k].w, x.data(), dim, 1, h.data() + (2 * i + k) * inter, inter};
+              }
+              second[i] = LinearProduct{w2[e].w, h.data() + 2 * i * inter, inter, 1, out.data() + i * dim, dim};
+            }
+            linear_group(first, 2 * active, numerics, LinearCompute::kNative, pool);
+            linear_group(second, active, numerics, LinearCompute::kNative, pool);
+          }));
+        }
+        std::printf("MoE decode step, %d thread(s), %-9s: 18 calls %.3f ms (%.2f GB/s), 2 groups %.3f ms (%.2f GB/s)\n",
+                    threads, numerics == Numerics::kPrecise ? "precise" : "reference", t_single * 1e3,
+                    static_cast<double>(bytes) / t_single / 1e9, t_group * 1e3, static_cast<double>(bytes) / t_group / 1e9);
+        std::fflush(stdout);
+      }
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace dsv4
+
+int main(int argc, char** argv) { return dsv4::run(argc, argv); }

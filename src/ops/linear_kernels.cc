@@ -1,0 +1,807 @@
+// Highway kernels of linear(); see linear_kernels.h for the numerics. This file is compiled
+// once per target by foreach_target.h.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "ops/linear_kernels.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "hwy/cache_control.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include "ops/formats.h"
+#include "ops/linear_kernels.h"
+
+// The zero-padded row tails are written only when a row has a partial last vector and read
+// only then; GCC cannot see that through Highway's scalar loads.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+HWY_BEFORE_NAMESPACE();
+namespace dsv4::linear_kernels {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// ---------------------------------------------------------------------------------------
+// Decoding N stored weights into N float lanes. The E4M3 / E2M1 codes are not looked up:
+// their sign, exponent and mantissa bits are moved into an FP16 bit pattern whose value is the
+// code times 2^-8 (E4M3: exponent bias 7 vs 15) resp. 2^-14 (E2M1: bias 1), subnormal codes
+// landing on FP16 subnormals with the same scaling; the hardware FP16 -> FP32 conversion
+// (F16C) then gives normal FP32 numbers. (Moving the bits straight into FP32 would give FP32
+// subnormals for the subnormal codes, and multiplying those costs a microcode assist of ~100
+// cycles on current x86 cores: FP4's +-0.5 is in most vectors.) Exact for every code except
+// the E4M3 NaN (0x7F / 0xFF), which reads as +-480 (checkpoints hold no NaN weights). The
+// power of two is folded into the block scale.
+
+template <class DF>
+HWY_INLINE hn::Vec<DF> E4m3Bits(DF df, const uint8_t* HWY_RESTRICT p) {
+  const hn::Rebind<uint16_t, DF> d16;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const hn::Rebind<uint8_t, DF> d8;
+  const auto b = hn::PromoteTo(d16, hn::LoadU(d8, p));
+  const auto magnitude = hn::And(hn::ShiftLeft<7>(b), hn::Set(d16, uint16_t{0x3F80}));
+  const auto sign = hn::And(hn::ShiftLeft<8>(b), hn::Set(d16, uint16_t{0x8000}));
+  return hn::PromoteTo(df, hn::BitCast(dh, hn::Or(magnitude, sign)));
+}
+
+// Low nibbles (even columns) or high nibbles (odd columns) of N packed bytes.
+template <bool kHigh, class DF>
+HWY_INLINE hn::Vec<DF> E2m1Bits(DF df, const uint8_t* HWY_RESTRICT p) {
+  const hn::Rebind<uint16_t, DF> d16;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const hn::Rebind<uint8_t, DF> d8;
+  const auto b = hn::PromoteTo(d16, hn::LoadU(d8, p));
+  const auto mask = hn::Set(d16, uint16_t{0x0E00});
+  const auto sign_bit = hn::Set(d16, uint16_t{0x8000});
+  hn::Vec<decltype(d16)> h;
+  if constexpr (kHigh) {
+    h = hn::Or(hn::And(hn::ShiftLeft<5>(b), mask), hn::And(hn::ShiftLeft<8>(b), sign_bit));
+  } else {
+    h = hn::Or(hn::And(hn::ShiftLeft<9>(b), mask), hn::And(hn::ShiftLeft<12>(b), sign_bit));
+  }
+  return hn::PromoteTo(df, hn::BitCast(dh, h));
+}
+
+template <class DF>
+HWY_INLINE hn::Vec<DF> Bf16Values(DF df, const uint8_t* HWY_RESTRICT p) {
+  const hn::Rebind<uint32_t, DF> du;
+  const hn::Rebind<uint16_t, DF> d16;
+  const auto h = hn::LoadU(d16, reinterpret_cast<const uint16_t*>(p));
+  return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du, h)));
+}
+
+template <class DF>
+HWY_INLINE hn::Vec<DF> F32Values(DF df, const uint8_t* HWY_RESTRICT p) {
+  return hn::LoadU(df, reinterpret_cast<const float*>(p));
+}
+
+// Float lanes -> accumulation lanes (identity for float, exact widening for double).
+template <class DA, class VF>
+HWY_INLINE hn::Vec<DA> Widen(DA da, VF v) {
+  if constexpr (sizeof(hn::TFromD<DA>) == 4) {
+    return v;
+  } else {
+    return hn::PromoteTo(da, v);
+  }
+}
+
+// 2^e as a float for -126 <= e <= 127.
+inline float pow2f(int e) {
+  const uint32_t bits = static_cast<uint32_t>(e + 127) << 23;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// Multiplier turning the code bit patterns of one block (code * 2^-bias_shift) into exact
+// weights code * 2^(S - 127). One FP32 multiply is exact (a single rounding of the exact
+// product, as dequantize_rows does) when 2^(S - 127 + bias_shift) is a finite float; else two.
+struct FloatFactor {
+  float first;
+  float second;  // 1 when one multiply suffices
+};
+inline FloatFactor float_factor(uint8_t s, int bias_shift) {
+  const int e = static_cast<int>(s) - 127 + bias_shift;
+  if (s != 0xFF && e <= 127) return {pow2f(e), 1.0f};
+  return {pow2f(bias_shift), e8m0_to_f32(s)};
+}
+inline double double_factor(uint8_t s, int bias_shift) {
+  if (s == 0xFF) return std::numeric_limits<double>::quiet_NaN();
+  const uint64_t bits = static_cast<uint64_t>(static_cast<int>(s) - 127 + bias_shift + 1023) << 52;
+  double d;
+  std::memcpy(&d, &bits, 8);
+  return d;
+}
+
+constexpr int kE4m3Shift = 8;   // E4M3 bit pattern = code * 2^-8
+constexpr int kE2m1Shift = 14;  // E2M1 bit pattern = code * 2^-14
+
+// ---------------------------------------------------------------------------------------
+// Decodes elements [e0, e1) of one stored row (e0 a multiple of 128) into dst in packed order,
+// ceil((e1 - e0) / N) vectors, zero beyond the row's end. For kDoubleBlocks dst gets the code
+// bit patterns and factors[b] the multiplier of the b-th scale block of the chunk.
+template <Accumulation kAcc, class DA>
+void DecodeRowChunk(DA da, const WeightMatrix& w, int64_t row, int64_t e0, int64_t e1, hn::TFromD<DA>* HWY_RESTRICT dst,
+                    double* HWY_RESTRICT factors) {
+  using T = hn::TFromD<DA>;
+  const hn::Rebind<float, DA> df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(da));
+  const int64_t cols = w.cols;
+  switch (w.format) {
+    case WeightFormat::kFp8Block: {
+      const int64_t scale_cols = (cols + 127) / 128;
+      const uint8_t* codes = w.data + row * cols;
+      const uint8_t* scales = w.scale + (row / 128) * scale_cols;
+      for (int64_t b0 = e0; b0 < e1; b0 += 128) {
+        const uint8_t s = scales[b0 / 128];
+        const int64_t b1 = std::min(e1, b0 + 128);
+        const int64_t full_end = b0 + (b1 - b0) / N * N;
+        T* out = dst + (b0 - e0);
+        alignas(64) uint8_t tail[64];
+        const int64_t tail_n = b1 - full_end;
+        if (tail_n > 0) {
+          std::memset(tail, 0, sizeof(tail));
+          std::memcpy(tail, codes + full_end, static_cast<size_t>(tail_n));
+        }
+        const int64_t nvec = (b1 - b0 + N - 1) / N;
+        auto bits_at = [&](int64_t v) {
+          const int64_t e = b0 + v * N;
+          return E4m3Bits(df, e < full_end ? codes + e : tail);
+        };
+        if constexpr (kAcc == Accumulation::kFloat) {
+          const FloatFactor f = float_factor(s, kE4m3Shift);
+          const auto f1 = hn::Set(df, f.first), f2 = hn::Set(df, f.second);
+          if (f.second == 1.0f) {
+            for (int64_t v = 0; v < nvec; ++v) hn::Store(hn::Mul(bits_at(v), f1), da, out + v * N);
+          } else {
+            for (int64_t v = 0; v < nvec; ++v) hn::Store(hn::Mul(hn::Mul(bits_at(v), f1), f2), da, out + v * N);
+          }
+        } else if constexpr (kAcc == Accumulation::kDouble) {
+          const auto f = hn::Set(da, double_factor(s, kE4m3Shift));
+          for (int64_t v = 0; v < nvec; ++v) hn::Store(hn::Mul(Widen(da, bits_at(v)), f), da, out + v * N);
+        } else {
+          factors[(b0 - e0) / 128] = double_factor(s, kE4m3Shift);
+          for (int64_t v = 0; v < nvec; ++v) hn::Store(Widen(da, bits_at(v)), da, out + v * N);
+        }
+      }
+      break;
+    }
+    case WeightFormat::kFp4: {
+      // cols % 32 == 0 and N <= 16, so a vector never leaves its 32-column block.
+      const uint8_t* packed = w.data + row * (cols / 2);
+      const uint8_t* scales = w.scale + row * (cols / 32);
+      for (int64_t b0 = e0; b0 < e1; b0 += 32) {
+        const uint8_t s = scales[b0 / 32];
+        T* out = dst + (b0 - e0);
+        const uint8_t* bytes = packed + b0 / 2;
+        for (int64_t o = 0; o < 32; o += N) {
+          const auto bits = o < 16 ? E2m1Bits<false>(df, bytes + o) : E2m1Bits<true>(df, bytes + (o - 16));
+          if constexpr (kAcc == Accumulation::kFloat) {
+            const FloatFactor f = float_factor(s, kE2m1Shift);
+            auto x = hn::Mul(bits, hn::Set(df, f.first));
+            if (f.second != 1.0f) x = hn::Mul(x, hn::Set(df, f.second));
+            hn::Store(x, da, out + o);
+          } else if constexpr (kAcc == Accumulation::kDouble) {
+            hn::Store(hn::Mul(Widen(da, bits), hn::Set(da, double_factor(s, kE2m1Shift))), da, out + o);
+          } else {
+            hn::Store(Widen(da, bits), da, out + o);
+          }
+        }
+        if constexpr (kAcc == Accumulation::kDoubleBlocks) factors[(b0 - e0) / 32] = double_factor(s, kE2m1Shift);
+      }
+      break;
+    }
+    case WeightFormat::kBf16:
+    case WeightFormat::kF32: {
+      const bool bf16 = w.format == WeightFormat::kBf16;
+      const int64_t esize = bf16 ? 2 : 4;
+      const uint8_t* src = w.data + row * cols * esize;
+      const int64_t full_end = e0 + (e1 - e0) / N * N;
+      alignas(64) uint8_t tail[64 * 4] = {};
+      if (e1 > full_end) std::memcpy(tail, src + full_end * esize, static_cast<size_t>((e1 - full_end) * esize));
+      for (int64_t e = e0; e < e1; e += N) {
+        const uint8_t* p = e < full_end ? src + e * esize : tail;
+        const auto v = bf16 ? Bf16Values(df, p) : F32Values(df, p);
+        hn::Store(Widen(da, v), da, dst + (e - e0));
+      }
+      break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Micro-kernels: 4 weight rows x TB tokens over nvec vectors of one K chunk. The weight rows
+// sit in the decode buffer (stride ws), the tokens in the packed inputs (stride xs).
+
+// kFloat / kDouble: one vector accumulator per (row, token), kept in acc between chunks.
+template <int TB, class DA>
+HWY_INLINE void MicroPlain(DA da, const hn::TFromD<DA>* HWY_RESTRICT w, int64_t ws, const hn::TFromD<DA>* HWY_RESTRICT x,
+                           int64_t xs, int64_t nvec, hn::TFromD<DA>* HWY_RESTRICT acc, int64_t acc_row_stride) {
+  using V = hn::Vec<DA>;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(da));
+  V a[4][TB];
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) a[r][t] = hn::Load(da, acc + r * acc_row_stride + t * N);
+  }
+  for (int64_t o = 0; o < nvec * N; o += N) {
+    const V w0 = hn::Load(da, w + o), w1 = hn::Load(da, w + ws + o);
+    const V w2 = hn::Load(da, w + 2 * ws + o), w3 = hn::Load(da, w + 3 * ws + o);
+    for (int t = 0; t < TB; ++t) {
+      const V xv = hn::Load(da, x + t * xs + o);
+      a[0][t] = hn::MulAdd(w0, xv, a[0][t]);
+      a[1][t] = hn::MulAdd(w1, xv, a[1][t]);
+      a[2][t] = hn::MulAdd(w2, xv, a[2][t]);
+      a[3][t] = hn::MulAdd(w3, xv, a[3][t]);
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) hn::Store(a[r][t], da, acc + r * acc_row_stride + t * N);
+  }
+}
+
+// kDoubleBlocks: per scale block an exact partial sum, then total += partial * factor in K
+// order (the product is exact, so fused or not gives the same).
+template <int TB, class DA>
+HWY_INLINE void MicroBlocks(DA da, const double* HWY_RESTRICT w, int64_t ws, const double* HWY_RESTRICT x, int64_t xs,
+                            int64_t nvec, int64_t vec_per_block, const double* HWY_RESTRICT factors,
+                            int64_t factor_stride, double* HWY_RESTRICT total, int64_t total_row_stride) {
+  using V = hn::Vec<DA>;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(da));
+  double sums[4][TB];
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) sums[r][t] = total[r * total_row_stride + t];
+  }
+  for (int64_t v0 = 0, blk = 0; v0 < nvec; v0 += vec_per_block, ++blk) {
+    const int64_t v1 = std::min(nvec, v0 + vec_per_block);
+    V a[4][TB];
+    for (int r = 0; r < 4; ++r) {
+      for (int t = 0; t < TB; ++t) a[r][t] = hn::Zero(da);
+    }
+    for (int64_t o = v0 * N; o < v1 * N; o += N) {
+      const V w0 = hn::Load(da, w + o), w1 = hn::Load(da, w + ws + o);
+      const V w2 = hn::Load(da, w + 2 * ws + o), w3 = hn::Load(da, w + 3 * ws + o);
+      for (int t = 0; t < TB; ++t) {
+        const V xv = hn::Load(da, x + t * xs + o);
+        a[0][t] = hn::MulAdd(w0, xv, a[0][t]);
+        a[1][t] = hn::MulAdd(w1, xv, a[1][t]);
+        a[2][t] = hn::MulAdd(w2, xv, a[2][t]);
+        a[3][t] = hn::MulAdd(w3, xv, a[3][t]);
+      }
+    }
+    for (int r = 0; r < 4; ++r) {
+      const double f = factors[r * factor_stride + blk];
+      for (int t = 0; t < TB; ++t) {
+        const double partial = hn::GetLane(hn::SumOfLanes(da, a[r][t]));
+        sums[r][t] = sums[r][t] + partial * f;
+      }
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) total[r * total_row_stride + t] = sums[r][t];
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Fused path for one or two tokens (decode): 4 weight rows are decoded vector by vector in
+// registers and multiplied at once, streaming each row once from memory with no buffer. It
+// forms exactly the same weight values and sums, in the same order, as the buffered path, so
+// a token gets the same bits in either.
+
+// The decode loops read 4 weight rows as 4 sequential streams with much arithmetic per byte,
+// so the out-of-order window alone keeps too few cache misses in flight; a software prefetch
+// this far ahead in each row raised FP4 decode from DRAM by ~25% here (FP8: neutral).
+constexpr int64_t kPrefetchBytes = 1024;
+
+// E2M1 values, for the in-register table lookup of FP4 codes on 16-lane targets.
+alignas(64) constexpr float kE2m1Values[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
+                                               -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+
+// 2^(s - 127) as a float (E8M0 decoding without a libm call on the common path).
+inline float e8m0_value(uint8_t s) { return (s != 0 && s != 0xFF) ? pow2f(static_cast<int>(s) - 127) : e8m0_to_f32(s); }
+
+template <Accumulation kAcc, WeightFormat kFormat, int TB, class DA>
+HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4], const hn::TFromD<DA>* HWY_RESTRICT x,
+                            int64_t xs, double (&out)[4][TB]) {
+  using T = hn::TFromD<DA>;
+  using V = hn::Vec<DA>;
+  const hn::Rebind<float, DA> df;
+  constexpr int64_t N = static_cast<int64_t>(hn::MaxLanes(da));
+  constexpr bool kBlocks = kAcc == Accumulation::kDoubleBlocks;
+  constexpr int64_t kElemBytes = kFormat == WeightFormat::kF32 ? 4 : kFormat == WeightFormat::kBf16 ? 2 : 1;
+  // FP4 with FP32 lanes on 16-lane targets: the codes index a scaled value table in a register.
+  constexpr bool kFp4Table = kFormat == WeightFormat::kFp4 && kAcc == Accumulation::kFloat && N == 16;
+  const int64_t cols = w.cols;
+  const int64_t block = kFormat == WeightFormat::kFp4 ? 32 : kFormat == WeightFormat::kFp8Block ? 128 : cols;
+
+  const uint8_t* data[4];
+  const uint8_t* scales[4];
+  for (int r = 0; r < 4; ++r) {
+    if constexpr (kFormat == WeightFormat::kFp4) {
+      data[r] = w.data + row[r] * (cols / 2);
+      scales[r] = w.scale + row[r] * (cols / 32);
+    } else if constexpr (kFormat == WeightFormat::kFp8Block) {
+      data[r] = w.data + row[r] * cols;
+      scales[r] = w.scale + (row[r] / 128) * ((cols + 127) / 128);
+    } else {
+      data[r] = w.data + row[r] * cols * kElemBytes;
+      scales[r] = nullptr;
+    }
+  }
+  // The last, partial vector of a row (FP8 / BF16 / F32) comes from a zero-padded copy.
+  const int64_t full_end = kFormat == WeightFormat::kFp4 ? cols : cols / N * N;
+  alignas(64) uint8_t tail[4][64 * 4];
+  if (full_end < cols) {
+    for (int r = 0; r < 4; ++r) {
+      std::memset(tail[r], 0, sizeof(tail[r]));
+      std::memcpy(tail[r], data[r] + full_end * kElemBytes, static_cast<size_t>((cols - full_end) * kElemBytes));
+    }
+  }
+
+  V a[4][TB];  // kFloat / kDouble: sums over the row; kDoubleBlocks: the block's partial sums
+  double total[4][TB] = {};
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) a[r][t] = hn::Zero(da);
+  }
+  for (int64_t b0 = 0; b0 < cols; b0 += block) {
+    const int64_t b1 = std::min(cols, b0 + block);
+    // Per-row multipliers of this block (see DecodeRowChunk).
+    FloatFactor ff[4] = {};
+    double fd[4] = {};
+    hn::Vec<decltype(df)> table[4];
+    for (int r = 0; r < 4; ++r) {
+      if constexpr (kFormat == WeightFormat::kFp4 || kFormat == WeightFormat::kFp8Block) {
+        const uint8_t s = kFormat == WeightFormat::kFp4 ? scales[r][b0 / 32] : scales[r][b0 / 128];
+        const int shift = kFormat == WeightFormat::kFp4 ? kE2m1Shift : kE4m3Shift;
+        if constexpr (kFp4Table) {
+          table[r] = hn::Mul(hn::Load(df, kE2m1Values), hn::Set(df, e8m0_value(s)));
+        } else if constexpr (kAcc == Accumulation::kFloat) {
+          ff[r] = float_factor(s, shift);
+        } else {
+          fd[r] = double_factor(s, shift);
+        }
+      }
+    }
+    // The vector loop, with the second multiply of FloatFactor compiled in only for the rare
+    // blocks that need it (a test inside the loop costs a compare and branch per vector).
+    if constexpr (kFp4Table) {
+      // One 32-column block is one load of 16 bytes: low nibbles (even columns) and high
+      // nibbles (odd columns) index the block's scaled value table.
+      const hn::Rebind<uint32_t, decltype(df)> du;
+      const hn::Rebind<int32_t, decltype(df)> di;
+      const hn::Rebind<uint8_t, decltype(df)> d8;
+      V lo[4], hi[4];
+      if ((b0 & 127) == 0) {  // once per cache line of the rows
+        for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + b0 / 2 + kPrefetchBytes);
+      }
+      for (int r = 0; r < 4; ++r) {
+        const auto b = hn::PromoteTo(du, hn::LoadU(d8, data[r] + b0 / 2));
+        lo[r] = hn::TableLookupLanes(table[r], hn::IndicesFromVec(df, hn::BitCast(di, hn::And(b, hn::Set(du, 15u)))));
+        hi[r] = hn::TableLookupLanes(table[r], hn::IndicesFromVec(df, hn::BitCast(di, hn::ShiftRight<4>(b))));
+      }
+      for (int t = 0; t < TB; ++t) {
+        const V x0 = hn::Load(da, x + t * xs + b0), x1 = hn::Load(da, x + t * xs + b0 + 16);
+        for (int r = 0; r < 4; ++r) a[r][t] = hn::MulAdd(lo[r], x0, a[r][t]);
+        for (int r = 0; r < 4; ++r) a[r][t] = hn::MulAdd(hi[r], x1, a[r][t]);
+      }
+      continue;
+    }
+    auto vector_loop = [&](auto two_muls) {
+      for (int64_t e = b0; e < b1; e += N) {
+        if (((e * kElemBytes) & 63) == 0) {  // once per cache line of the rows
+          for (int r = 0; r < 4; ++r) {
+            hwy::Prefetch(data[r] + (kFormat == WeightFormat::kFp4 ? e / 2 : e * kElemBytes) + kPrefetchBytes);
+          }
+        }
+        V wv[4];
+        for (int r = 0; r < 4; ++r) {
+          if constexpr (kFormat == WeightFormat::kFp4) {
+            // Packed order: per 32-column block the 16 even columns (low nibbles), then the odd.
+            const int64_t o = e - b0;
+            const uint8_t* p = data[r] + b0 / 2 + (o & 15);
+            const auto bits = o < 16 ? E2m1Bits<false>(df, p) : E2m1Bits<true>(df, p);
+            if constexpr (kAcc == Accumulation::kFloat) {
+              auto v = hn::Mul(bits, hn::Set(df, ff[r].first));
+              if constexpr (decltype(two_muls)::value) v = hn::Mul(v, hn::Set(df, ff[r].second));
+              wv[r] = v;
+            } else if constexpr (kAcc == Accumulation::kDouble) {
+              wv[r] = hn::Mul(Widen(da, bits), hn::Set(da, fd[r]));
+            } else {
+              wv[r] = Widen(da, bits);
+            }
+          } else {
+            const uint8_t* p = e < full_end ? data[r] + e * kElemBytes : tail[r];
+            if constexpr (kFormat == WeightFormat::kFp8Block) {
+              const auto bits = E4m3Bits(df, p);
+              if constexpr (kAcc == Accumulation::kFloat) {
+                auto v = hn::Mul(bits, hn::Set(df, ff[r].first));
+                if constexpr (decltype(two_muls)::value) v = hn::Mul(v, hn::Set(df, ff[r].second));
+                wv[r] = v;
+              } else if constexpr (kAcc == Accumulation::kDouble) {
+                wv[r] = hn::Mul(Widen(da, bits), hn::Set(da, fd[r]));
+              } else {
+                wv[r] = Widen(da, bits);
+              }
+            } else if constexpr (kFormat == WeightFormat::kBf16) {
+              wv[r] = Widen(da, Bf16Values(df, p));
+            } else {
+              wv[r] = Widen(da, F32Values(df, p));
+            }
+          }
+        }
+        for (int t = 0; t < TB; ++t) {
+          const V xv = hn::Load(da, x + t * xs + e);
+          for (int r = 0; r < 4; ++r) a[r][t] = hn::MulAdd(wv[r], xv, a[r][t]);
+        }
+      }
+    };
+    bool two = false;
+    for (int r = 0; r < 4; ++r) two = two || ff[r].second != 1.0f;
+    if (two) {
+      vector_loop(std::true_type());
+    } else {
+      vector_loop(std::false_type());
+    }
+    if constexpr (kBlocks) {
+      for (int r = 0; r < 4; ++r) {
+        for (int t = 0; t < TB; ++t) {
+          total[r][t] = total[r][t] + hn::GetLane(hn::SumOfLanes(da, a[r][t])) * fd[r];
+          a[r][t] = hn::Zero(da);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) {
+      out[r][t] = kBlocks ? total[r][t] : static_cast<double>(hn::GetLane(hn::SumOfLanes(da, a[r][t])));
+    }
+  }
+  (void)sizeof(T);
+}
+
+// Reference-mode decode of FP8 / FP4 rows with FP32 products: an E4M3 (bit pattern, times
+// 2^-8) or E2M1 weight code times an act_quant input q * 2^Ea (4 significant bits each, at
+// least 2^-48 in magnitude since 2^Ea >= 2^-22) is exact in FP32, so the products are formed
+// 16 at a time in FP32 lanes and only widened to double for the sums, which are exact as in
+// the double kernels: FP8 per 128-block (then scaled and added in K order), FP4 over whole
+// rows that pass the span test (each product scaled by its block's 2^Ew in the double FMA).
+// Same bits as FusedRows<kDoubleBlocks> at half the double work.
+#if HWY_TARGET == HWY_SCALAR
+// Not used on the one-lane target (FusedTiles checks kF32Products).
+template <WeightFormat kFormat, int TB>
+void FusedRowsF32Products(const WeightMatrix&, const int64_t (&)[4], const float*, int64_t, double (&)[4][TB]) {}
+#else
+template <WeightFormat kFormat, int TB>
+HWY_NOINLINE void FusedRowsF32Products(const WeightMatrix& w, const int64_t (&row)[4], const float* HWY_RESTRICT x,
+                                       int64_t xs, double (&out)[4][TB]) {
+  const hn::ScalableTag<float> df;
+  const hn::Half<decltype(df)> dh;
+  const hn::Repartition<double, decltype(df)> dd;
+  using VD = hn::Vec<decltype(dd)>;
+  using VF = hn::Vec<decltype(df)>;
+  constexpr int64_t NF = static_cast<int64_t>(hn::MaxLanes(df));
+  constexpr bool kFp8 = kFormat == WeightFormat::kFp8Block;
+  const int64_t cols = w.cols;
+  const int64_t block = kFp8 ? 128 : 32;
+  const uint8_t* data[4];
+  const uint8_t* scales[4];
+  for (int r = 0; r < 4; ++r) {
+    data[r] = kFp8 ? w.data + row[r] * cols : w.data + row[r] * (cols / 2);
+    scales[r] = kFp8 ? w.scale + (row[r] / 128) * ((cols + 127) / 128) : w.scale + row[r] * (cols / 32);
+  }
+  const int64_t full_end = kFp8 ? cols / NF * NF : cols;
+  alignas(64) uint8_t tail[4][64];
+  if (full_end < cols) {
+    for (int r = 0; r < 4; ++r) {
+      std::memset(tail[r], 0, sizeof(tail[r]));
+      std::memcpy(tail[r], data[r] + full_end, static_cast<size_t>(cols - full_end));
+    }
+  }
+  const VF code_scale = hn::Set(df, pow2f(kE2m1Shift));  // E2M1 bit pattern -> code value
+  VD acc[4][TB];
+  double total[4][TB] = {};
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) acc[r][t] = hn::Zero(dd);
+  }
+  for (int64_t b0 = 0; b0 < cols; b0 += block) {
+    const int64_t b1 = std::min(cols, b0 + block);
+    double f[4];
+    for (int r = 0; r < 4; ++r) f[r] = kFp8 ? double_factor(scales[r][b0 / 128], kE4m3Shift) : double_factor(scales[r][b0 / 32], 0);
+    for (int64_t e = b0; e < b1; e += NF) {
+      if ((e & (kFp8 ? 63 : 127)) == 0) {  // once per cache line of the rows
+        for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + (kFp8 ? e : e / 2) + kPrefetchBytes);
+      }
+      VF wv[4];
+      for (int r = 0; r < 4; ++r) {
+        if constexpr (kFp8) {
+          wv[r] = E4m3Bits(df, e < full_end ? data[r] + e : tail[r]);
+        } else {
+          const int64_t o = e - b0;
+          const uint8_t* p = data[r] + b0 / 2 + (o & 15);
+          wv[r] = hn::Mul(o < 16 ? E2m1Bits<false>(df, p) : E2m1Bits<true>(df, p), code_scale);
+        }
+      }
+      for (int t = 0; t < TB; ++t) {
+        const VF xv = hn::Load(df, x + t * xs + e);
+        for (int r = 0; r < 4; ++r) {
+          const VF prod = hn::Mul(wv[r], xv);
+          const VD lo = hn::PromoteTo(dd, hn::LowerHalf(dh, prod)), hi = hn::PromoteTo(dd, hn::UpperHalf(dh, prod));
+          if constexpr (kFp8) {
+            acc[r][t] = hn::Add(acc[r][t], hn::Add(lo, hi));
+          } else {
+            const VD fv = hn::Set(dd, f[r]);
+            acc[r][t] = hn::MulAdd(hi, fv, hn::MulAdd(lo, fv, acc[r][t]));
+          }
+        }
+      }
+    }
+    if constexpr (kFp8) {
+      for (int r = 0; r < 4; ++r) {
+        for (int t = 0; t < TB; ++t) {
+          total[r][t] = total[r][t] + hn::GetLane(hn::SumOfLanes(dd, acc[r][t])) * f[r];
+          acc[r][t] = hn::Zero(dd);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) out[r][t] = kFp8 ? total[r][t] : hn::GetLane(hn::SumOfLanes(dd, acc[r][t]));
+  }
+}
+#endif  // HWY_TARGET == HWY_SCALAR
+
+// max - min of n bytes.
+inline int ByteSpan(const uint8_t* HWY_RESTRICT p, int64_t n) {
+  const hn::ScalableTag<uint8_t> d8;
+  const int64_t N8 = static_cast<int64_t>(hn::Lanes(d8));
+  auto lo = hn::Set(d8, uint8_t{255}), hi = hn::Zero(d8);
+  int64_t i = 0;
+  for (; i + N8 <= n; i += N8) {
+    const auto v = hn::LoadU(d8, p + i);
+    lo = hn::Min(lo, v);
+    hi = hn::Max(hi, v);
+  }
+  alignas(64) uint8_t l[64], h[64];
+  hn::Store(lo, d8, l);
+  hn::Store(hi, d8, h);
+  int mn = 255, mx = 0;
+  for (int64_t j = 0; j < N8; ++j) {
+    mn = std::min<int>(mn, l[j]);
+    mx = std::max<int>(mx, h[j]);
+  }
+  for (; i < n; ++i) {
+    mn = std::min<int>(mn, p[i]);
+    mx = std::max<int>(mx, p[i]);
+  }
+  return mx - mn;
+}
+
+inline int ceil_log2(int64_t n) {
+  int b = 0;
+  while ((int64_t{1} << b) < n) ++b;
+  return b;
+}
+
+template <Accumulation kAcc, int TB, class DA>
+void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) {
+  using T = hn::TFromD<DA>;
+  const WeightMatrix& w = *pb.w;
+  const T* x = static_cast<const T*>(pb.x);
+  const int64_t fp4_blocks = w.cols / 32;
+  const int fp4_budget = 26 - ceil_log2(fp4_blocks) - pb.act_exponent_span;  // see linear_kernels.h
+  // FP32 products need two float lanes per double lane (not on the one-lane scalar target).
+  constexpr bool kF32Products = HWY_TARGET != HWY_SCALAR;
+  for (int64_t r0 = tile_begin * kRowTile; r0 < std::min(w.rows, tile_end * kRowTile); r0 += 4) {
+    const int64_t rows_here = std::min<int64_t>(4, w.rows - r0);
+    int64_t row[4];
+    for (int r = 0; r < 4; ++r) row[r] = w.row_begin + r0 + (r < rows_here ? r : 0);  // padding: repeat, discard
+    double out[4][TB];
+    switch (w.format) {
+      case WeightFormat::kFp8Block:
+        if (kF32Products && kAcc == Accumulation::kDoubleBlocks) {
+          FusedRowsF32Products<WeightFormat::kFp8Block, TB>(w, row, pb.x_f32, pb.x_stride, out);
+        } else {
+          FusedRows<kAcc, WeightFormat::kFp8Block, TB>(da, w, row, x, pb.x_stride, out);
+        }
+        break;
+      case WeightFormat::kFp4:
+        if (kAcc == Accumulation::kDoubleBlocks &&
+            ByteSpan(w.scale + row[0] * fp4_blocks, rows_here * fp4_blocks) <= fp4_budget) {
+          if (kF32Products) {  // exact, see linear_kernels.h
+            FusedRowsF32Products<WeightFormat::kFp4, TB>(w, row, pb.x_f32, pb.x_stride, out);
+          } else {
+            FusedRows<Accumulation::kDouble, WeightFormat::kFp4, TB>(da, w, row, x, pb.x_stride, out);
+          }
+        } else {
+          FusedRows<kAcc, WeightFormat::kFp4, TB>(da, w, row, x, pb.x_stride, out);
+        }
+        break;
+      case WeightFormat::kBf16: FusedRows<kAcc, WeightFormat::kBf16, TB>(da, w, row, x, pb.x_stride, out); break;
+      case WeightFormat::kF32: FusedRows<kAcc, WeightFormat::kF32, TB>(da, w, row, x, pb.x_stride, out); break;
+    }
+    for (int64_t r = 0; r < rows_here; ++r) {
+      for (int t = 0; t < TB; ++t) {
+        // One rounding to FP32 (the FP32 sums convert exactly), and to BF16 where required.
+        const float v = static_cast<float>(out[r][t]);
+        pb.y[t * pb.ldy + r0 + r] = pb.bf16_output ? round_bf16(v) : v;
+      }
+    }
+  }
+}
+
+// Tokens per micro-kernel call: 4 x 4 accumulators + 4 weight vectors need 21 of the 32
+// AVX-512 registers; targets with 16 registers take 2 tokens.
+constexpr int kTokenBlock = HWY_LANES(float) >= 16 ? 4 : 2;
+
+// Up to this many tokens a call decodes whole weight rows (see ComputeTilesT).
+constexpr int64_t kWholeRowTokens = 8;
+
+struct TileScratch {
+  AlignedBuffer weights, factors, acc, vacc;
+};
+TileScratch& tile_scratch() {
+  thread_local TileScratch s;
+  return s;
+}
+
+template <Accumulation kAcc, typename T>
+void ComputeTilesT(const Problem& pb, int64_t tile_begin, int64_t tile_end) {
+  const hn::ScalableTag<T> da;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(da));
+  const WeightMatrix& w = *pb.w;
+  const int64_t cols = w.cols, n = pb.n_tokens;
+  if (n == 1) return FusedTiles<kAcc, 1>(da, pb, tile_begin, tile_end);
+  if (n == 2) return FusedTiles<kAcc, 2>(da, pb, tile_begin, tile_end);
+  const int64_t block = w.format == WeightFormat::kFp4 ? 32 : 128;  // scale block along K
+  constexpr bool kBlocks = kAcc == Accumulation::kDoubleBlocks;
+  // Few tokens: 4 whole rows per pass, so that each weight row is read as one sequential
+  // stream (short bursts from many rows defeat the hardware prefetchers). Many tokens: the 16
+  // rows of the tile, decoded per K chunk into 32 KiB (L1) and reused by every token there;
+  // a token block's chunk of inputs stays in L1 across the tile's four 4-row micro-kernels.
+  const bool few = n <= kWholeRowTokens;
+  const int64_t group = few ? 4 : kRowTile;
+  const int64_t whole = (cols + 127) / 128 * 128;
+  const int64_t chunk = few ? whole : std::min<int64_t>(whole, 32768 / kRowTile / static_cast<int64_t>(sizeof(T)));
+  const int64_t blocks_per_chunk = chunk / block;
+  const int64_t acc_row = kBlocks ? n : n * N;  // accumulator elements per tile row
+  const int64_t vec_row = n * N;                // vector accumulators per row (exact FP4 rows)
+
+  TileScratch& s = tile_scratch();
+  T* wbuf = s.weights.get<T>(group * chunk);
+  double* fbuf = s.factors.get<double>(group * blocks_per_chunk);
+  T* acc = s.acc.get<T>(kRowTile * acc_row);
+  T* vacc = kBlocks ? s.vacc.get<T>(kRowTile * vec_row) : nullptr;
+  const T* x = static_cast<const T*>(pb.x);
+  // Reference FP4: 4-row groups whose rows provably sum exactly in double lanes take the
+  // kDouble decoding and micro-kernel (see linear_kernels.h), the others the per-block one.
+  const int64_t fp4_blocks = w.cols / 32;
+  const int fp4_budget = 26 - ceil_log2(std::max<int64_t>(1, fp4_blocks)) - pb.act_exponent_span;
+  bool exact_rows[kRowTile / 4] = {};
+
+  for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+    const int64_t r0 = tile * kRowTile;
+    const int64_t rows_here = std::min(kRowTile, w.rows - r0);
+    std::fill(acc, acc + kRowTile * acc_row, T(0));
+    if constexpr (kBlocks) {
+      std::fill(vacc, vacc + kRowTile * vec_row, T(0));
+      for (int64_t sub = 0; sub < rows_here; sub += 4) {
+        const int64_t first = w.row_begin + r0 + sub, count = std::min<int64_t>(4, rows_here - sub);
+        exact_rows[sub / 4] = w.format == WeightFormat::kFp4 &&
+                              ByteSpan(w.scale + first * fp4_blocks, count * fp4_blocks) <= fp4_budget;
+      }
+    }
+    for (int64_t e0 = 0; e0 < cols; e0 += chunk) {
+      const int64_t e1 = std::min(cols, e0 + chunk);
+      const int64_t nvec = (e1 - e0 + N - 1) / N;
+      for (int64_t g0 = 0; g0 < rows_here; g0 += group) {
+        const int64_t g_rows = std::min(group, rows_here - g0);
+        for (int64_t r = 0; r < (g_rows + 3) / 4 * 4; ++r) {
+          T* dst = wbuf + r * chunk;
+          double* f = fbuf + r * blocks_per_chunk;
+          const int64_t row = w.row_begin + r0 + g0 + r;
+          if (r >= g_rows) {  // rows past the matrix: zero weights, outputs discarded
+            std::fill(dst, dst + nvec * N, T(0));
+            std::fill(f, f + blocks_per_chunk, 0.0);
+            continue;
+          }
+          if constexpr (kBlocks) {
+            if (exact_rows[(g0 + r) / 4]) {
+              DecodeRowChunk<Accumulation::kDouble>(da, w, row, e0, e1, dst, f);
+              continue;
+            }
+          }
+          DecodeRowChunk<kAcc>(da, w, row, e0, e1, dst, f);
+        }
+        for (int64_t t0 = 0; t0 < n; t0 += kTokenBlock) {
+          const int64_t tb = std::min<int64_t>(kTokenBlock, n - t0);
+          const T* xt = x + t0 * pb.x_stride + e0;
+          for (int64_t sub = 0; sub < g_rows; sub += 4) {
+            const T* wr = wbuf + sub * chunk;
+            const int64_t tile_row = g0 + sub;
+            if (!kBlocks || exact_rows[tile_row / 4]) {
+              T* a = (kBlocks ? vacc : acc) + tile_row * vec_row + t0 * N;
+              switch (tb) {
+                case 1: MicroPlain<1>(da, wr, chunk, xt, pb.x_stride, nvec, a, vec_row); break;
+                case 2: MicroPlain<2>(da, wr, chunk, xt, pb.x_stride, nvec, a, vec_row); break;
+                case 3: MicroPlain<3>(da, wr, chunk, xt, pb.x_stride, nvec, a, vec_row); break;
+                default: MicroPlain<kTokenBlock>(da, wr, chunk, xt, pb.x_stride, nvec, a, vec_row); break;
+              }
+            } else if constexpr (kBlocks) {
+              const int64_t vpb = block / N;
+              const double* f = fbuf + sub * blocks_per_chunk;
+              double* tot = acc + tile_row * acc_row + t0;
+              const int64_t bpc = blocks_per_chunk;
+              switch (tb) {
+                case 1: MicroBlocks<1>(da, wr, chunk, xt, pb.x_stride, nvec, vpb, f, bpc, tot, acc_row); break;
+                case 2: MicroBlocks<2>(da, wr, chunk, xt, pb.x_stride, nvec, vpb, f, bpc, tot, acc_row); break;
+                case 3: MicroBlocks<3>(da, wr, chunk, xt, pb.x_stride, nvec, vpb, f, bpc, tot, acc_row); break;
+                default: MicroBlocks<kTokenBlock>(da, wr, chunk, xt, pb.x_stride, nvec, vpb, f, bpc, tot, acc_row); break;
+              }
+            }
+          }
+        }
+      }
+    }
+    // One rounding to FP32 (and BF16 where the reference outputs BF16).
+    for (int64_t r = 0; r < rows_here; ++r) {
+      const bool lanes = !kBlocks || exact_rows[r / 4];
+      const T* va = (kBlocks ? vacc : acc) + r * vec_row;
+      for (int64_t t = 0; t < n; ++t) {
+        const T total = lanes ? hn::GetLane(hn::SumOfLanes(da, hn::Load(da, va + t * N))) : acc[r * acc_row + t];
+        const float out = static_cast<float>(total);
+        pb.y[t * pb.ldy + r0 + r] = pb.bf16_output ? round_bf16(out) : out;
+      }
+    }
+  }
+}
+
+void ComputeTiles(const Problem& pb, int64_t tile_begin, int64_t tile_end) {
+  switch (pb.accumulation) {
+    case Accumulation::kFloat:
+      return ComputeTilesT<Accumulation::kFloat, float>(pb, tile_begin, tile_end);
+    case Accumulation::kDouble:
+      return ComputeTilesT<Accumulation::kDouble, double>(pb, tile_begin, tile_end);
+    case Accumulation::kDoubleBlocks:
+      return ComputeTilesT<Accumulation::kDoubleBlocks, double>(pb, tile_begin, tile_end);
+  }
+}
+
+int64_t CurrentTarget() { return HWY_TARGET; }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace dsv4::linear_kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace dsv4::linear_kernels {
+
+HWY_EXPORT(ComputeTiles);
+HWY_EXPORT(CurrentTarget);
+
+bool supports(const WeightMatrix& w) {
+  switch (w.format) {
+    case WeightFormat::kFp8Block:
+      return w.block == 128 && w.scale != nullptr;
+    case WeightFormat::kFp4:
+      return w.cols % 32 == 0 && w.scale != nullptr;
+    case WeightFormat::kBf16:
+    case WeightFormat::kF32:
+      return true;
+  }
+  return false;
+}
+
+void compute_tiles(const Problem& problem, int64_t tile_begin, int64_t tile_end) {
+  HWY_DYNAMIC_DISPATCH(ComputeTiles)(problem, tile_begin, tile_end);
+}
+
+std::vector<int64_t> available_targets() { return hwy::SupportedAndGeneratedTargets(); }
+
+void force_target(int64_t target) { hwy::SetSupportedTargetsForTest(target); }
+
+std::string target_name(int64_t target) { return hwy::TargetName(target); }
+
+std::string current_target_name() { return hwy::TargetName(HWY_DYNAMIC_DISPATCH(CurrentTarget)()); }
+
+}  // namespace dsv4::linear_kernels
+#endif  // HWY_ONCE
