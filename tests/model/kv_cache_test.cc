@@ -160,3 +160,25 @@ TEST(KvCli, JsonFields) {
   ASSERT_EQ(std::system(cmd2.c_str()), 0);
   std::remove(out.c_str());
 }
+
+TEST(BenchCli, JsonFields) {
+  const std::string out = "/tmp/dsv4_bench_cli_" + std::to_string(::getpid()) + ".json";
+  const std::string cmd = std::string(DSV4_BIN) + " bench -m " + kTinyA +
+                          "/checkpoint -t 1 --prefill 8 --decode 2 --max-context 4096 --long-steps 1"
+                          " --bandwidth-mib 64 --json > " + out;
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream f(out);
+  auto j = nlohmann::json::parse(f);
+  std::remove(out.c_str());
+  for (const char* k : {"threads", "bandwidth_gbs", "decode_tok_s", "decode_bytes_per_token", "decode_bw_fraction",
+                        "prefill_tokens", "prefill_tok_s", "prefill_gflops", "gemm_peak_gflops",
+                        "prefill_peak_fraction", "long_context", "resident_bytes", "kv_bytes"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  EXPECT_EQ(j["threads"].get<int>(), 1);
+  EXPECT_EQ(j["prefill_tokens"].get<int64_t>(), 8);
+  ASSERT_TRUE(j["long_context"].is_array());
+  for (const auto& l : j["long_context"]) {
+    EXPECT_TRUE(l.contains("context"));
+    EXPECT_TRUE(l.contains("decode_tok_s"));
+  }
+}

@@ -15,5 +15,6 @@ int cmd_run(int argc, char** argv);         // one-shot generation
 int cmd_chat(int argc, char** argv);        // interactive chat       // completion text -> assistant message JSON
 int cmd_init(int argc, char** argv);        // write a random model in the official layout
 int cmd_kv(int argc, char** argv);          // KV cache bytes at a context length
+int cmd_bench(int argc, char** argv);       // machine limits + prefill/decode speed
 
 }  // namespace dsv4::cli
