@@ -16,6 +16,17 @@
 
 namespace dsv4 {
 
+namespace {
+KvRow window_row(const LayerState& ls, int64_t pos) {
+  if (ls.window_format == KvFormat::kF32) return KvRow{reinterpret_cast<const float*>(ls.window_row(pos)), nullptr};
+  return KvRow{nullptr, ls.window_row(pos)};
+}
+KvRow entry_row(const CompressorState& cs, int64_t i) {
+  if (const float* f = cs.entries.f32_row(i)) return KvRow{f, nullptr};
+  return KvRow{nullptr, cs.entries.row(i)};
+}
+}  // namespace
+
 void q_head_norm(float* q, int64_t H, int64_t hd, double eps, Numerics nm) {
   for (int64_t h = 0; h < H; ++h) {
     float* qh = q + h * hd;
@@ -37,50 +48,78 @@ void q_head_norm(float* q, int64_t H, int64_t hd, double eps, Numerics nm) {
   }
 }
 
-void sparse_attention_row(const float* q, int64_t H, int64_t hd, const float* const* rows, int64_t n_rows,
-                          const float* sink, float scale, Numerics nm, float* o, double* blk) {
+void sparse_attention_row(const float* q, int64_t H, int64_t hd, const KvRow* rows, int64_t n_rows,
+                          const KvDecoder& dec, const float* sink, float scale, Numerics nm, float* o, double* blk,
+                          float* work) {
   constexpr int64_t kBlock = 64;
   const float ninf = -std::numeric_limits<float>::infinity();
   float s[kBlock];
+  const float* kvb[kBlock];
+  // work: [kBlock, hd] decoded rows of the current block, then running max [H] and sum [H].
+  float* decoded = work;
+  float* mh = work + kBlock * hd;
+  float* sumh = mh + H;
   for (int64_t h = 0; h < H; ++h) {
-    const float* qh = q + h * hd;
-    float* oh = o + h * hd;
-    std::fill(oh, oh + hd, 0.0f);
-    float m = ninf, sum = 0.0f;
-    for (int64_t b0 = 0; b0 < n_rows; b0 += kBlock) {
-      const int64_t b1 = std::min(n_rows, b0 + kBlock);
+    std::fill(o + h * hd, o + (h + 1) * hd, 0.0f);
+    mh[h] = ninf;
+    sumh[h] = 0.0f;
+  }
+  // Blocks outer, heads inner: each compact row is decoded once per block for all heads; the
+  // per-head arithmetic (and its order) is that of a head-by-head loop.
+  for (int64_t b0 = 0; b0 < n_rows; b0 += kBlock) {
+    const int64_t b1 = std::min(n_rows, b0 + kBlock);
+    bool any = false;
+    for (int64_t j = b0; j < b1; ++j) {
+      const KvRow& r = rows[j];
+      if (r.f) {
+        kvb[j - b0] = r.f;
+      } else if (r.q) {
+        float* dst = decoded + (j - b0) * hd;
+        kv_decode(dec.format, hd, dec.rope_dim, r.q, dst);
+        kvb[j - b0] = dst;
+      } else {
+        kvb[j - b0] = nullptr;
+        continue;
+      }
+      any = true;
+    }
+    if (!any) continue;
+    for (int64_t h = 0; h < H; ++h) {
+      const float* qh = q + h * hd;
+      float* oh = o + h * hd;
       float bm = ninf;
-      bool any = false;
       for (int64_t j = b0; j < b1; ++j) {
-        if (!rows[j]) {
+        const float* kv = kvb[j - b0];
+        if (!kv) {
           s[j - b0] = ninf;
           continue;
         }
         double dot = 0;
-        const float* kv = rows[j];
         for (int64_t e = 0; e < hd; ++e) dot += static_cast<double>(qh[e]) * kv[e];
         s[j - b0] = static_cast<float>(dot) * scale;
         bm = std::max(bm, s[j - b0]);
-        any = true;
       }
-      if (!any) continue;
+      const float m = mh[h];
       const float m_new = std::max(m, bm);
       const float alpha = exp_f32(m - m_new);  // 0 for the first block
       float bsum = 0.0f;
       std::fill(blk, blk + hd, 0.0);
       for (int64_t j = b0; j < b1; ++j) {
-        if (!rows[j]) continue;
+        const float* kv = kvb[j - b0];
+        if (!kv) continue;
         float p = exp_f32(s[j - b0] - m_new);
         bsum += p;
         const double pv = round_ref(p, nm);
-        const float* kv = rows[j];
         for (int64_t e = 0; e < hd; ++e) blk[e] += pv * kv[e];
       }
-      sum = sum * alpha + bsum;
+      sumh[h] = sumh[h] * alpha + bsum;
       for (int64_t e = 0; e < hd; ++e) oh[e] = oh[e] * alpha + static_cast<float>(blk[e]);
-      m = m_new;
+      mh[h] = m_new;
     }
-    sum += exp_f32(sink[h] - m);
+  }
+  for (int64_t h = 0; h < H; ++h) {
+    float* oh = o + h * hd;
+    const float sum = sumh[h] + exp_f32(sink[h] - mh[h]);
     for (int64_t e = 0; e < hd; ++e) oh[e] = round_ref(oh[e] / sum, nm);
   }
 }
@@ -127,33 +166,36 @@ void attention_forward(const ModelConfig& c, const AttentionWeights& w, LayerSta
   const int64_t ww = start == 0 ? std::min(n, W) : W;
   const int64_t ratio = ls.has_compressor ? ls.compressor.ratio : 0;
   const int64_t max_comp = ls.has_indexer ? K : (ratio ? (start + n) / ratio : 0);
-  std::vector<const float*>& rows = ws.rows;
+  std::vector<KvRow>& rows = ws.rows;
   if (rows.size() < static_cast<size_t>(ww + max_comp)) rows.resize(static_cast<size_t>(ww + max_comp));
   if (ws.dacc.size() < static_cast<size_t>(hd)) ws.dacc.resize(static_cast<size_t>(hd));
   float* o = ws.o.get(static_cast<size_t>(n * H * hd));
   const float scale = static_cast<float>(std::pow(static_cast<double>(hd), -0.5));
   float* sink = ws.att_s.get(static_cast<size_t>(H));
   copy_f32(w.attn_sink, 0, H, sink);
+  // Both caches of a layer share one format (window rows and compressed entries).
+  const KvDecoder dec{ls.window_format, rd};
+  float* work = ws.att_dec.get(static_cast<size_t>(64 * hd + 2 * H));
   for (int64_t t = 0; t < n; ++t) {
     const int64_t p = start + t;
     int64_t len = 0;
     for (int64_t pp = std::max<int64_t>(0, p - W + 1); pp <= p; ++pp)
-      rows[static_cast<size_t>(len++)] = pp >= start ? kv + (pp - start) * hd : ls.window_slot(pp);
-    while (len < ww) rows[static_cast<size_t>(len++)] = nullptr;
+      rows[static_cast<size_t>(len++)] = pp >= start ? KvRow{kv + (pp - start) * hd, nullptr} : window_row(ls, pp);
+    while (len < ww) rows[static_cast<size_t>(len++)] = KvRow{};
     if (ls.has_indexer) {
-      for (int64_t i = 0; i < sel_n[t]; ++i) rows[static_cast<size_t>(len++)] = ls.compressor.entry(sel[t * K + i]);
+      for (int64_t i = 0; i < sel_n[t]; ++i) rows[static_cast<size_t>(len++)] = entry_row(ls.compressor, sel[t * K + i]);
     } else if (ls.has_compressor) {
       const int64_t T = (p + 1) / ratio;
-      for (int64_t i = 0; i < T; ++i) rows[static_cast<size_t>(len++)] = ls.compressor.entry(i);
+      for (int64_t i = 0; i < T; ++i) rows[static_cast<size_t>(len++)] = entry_row(ls.compressor, i);
     }
     float* ot = o + t * H * hd;
-    sparse_attention_row(q + t * H * hd, H, hd, rows.data(), len, sink, scale, nm, ot, ws.dacc.data());
+    sparse_attention_row(q + t * H * hd, H, hd, rows.data(), len, dec, sink, scale, nm, ot, ws.dacc.data(), work);
     for (int64_t h = 0; h < H; ++h) apply_rope(ot + h * hd + nope, p, ls.rope, true, nm);
   }
   // Commit the window KV of this call (after the attention: a long chunk must not overwrite
   // positions its earlier queries still read).
   for (int64_t t = std::max<int64_t>(0, n - ls.window_cap); t < n; ++t)
-    std::copy(kv + t * hd, kv + (t + 1) * hd, ls.window_slot(start + t));
+    ls.store_window(start + t, kv + t * hd);
   // Grouped output projection: u_g = wo_a_g . o_g (BF16 product), out = wo_b . u.
   float* u = ws.u.get(static_cast<size_t>(n * G * dg));
   const int64_t gin = H * hd / G;

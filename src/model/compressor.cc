@@ -91,7 +91,7 @@ void compressor_forward(const ModelConfig& c, const CompressorWeights& w, Compre
     }
     if ((p + 1) % r != 0) continue;
     const int64_t i = p / r;
-    float* e = cs.entry(i);
+    float* e = ws.cpool.get(static_cast<size_t>(d));
     compressor_pool(cs, p, e);
     round_ref(e, d, nm);
     rms_norm(e, 1, d, norm_w, c.norm_eps, e, nm);
@@ -103,6 +103,7 @@ void compressor_forward(const ModelConfig& c, const CompressorWeights& w, Compre
       round_ref(e, d, nm);
       if (is_ref(nm)) fp4_simulate(e, d, 32);
     }
+    cs.entries.store(i, e);
     cs.n_entries = i + 1;
   }
 }

@@ -179,4 +179,56 @@ ModelConfig load_config(const std::string& model_dir) {
   return parse_config(read_file(path), path);
 }
 
+ModelConfig official_config(const std::string& name) {
+  if (name != "flash" && name != "pro") throw Error("unknown model '" + name + "' (known: flash, pro)");
+  const bool pro = name == "pro";
+  ModelConfig c;
+  c.vocab_size = 129280;
+  c.dim = pro ? 7168 : 4096;
+  c.n_layers = pro ? 61 : 43;
+  c.n_heads = pro ? 128 : 64;
+  c.head_dim = 512;
+  c.rope_dim = 64;
+  c.q_lora_rank = pro ? 1536 : 1024;
+  c.o_groups = pro ? 16 : 8;
+  c.o_lora_rank = 1024;
+  c.window = 128;
+  // Flash: [0,0] + [4,128]*20 + [4,0]; Pro: [128,128] + [4,128]*29 + [4,0] (last = MTP).
+  c.compress_ratios = pro ? std::vector<int64_t>{128, 128} : std::vector<int64_t>{0, 0};
+  for (int i = 0; i < (pro ? 29 : 20); ++i) {
+    c.compress_ratios.push_back(4);
+    c.compress_ratios.push_back(128);
+  }
+  c.compress_ratios.push_back(4);
+  c.compress_ratios.push_back(0);
+  c.rope_theta = 10000.0;
+  c.compress_rope_theta = 160000.0;
+  c.rope_factor = 16.0;
+  c.original_seq_len = 65536;
+  c.beta_fast = 32.0;
+  c.beta_slow = 1.0;
+  c.max_position_embeddings = 1048576;
+  c.index_n_heads = 64;
+  c.index_head_dim = 128;
+  c.index_topk = pro ? 1024 : 512;
+  c.n_routed_experts = pro ? 384 : 256;
+  c.n_shared_experts = 1;
+  c.n_activated_experts = 6;
+  c.moe_inter_dim = pro ? 3072 : 2048;
+  c.n_hash_layers = 3;
+  c.route_scale = pro ? 2.5 : 1.5;
+  c.swiglu_limit = 10.0;
+  c.expert_format = ExpertFormat::kFp4;
+  c.expert_format_given = !pro;
+  c.hc_mult = 4;
+  c.hc_sinkhorn_iters = 20;
+  c.hc_eps = 1e-6;
+  c.norm_eps = 1e-6;
+  c.weight_block = 128;
+  c.n_mtp_layers = 1;
+  c.bos_token_id = 0;
+  c.eos_token_id = 1;
+  return c;
+}
+
 }  // namespace dsv4

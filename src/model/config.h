@@ -71,6 +71,9 @@ struct ModelConfig {
 
 // Parses config.json text; `source` names the file in error messages.
 ModelConfig parse_config(const std::string& json_text, const std::string& source);
+// The shipped configs of the released models (spec 1.1): "flash" (V4-Flash) or "pro"
+// (V4-Pro); no weights needed (KV accounting). Throws Error for another name.
+ModelConfig official_config(const std::string& name);
 // Reads DIR/config.json.
 ModelConfig load_config(const std::string& model_dir);
 

@@ -37,11 +37,16 @@ void indexer_forward(const ModelConfig& c, const IndexerWeights& w, LayerState& 
   compressor_forward(c, w.compressor, ls.indexer, CompressorKind::kIndexerKeys, ls.rope, x, start, n, nm, ws);
   const int64_t n_keys_max = (start + n) / r;
   float* score = ws.iscore.get(static_cast<size_t>(std::max<int64_t>(n_keys_max, 1)));
+  float* kbuf = ws.cpool.get(static_cast<size_t>(cI));  // one decoded key
   for (int64_t t = 0; t < n; ++t) {
     const int64_t p = start + t;
     const int64_t T = (p + 1) / r;  // visible entries
     for (int64_t i = 0; i < T; ++i) {
-      const float* k = ls.indexer.entry(i);
+      const float* k = ls.indexer.entries.f32_row(i);
+      if (!k) {
+        ls.indexer.read_entry(i, kbuf);
+        k = kbuf;
+      }
       float s = 0.0f;
       for (int64_t h = 0; h < HI; ++h) {
         const float* qh = q + (t * HI + h) * cI;

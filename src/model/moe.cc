@@ -92,20 +92,28 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, bool hash, const flo
   }
   float* y = ws.moe_y.get(static_cast<size_t>(n * D));
   std::fill(y, y + n * D, 0.0f);
-  int64_t* rows = ws.ex_rows.get(static_cast<size_t>(n));
-  float* rw = ws.t8.get(static_cast<size_t>(n));
-  float* xin = ws.ex_in.get(static_cast<size_t>(n * D));
-  float* yo = ws.ex_out.get(static_cast<size_t>(n * D));
+  // Bucket the (token, slot) pairs by expert in (token, slot) order: O(n k), not O(E n k).
+  int64_t* bucket = ws.list.get(static_cast<size_t>(E + 1 + n * k));
+  int64_t* order = bucket + E + 1;
+  std::fill(bucket, bucket + E + 1, int64_t{0});
+  for (int64_t i = 0; i < n * k; ++i) ++bucket[idx[i] + 1];
+  int64_t max_m = n;  // the shared expert takes all n tokens
+  for (int64_t e = 0; e < E; ++e) max_m = std::max(max_m, bucket[e + 1]);
+  int64_t* rows = ws.ex_rows.get(static_cast<size_t>(max_m));
+  float* rw = ws.t8.get(static_cast<size_t>(max_m));
+  float* xin = ws.ex_in.get(static_cast<size_t>(max_m * D));
+  float* yo = ws.ex_out.get(static_cast<size_t>(max_m * D));
+  for (int64_t e = 0; e < E; ++e) bucket[e + 1] += bucket[e];
+  for (int64_t i = 0; i < n * k; ++i) order[bucket[idx[i]]++] = i;  // bucket[e] -> end of e
   for (int64_t e = 0; e < E; ++e) {
-    int64_t m = 0;
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t j = 0; j < k; ++j)
-        if (idx[t * k + j] == e) {
-          rows[m] = t;
-          rw[m] = gw[t * k + j];
-          std::copy(x + t * D, x + (t + 1) * D, xin + m * D);
-          ++m;
-        }
+    const int64_t b0 = e == 0 ? 0 : bucket[e - 1], b1 = bucket[e];
+    const int64_t m = b1 - b0;
+    for (int64_t r = 0; r < m; ++r) {
+      const int64_t i = order[b0 + r], t = i / k;
+      rows[r] = t;
+      rw[r] = gw[i];
+      std::copy(x + t * D, x + (t + 1) * D, xin + r * D);
+    }
     if (m == 0) continue;
     expert(c, w.experts[static_cast<size_t>(e)], xin, m, rw, nm, ws, yo);
     for (int64_t r = 0; r < m; ++r)

@@ -25,11 +25,19 @@
 // exactly the state a fresh prefill of m tokens leaves. The MTP block state is cut to the
 // MTP positions that only use tokens < m.
 //
-// Memory: the rings are fixed-size; entries grow geometrically (amortised, no allocation
-// on most decode steps). Workspace buffers only grow, so a decode loop with n = 1 stops
+// Storage (spec 4.2): reference mode keeps window rows and compressed entries in FlashMLA's
+// "MODEL1" layout (E4M3 no-RoPE dims + UE8M0 scales per 64 + BF16 RoPE dims, 584 B for
+// d = 512) and indexer keys as FP4 + UE8M0 per 32 (68 B for d = 128). This is lossless: the
+// reference already rounds exactly those values onto those grids (fp8_simulate /
+// fp4_simulate), so the logits are bit-identical to FP32 storage. Precise mode stores FP32.
+// Attention and the indexer decode the rows they read on the fly (a block of 64 rows at a time).
+//
+// Memory: the rings are fixed-size; entries are allocated in chunks of 1024 rows (no
+// reallocation or copy as the context grows; one allocation every 1024 entries). Workspace buffers only grow, so a decode loop with n = 1 stops
 // allocating after its first step.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "model/config.h"
@@ -54,38 +62,120 @@ struct ScratchI64 {
   }
 };
 
+// Storage format of cached KV rows (spec 4.2).
+enum class KvFormat : uint8_t {
+  kF32,     // d FP32 values (precise mode: no quantisation by definition)
+  kMainFp8, // FlashMLA "MODEL1": (d-rope) E4M3 codes, rope BF16, one UE8M0 scale per 64 no-RoPE
+            // values, padded to 8 bytes (d 512, rope 64: 448 + 128 + 7 + 1 = 584 B)
+  kIdxFp4,  // d/2 bytes of packed E2M1 (low nibble = even dim) + one UE8M0 scale per 32 (d 128: 68 B)
+};
+// Cache storage: kAuto = the mode's format (reference: compact, precise: FP32); kF32 forces
+// FP32 rows (tests compare the compact cache against it).
+enum class KvStorage : uint8_t { kAuto, kF32 };
+
+int64_t kv_entry_bytes(KvFormat f, int64_t d, int64_t rope_dim);
+// Encodes a row already on the format's grid (reference mode: fp8_simulate'd no-RoPE dims +
+// BF16 RoPE dims, or fp4_simulate'd indexer keys). Lossless: throws Error if decoding would
+// not give back the same bits (never for values the reference simulation produces).
+void kv_encode(KvFormat f, int64_t d, int64_t rope_dim, const float* x, uint8_t* out);
+void kv_decode(KvFormat f, int64_t d, int64_t rope_dim, const uint8_t* in, float* out);
+
+// Append-only rows of one format, allocated in chunks of kChunkEntries rows (no reallocation,
+// no copy when growing: a 1M context adds chunks; rows never move).
+struct EntryStore {
+  static constexpr int64_t kChunkEntries = 1024;
+  KvFormat format = KvFormat::kF32;
+  int64_t d = 0, rope_dim = 0, row_bytes = 0;
+  std::vector<std::unique_ptr<uint8_t[]>> chunks;
+
+  EntryStore() = default;
+  EntryStore(EntryStore&&) = default;
+  EntryStore& operator=(EntryStore&&) = default;
+  EntryStore(const EntryStore& o) { *this = o; }
+  EntryStore& operator=(const EntryStore& o);  // deep copy (session checkpoints)
+
+  void init(KvFormat f, int64_t d_, int64_t rope_dim_, int64_t max_rows);
+  // Makes room for rows [0, n).
+  void reserve(int64_t n);
+  uint8_t* row(int64_t i) { return chunks[static_cast<size_t>(i / kChunkEntries)].get() + (i % kChunkEntries) * row_bytes; }
+  const uint8_t* row(int64_t i) const {
+    return chunks[static_cast<size_t>(i / kChunkEntries)].get() + (i % kChunkEntries) * row_bytes;
+  }
+  void store(int64_t i, const float* x) { kv_encode(format, d, rope_dim, x, row(i)); }
+  void load(int64_t i, float* out) const { kv_decode(format, d, rope_dim, row(i), out); }
+  // FP32 rows can be read in place; null for the compact formats.
+  const float* f32_row(int64_t i) const {
+    return format == KvFormat::kF32 ? reinterpret_cast<const float*>(row(i)) : nullptr;
+  }
+  int64_t allocated_bytes() const { return static_cast<int64_t>(chunks.size()) * kChunkEntries * row_bytes; }
+  // Bytes this store holds once it has room for n rows (the allocation policy above).
+  static int64_t bytes_for(int64_t row_bytes, int64_t n) {
+    return (n + kChunkEntries - 1) / kChunkEntries * kChunkEntries * row_bytes;
+  }
+};
+
 struct CompressorState {
   int64_t ratio = 0;     // compression ratio r
   int64_t d = 0;         // entry dim
   int64_t coff = 1;      // 2 for the overlapping (ratio 4) compressor
   int64_t ring_cap = 0;  // >= coff * ratio
   std::vector<float> a, z;        // [ring_cap, coff*d]
-  std::vector<float> entries;     // [capacity, d], first n_entries rows valid
+  EntryStore entries;             // first n_entries rows valid
   int64_t n_entries = 0;
 
-  void init(int64_t ratio_, int64_t d_, bool overlap, int64_t horizon);
+  void init(int64_t ratio_, int64_t d_, bool overlap, int64_t horizon, KvFormat f, int64_t rope_dim, int64_t max_pos);
   void reset();
-  float* entry(int64_t i) { return entries.data() + i * d; }
-  const float* entry(int64_t i) const { return entries.data() + i * d; }
+  // Decodes entry i (exact copy of what the compressor produced).
+  void read_entry(int64_t i, float* out) const { entries.load(i, out); }
+  // All n_entries entries decoded, [n_entries, d] (tests, traces).
+  std::vector<float> entries_f32() const {
+    std::vector<float> v(static_cast<size_t>(n_entries * d));
+    for (int64_t i = 0; i < n_entries; ++i) read_entry(i, v.data() + i * d);
+    return v;
+  }
   // Makes room for `n` entries in total.
-  void reserve_entries(int64_t n);
+  void reserve_entries(int64_t n) { entries.reserve(n); }
+  int64_t ring_bytes() const { return static_cast<int64_t>((a.size() + z.size()) * sizeof(float)); }
+};
+
+// Bytes of one sequence's cache by component (allocation sizes).
+struct KvBytes {
+  int64_t window = 0;            // window rings (every layer and the MTP block)
+  int64_t csa_entries = 0;       // compressed main entries of CSA layers
+  int64_t indexer_keys = 0;      // indexer keys of CSA layers
+  int64_t hca_entries = 0;       // compressed entries of HCA layers
+  int64_t compressor_state = 0;  // (A, Z) rings of all compressors (FP32)
+  int64_t total() const { return window + csa_entries + indexer_keys + hca_entries + compressor_state; }
 };
 
 struct LayerState {
   int64_t layer = 0;
   int64_t window_cap = 0;
   int64_t head_dim = 0;
+  int64_t rope_dim = 0;
+  KvFormat window_format = KvFormat::kF32;
+  int64_t window_row_bytes = 0;
   RopeTable rope;  // this layer's table (compressed layers: compress_rope_theta + YaRN)
-  std::vector<float> window;  // [window_cap, head_dim]
+  std::vector<uint8_t> window;  // [window_cap, window_row_bytes]
   bool has_compressor = false;
   CompressorState compressor;  // main compressor (entries = compressed KV)
   bool has_indexer = false;
   CompressorState indexer;     // indexer compressor (entries = indexer keys)
 
-  void init(const ModelConfig& c, int64_t layer_index, int64_t horizon);
+  void init(const ModelConfig& c, int64_t layer_index, int64_t horizon, Numerics nm, KvStorage storage);
   void reset();
-  float* window_slot(int64_t pos) { return window.data() + (pos % window_cap) * head_dim; }
-  const float* window_slot(int64_t pos) const { return window.data() + (pos % window_cap) * head_dim; }
+  uint8_t* window_row(int64_t pos) { return window.data() + (pos % window_cap) * window_row_bytes; }
+  const uint8_t* window_row(int64_t pos) const { return window.data() + (pos % window_cap) * window_row_bytes; }
+  void store_window(int64_t pos, const float* kv) { kv_encode(window_format, head_dim, rope_dim, kv, window_row(pos)); }
+  void read_window(int64_t pos, float* out) const { kv_decode(window_format, head_dim, rope_dim, window_row(pos), out); }
+  void add_bytes(KvBytes& b) const;
+};
+
+// One row of an attention index list: an FP32 row (the call's own KV, FP32 caches) or a
+// cached row in a compact format; both null = masked.
+struct KvRow {
+  const float* f = nullptr;
+  const uint8_t* q = nullptr;
 };
 
 // Scratch buffers of one forward call, owned by the sequence state.
@@ -97,7 +187,8 @@ struct Workspace {
   Scratch iq, iw, iscore;
   Scratch gate_s, gate_w, ex_in, ex_h1, ex_h3, ex_out, moe_y;
   ScratchI64 sel, sel_n, gate_idx, ex_rows, list;
-  std::vector<const float*> rows;  // attention index list (null = masked)
+  std::vector<KvRow> rows;         // attention index list (both null = masked)
+  Scratch att_dec, att_m;          // decoded rows of one attention block; per-head running max/sum
   std::vector<double> dacc;        // attention block accumulator
   std::vector<uint16_t> normw;     // aligned copy of a misaligned norm weight
 };
@@ -112,11 +203,26 @@ struct SequenceState {
   Workspace ws;
 
   SequenceState() = default;
-  SequenceState(const ModelConfig& c, Numerics numerics, int64_t rewind_horizon = 0);
+  SequenceState(const ModelConfig& c, Numerics numerics, int64_t rewind_horizon = 0,
+                KvStorage storage = KvStorage::kAuto);
   // Back to an empty sequence (window KV zero, compressor scores -inf, no entries).
   void reset();
   // Rewinds to the first m tokens (pos - rewind_horizon <= m <= pos); throws Error otherwise.
   void truncate(int64_t m);
+  // Bytes allocated now for the cache (window rings, entries, compressor rings).
+  KvBytes kv_bytes() const;
 };
+
+// Bytes a SequenceState of this config allocates for its cache once it holds `context` tokens
+// (the same sizes and chunk policy as the state itself; the MTP block's window included).
+KvBytes kv_bytes_at(const ModelConfig& c, Numerics nm, int64_t context, int64_t rewind_horizon = 0);
+// DeepSeek-V3.2's cache at `context` tokens for comparison (spec 4.2-4.3): 61 layers x
+// (MLA entry in FlashMLA's "V32" FP8 layout, 656 B + DSA indexer key, 132 B) per token.
+constexpr int64_t kV32Layers = 61, kV32MlaEntryBytes = 656, kV32IndexerKeyBytes = 132;
+inline int64_t v32_kv_bytes(int64_t context) { return kV32Layers * context * (kV32MlaEntryBytes + kV32IndexerKeyBytes); }
+// The storage formats a state uses in this numerics mode (reference: compact, lossless;
+// precise: FP32).
+KvFormat main_kv_format(const ModelConfig& c, Numerics nm);
+KvFormat indexer_kv_format(const ModelConfig& c, Numerics nm);
 
 }  // namespace dsv4

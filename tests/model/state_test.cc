@@ -109,7 +109,7 @@ TEST(CompressorState, EmitsAtWindowEndsDuringDecode) {
 // Hand-checkable pooling: overlapping ratio-4 compressor with d = 1 (2 channels stored).
 TEST(CompressorState, OverlappingPoolByHand) {
   CompressorState cs;
-  cs.init(4, 1, true, 0);
+  cs.init(4, 1, true, 0, KvFormat::kF32, 0, 64);
   ASSERT_EQ(cs.ring_cap, 8);
   // Position p: A = (10p, 100p) (previous-half channel, current-half channel), Z = (0, 0).
   for (int64_t p = 0; p < 8; ++p) {
@@ -133,7 +133,7 @@ TEST(CompressorState, OverlappingPoolByHand) {
 
 TEST(CompressorState, HeavyPoolByHand) {
   CompressorState cs;
-  cs.init(16, 1, false, 0);
+  cs.init(16, 1, false, 0, KvFormat::kF32, 0, 64);
   for (int64_t p = 16; p < 32; ++p) {
     cs.a[p % 16] = static_cast<float>(p);
     cs.z[p % 16] = p == 20 ? std::log(3.0f) : 0.0f;  // weight 3 for position 20, 1 for the 15 others
@@ -160,11 +160,15 @@ TEST(WindowRing, HoldsTheLastWindowAfterWrapAround) {
   fo.traces = &traces;
   forward(*w, st, tokens.data(), N, fo);
   // ... and the ring holds positions N-W..N-1 in slots p % W.
+  std::vector<float> row(c.head_dim);
   for (int64_t l = 0; l < c.n_layers; ++l)
-    for (int64_t p = N - c.window; p < N; ++p)
+    for (int64_t p = N - c.window; p < N; ++p) {
+      st.layers[l].read_window(p, row.data());
       for (int64_t e = 0; e < c.head_dim; ++e)
-        ASSERT_EQ(st.layers[l].window_slot(p)[e], kv[l][p * c.head_dim + e]) << "layer " << l << " pos " << p;
-  EXPECT_EQ(st.layers[0].window_slot(N - 1), st.layers[0].window.data() + ((N - 1) % c.window) * c.head_dim);
+        ASSERT_EQ(row[e], kv[l][p * c.head_dim + e]) << "layer " << l << " pos " << p;
+    }
+  EXPECT_EQ(st.layers[0].window_row(N - 1),
+            st.layers[0].window.data() + ((N - 1) % c.window) * st.layers[0].window_row_bytes);
 }
 
 // Synthetic router: all-zero gate weights make every score sqrt(softplus(0)), i.e. ties.
@@ -213,21 +217,22 @@ TEST(SparseAttention, SinkAndMaskByHand) {
   // One head, hd = 2: q = (1, 0); rows k0 = (0, 1) (score 0), masked, k2 = (2, 0) (score 2*scale).
   const float q[2] = {1.0f, 0.0f};
   const float k0[2] = {0.0f, 1.0f}, k2[2] = {2.0f, 0.0f};
-  const float* rows[3] = {k0, nullptr, k2};
+  const KvRow rows[3] = {{k0, nullptr}, {}, {k2, nullptr}};
   const float sink = 0.5f, scale = 0.5f;
   float o[2];
   double scratch[2];
-  sparse_attention_row(q, 1, 2, rows, 3, &sink, scale, Numerics::kPrecise, o, scratch);
+  float work[64 * 2 + 2];
+  sparse_attention_row(q, 1, 2, rows, 3, KvDecoder{}, &sink, scale, Numerics::kPrecise, o, scratch, work);
   const double e0 = std::exp(0.0 - 1.0), e2 = std::exp(1.0 - 1.0), es = std::exp(0.5 - 1.0);
   const double den = e0 + e2 + es;
   EXPECT_NEAR(o[0], (e2 * 2.0) / den, 1e-6);
   EXPECT_NEAR(o[1], (e0 * 1.0) / den, 1e-6);
   // Blocks of 64: the same rows spread over two blocks give the same result (precise mode).
-  std::vector<const float*> many(130, nullptr);
-  many[3] = k0;
-  many[100] = k2;
+  std::vector<KvRow> many(130);
+  many[3].f = k0;
+  many[100].f = k2;
   float o2[2];
-  sparse_attention_row(q, 1, 2, many.data(), 130, &sink, scale, Numerics::kPrecise, o2, scratch);
+  sparse_attention_row(q, 1, 2, many.data(), 130, KvDecoder{}, &sink, scale, Numerics::kPrecise, o2, scratch, work);
   EXPECT_NEAR(o2[0], o[0], 1e-6);
   EXPECT_NEAR(o2[1], o[1], 1e-6);
 }

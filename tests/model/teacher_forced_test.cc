@@ -70,9 +70,9 @@ BlockRun run_block(const std::string& mode, int64_t layer, Numerics nm) {
     r.out = X;
     const LayerState& ls = st.layers[layer];
     if (ls.has_compressor)
-      r.cmp.assign(ls.compressor.entries.begin(), ls.compressor.entries.begin() + ls.compressor.n_entries * ls.compressor.d);
+      r.cmp = ls.compressor.entries_f32();
     if (ls.has_indexer)
-      r.icmp.assign(ls.indexer.entries.begin(), ls.indexer.entries.begin() + ls.indexer.n_entries * ls.indexer.d);
+      r.icmp = ls.indexer.entries_f32();
   }
   return r;
 }

@@ -13,7 +13,9 @@ int cmd_render(int argc, char** argv);      // chat messages -> prompt text / id
 int cmd_parse(int argc, char** argv);
 int cmd_run(int argc, char** argv);         // one-shot generation
 int cmd_chat(int argc, char** argv);        // interactive chat       // completion text -> assistant message JSON
-int cmd_init(int argc, char** argv);
-int cmd_serve(int argc, char** argv);       // OpenAI / Anthropic HTTP server        // write a random model in the official layout
+int cmd_init(int argc, char** argv);        // write a random model in the official layout
+int cmd_serve(int argc, char** argv);       // OpenAI / Anthropic HTTP server
+int cmd_kv(int argc, char** argv);          // KV cache bytes at a context length
+int cmd_bench(int argc, char** argv);       // machine limits + prefill/decode speed
 
 }  // namespace dsv4::cli

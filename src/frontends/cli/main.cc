@@ -27,6 +27,8 @@ constexpr Command kCommands[] = {
     {"render", dsv4::cli::cmd_render, "chat messages (JSON on stdin) -> prompt text or ids"},
     {"parse", dsv4::cli::cmd_parse, "completion text on stdin -> assistant message JSON"},
     {"init", dsv4::cli::cmd_init, "write a random model (presets: tiny, flash-scaled) in the official layout"},
+    {"kv", dsv4::cli::cmd_kv, "KV cache bytes at a context length, by component, vs DeepSeek-V3.2"},
+    {"bench", dsv4::cli::cmd_bench, "measure bandwidth, GEMM peak, prefill and decode speed"},
 };
 
 void usage(FILE* out) {
