@@ -108,25 +108,12 @@ void Session::reset() {
   logits_valid_ = false;
 }
 
-namespace {
-size_t compressor_bytes(const CompressorState& c) {
-  return (c.a.capacity() + c.z.capacity() + c.entries.capacity()) * sizeof(float);
-}
-size_t state_bytes(const SequenceState& s) {
-  size_t n = 0;
-  for (const auto* layers : {&s.layers, &s.mtp})
-    for (const LayerState& l : *layers) {
-      n += l.window.capacity() * sizeof(float);
-      if (l.has_compressor) n += compressor_bytes(l.compressor);
-      if (l.has_indexer) n += compressor_bytes(l.indexer);
-    }
-  return n;  // the workspace is scratch, sized by the largest chunk; not counted
-}
-}  // namespace
-
 size_t Session::memory_bytes() const {
-  size_t n = state_bytes(state_) + tokens_.capacity() * sizeof(int64_t) + logits_.capacity() * sizeof(float);
-  if (checkpoint_) n += state_bytes(*checkpoint_) + checkpoint_tokens_.capacity() * sizeof(int64_t);
+  // The state's own allocation report (model/state.h); the workspace is scratch sized by the
+  // largest chunk and not counted.
+  size_t n = static_cast<size_t>(state_.kv_bytes().total()) + tokens_.capacity() * sizeof(int64_t) +
+             logits_.capacity() * sizeof(float);
+  if (checkpoint_) n += static_cast<size_t>(checkpoint_->kv_bytes().total()) + checkpoint_tokens_.capacity() * sizeof(int64_t);
   return n;
 }
 

@@ -73,8 +73,8 @@ void compressor_forward(const ModelConfig& c, const CompressorWeights& w, Compre
   float* A = ws.ca.get(static_cast<size_t>(n * cd));
   float* Z = ws.cz.get(static_cast<size_t>(n * cd));
   // FP32 weights x FP32 inputs -> FP32 (wide accumulation; same semantics in both modes).
-  linear(w.wkv.matrix(), x, D, n, A, cd, Numerics::kPrecise, LinearCompute::kFp32);
-  linear(w.wgate.matrix(), x, D, n, Z, cd, Numerics::kPrecise, LinearCompute::kFp32);
+  linear(w.wkv.matrix(), x, D, n, A, cd, Numerics::kReference, LinearCompute::kFp32);
+  linear(w.wgate.matrix(), x, D, n, Z, cd, Numerics::kReference, LinearCompute::kFp32);
   // Room for the entries completed in this call.
   cs.reserve_entries((start + n) / r);
   const uint16_t* norm_w = bf16_data(w.norm, ws.normw);

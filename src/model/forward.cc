@@ -65,7 +65,7 @@ void head_logits(const ModelWeights& w, const HcWeights& hc, const Tensor* norm,
   hc_head(c, hc, X, n, y, nm, ws);
   rms_norm(y, n, D, bf16_data(norm, ws.normw), c.norm_eps, y, nm);
   // FP32 GEMM on the up-cast BF16 head (wide accumulation; both modes).
-  linear(matrix_of(w.head), y, D, n, logits, c.vocab_size, Numerics::kPrecise, LinearCompute::kFp32);
+  linear(matrix_of(w.head), y, D, n, logits, c.vocab_size, Numerics::kReference, LinearCompute::kFp32);
 }
 
 void forward(const ModelWeights& w, SequenceState& st, const int64_t* tokens, int64_t n, const ForwardOutput& out) {

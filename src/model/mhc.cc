@@ -13,8 +13,9 @@ namespace {
 void hc_mixes(const ModelConfig& c, const HcWeights& site, const float* X, int64_t n, float* mixes, int64_t mix,
               Numerics nm) {
   const int64_t hd = c.hc_dim();
-  // FP32 x FP32 -> FP32 (the precise path is exactly that, with wide accumulation).
-  linear(matrix_of(site.fn), X, hd, n, mixes, mix, Numerics::kPrecise, LinearCompute::kFp32);
+  // FP32 x FP32 -> FP32 with double accumulation (kReference + kFp32), as the golden data
+  // computes FP32 products; the kernels' precise path would accumulate in FP32 lanes.
+  linear(matrix_of(site.fn), X, hd, n, mixes, mix, Numerics::kReference, LinearCompute::kFp32);
   for (int64_t t = 0; t < n; ++t) {
     const float* x = X + t * hd;
     double ss = 0;

@@ -46,8 +46,9 @@ void expert(const ModelConfig& c, const ExpertWeights& e, const float* x, int64_
 void moe_route(const ModelConfig& c, const MoeWeights& w, bool hash, const float* x, const int64_t* tokens, int64_t n,
                float* scores, int64_t* indices, float* weights) {
   const int64_t E = c.n_routed_experts, k = c.n_activated_experts, D = c.dim;
-  // FP32 GEMM on the up-cast BF16 gate weights (wide accumulation; both modes).
-  linear(w.gate.matrix(), x, D, n, scores, E, Numerics::kPrecise, LinearCompute::kFp32);
+  // FP32 GEMM on the up-cast BF16 gate weights. kReference + kFp32 = FP32 inputs and output
+  // with double accumulation, as the golden data computes FP32 products (both modes).
+  linear(w.gate.matrix(), x, D, n, scores, E, Numerics::kReference, LinearCompute::kFp32);
   for (int64_t i = 0; i < n * E; ++i) scores[i] = sqrt_f32(softplus_f32(scores[i]));
   float stack_buf[1024];
   std::vector<float> heap_buf;
