@@ -14,15 +14,6 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
 [[noreturn]] void bad(const std::string& field, const std::string& why) { throw Error("sampling parameter " + field + ": " + why); }
 
 }  // namespace
@@ -89,22 +80,9 @@ Sampler::Sampler(int64_t vocab_size, const SamplingParams& params) : vocab_(voca
   reseed(params.seed);
 }
 
-void Sampler::reseed(uint64_t seed) {
-  uint64_t st = seed;
-  for (auto& w : s_) w = splitmix64(st);
-}
+void Sampler::reseed(uint64_t seed) { rng_.reseed(seed); }
 
-uint64_t Sampler::next_u64() {  // xoshiro256**
-  const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-  const uint64_t t = s_[1] << 17;
-  s_[2] ^= s_[0];
-  s_[3] ^= s_[1];
-  s_[1] ^= s_[2];
-  s_[0] ^= s_[3];
-  s_[2] ^= t;
-  s_[3] = rotl(s_[3], 45);
-  return result;
-}
+uint64_t Sampler::next_u64() { return rng_.next(); }
 
 void Sampler::apply_penalties(const SamplingParams& p, const TokenHistory& h, std::span<float> logits) {
   const bool rep = p.repetition_penalty != 1.0f;

@@ -27,6 +27,8 @@
 #include <span>
 #include <vector>
 
+#include "base/random.h"
+
 namespace dsv4 {
 
 struct SamplingParams {
@@ -117,7 +119,7 @@ class Sampler {
   std::vector<double> hist_;    // top-p radix histogram (4096 buckets)
   double total_ = 0.0;
   int32_t greedy_ = -1;         // set when temperature == 0
-  uint64_t s_[4];
+  Xoshiro256 rng_;
 };
 
 }  // namespace dsv4

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/random.h"
 #include "base/file.h"
 
 namespace dsv4 {
@@ -151,13 +152,6 @@ namespace {
 // ------------------------------------------------------------------------------------------
 // Random numbers (own generators: identical streams on every platform)
 // ------------------------------------------------------------------------------------------
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 uint64_t fnv1a64(const std::string& s) {
   uint64_t h = 0xCBF29CE484222325ull;
   for (unsigned char ch : s) {
@@ -167,24 +161,11 @@ uint64_t fnv1a64(const std::string& s) {
   return h;
 }
 
-// xoshiro256**: fast, 256-bit state, seeded through splitmix64 as its authors recommend.
+// Float draws on top of the shared xoshiro256** stream (base/random.h).
 class Rng {
  public:
-  explicit Rng(uint64_t seed) {
-    uint64_t st = seed;
-    for (auto& w : s_) w = splitmix64(st);
-  }
-  uint64_t next() {
-    const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
+  explicit Rng(uint64_t seed) : x_(seed) {}
+  uint64_t next() { return x_.next(); }
   // Uniform in [0, 1) on a 2^-24 grid (exact in float).
   float uniform() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }
   float uniform(float lo, float hi) { return lo + (hi - lo) * uniform(); }
@@ -203,8 +184,7 @@ class Rng {
   uint64_t below(uint64_t n) { return (next() >> 11) % n; }
 
  private:
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t s_[4];
+  Xoshiro256 x_;
 };
 
 // ------------------------------------------------------------------------------------------
