@@ -4,10 +4,12 @@
 # /exit; `dsv4 run` on a terminal (reasoning dimmed) and piped (answer on stdout only).
 set -uo pipefail
 BIN=$1; MODEL=$2
-SOCK="dsv4pty$$"
+# One tmux server per part: after kill-session the old server exits asynchronously, and a
+# new-session on the same socket can race with it ("server exited unexpectedly").
+SOCK="dsv4pty$$a"
 PASS=0; FAIL=0
 T() { tmux -L "$SOCK" "$@"; }
-cleanup() { T kill-server >/dev/null 2>&1 || true; }
+cleanup() { for s in "dsv4pty$$a" "dsv4pty$$b"; do tmux -L "$s" kill-server >/dev/null 2>&1 || true; done; }
 trap cleanup EXIT
 screen() { T capture-pane -p -J -S -2000 -t chat; }
 check() {  # check NAME PATTERN [TIMEOUT]
@@ -46,9 +48,10 @@ T send-keys -t chat "/reset" Enter
 check "Ctrl-C at the prompt keeps the chat alive" "conversation cleared" 20
 T send-keys -t chat "/exit" Enter
 check "/exit ends the chat cleanly" "CHAT-EXITED:0" 20
-T kill-session -t chat
+T kill-server >/dev/null 2>&1 || true
 
 # dsv4 run on a terminal: reasoning dimmed (SGR 2), then the answer; exit 0.
+SOCK="dsv4pty$$b"
 T new-session -d -s chat -x 160 -y 50 "$BIN run -m $MODEL -p 'hi' -n 12 --seed 3 --think high; echo RUN-EXITED:\$?; sleep 60"
 check "run on a terminal exits 0" "RUN-EXITED:0" 120
 if T capture-pane -p -e -t chat | grep -q $'\e\[2m'; then echo "ok - reasoning dimmed"; PASS=$((PASS+1)); else echo "not ok - reasoning dimmed"; FAIL=$((FAIL+1)); fi
