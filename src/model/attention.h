@@ -7,6 +7,7 @@
 
 #include "model/config.h"
 #include "model/state.h"
+#include "model/sparse_attention.h"
 #include "model/weights.h"
 
 namespace dsv4 {
@@ -21,19 +22,6 @@ struct AttentionTrace {
 // Reads the state for positions < start, appends the call's positions.
 void attention_forward(const ModelConfig& c, const AttentionWeights& w, LayerState& ls, const float* x, int64_t start,
                        int64_t n, Numerics nm, Workspace& ws, float* out, AttentionTrace* trace);
-
-// One query row of the sparse attention with sink (all heads share the list):
-// q [H, hd], rows[j] = an FP32 KV row, a cached row in dec's format (decoded on the fly, one
-// block of 64 rows at a time, once for all heads) or masked (the reference's -1), in list
-// order; online softmax over blocks of 64 list positions (reference: BF16 probabilities in
-// P.V). o: [H, hd]. scratch: [hd]; work: [64 * hd + 2 * H].
-struct KvDecoder {
-  KvFormat format = KvFormat::kF32;
-  int64_t rope_dim = 0;
-};
-void sparse_attention_row(const float* q, int64_t H, int64_t hd, const KvRow* rows, int64_t n_rows,
-                          const KvDecoder& dec, const float* sink, float scale, Numerics nm, float* o,
-                          double* scratch, float* work);
 
 // Per-head unweighted RMS norm of q [H, hd] in place (reference: the BF16 tensor ops of the
 // official code).

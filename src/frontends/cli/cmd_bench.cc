@@ -157,7 +157,7 @@ void synthesise_state(const ModelConfig& c, const SequenceState& src, SequenceSt
 int cmd_bench(int argc, char** argv) {
   CLI::App app{"Measure the machine (read bandwidth, FP32 FMA peak) and the model's prefill and decode speed",
                "dsv4 bench"};
-  std::string model, preset, cache_dir;
+  std::string model, preset, cache_dir, numerics_name = "reference";
   bool json_out = false, no_long = false;
   int threads = 0;
   int64_t prefill_n = 256, decode_n = 16, max_context = 0, long_steps = 2;
@@ -166,6 +166,8 @@ int cmd_bench(int argc, char** argv) {
   auto* o_preset = app.add_option("--preset", preset, "dsv4 init preset (tiny, flash-scaled): written once into the cache dir");
   o_model->excludes(o_preset);
   app.add_option("--cache-dir", cache_dir, "where preset models live (default ~/.cache/dsv4/models)");
+  app.add_option("--numerics", numerics_name, "reference (default, the official numerics) or precise (FP32)")
+      ->check(CLI::IsMember({"reference", "precise"}));
   app.add_option("-t,--threads", threads, "threads (default: DSV4_THREADS or the physical cores)");
   app.add_flag("--json", json_out, "print one JSON object");
   app.add_option("--prefill", prefill_n, "prefill tokens")->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
@@ -191,7 +193,7 @@ int cmd_bench(int argc, char** argv) {
   progress("loading " + dir);
   auto w = load_model(dir);
   const ModelConfig& c = w->config;
-  const Numerics nm = Numerics::kReference;
+  const Numerics nm = numerics_name == "precise" ? Numerics::kPrecise : Numerics::kReference;
   const ModelSizes sizes = model_sizes(c);
 
   std::vector<int64_t> tokens(static_cast<size_t>(prefill_n + decode_n));
@@ -261,6 +263,7 @@ int cmd_bench(int argc, char** argv) {
   nlohmann::json j;
   j["model"] = dir;
   j["threads"] = threads;
+  j["numerics"] = numerics_name;
   j["bandwidth_gbs"] = bw / 1e9;
   j["gemm_peak_gflops"] = peak / 1e9;
   j["gemm_peak_kind"] = "fp32_fma";
