@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "model/common.h"
 #include "model/compressor.h"
@@ -9,6 +10,7 @@
 #include "ops/quant_sim.h"
 #include "ops/rope.h"
 #include "ops/topk.h"
+#include "ops/vec_kernels.h"
 
 namespace dsv4 {
 
@@ -38,6 +40,10 @@ void indexer_forward(const ModelConfig& c, const IndexerWeights& w, LayerState& 
   const int64_t n_keys_max = (start + n) / r;
   float* score = ws.iscore.get(static_cast<size_t>(std::max<int64_t>(n_keys_max, 1)));
   float* kbuf = ws.cpool.get(static_cast<size_t>(cI));  // one decoded key
+  // One key's dots with all heads (reference: FP4 x FP4 products, exact sums in double).
+  thread_local std::vector<double> dots_buf;
+  if (dots_buf.size() < static_cast<size_t>(HI)) dots_buf.resize(static_cast<size_t>(HI));
+  double* dots = dots_buf.data();
   for (int64_t t = 0; t < n; ++t) {
     const int64_t p = start + t;
     const int64_t T = (p + 1) / r;  // visible entries
@@ -47,12 +53,10 @@ void indexer_forward(const ModelConfig& c, const IndexerWeights& w, LayerState& 
         ls.indexer.read_entry(i, kbuf);
         k = kbuf;
       }
+      dot_rows_f64(q + t * HI * cI, HI, cI, k, cI, dots);
       float s = 0.0f;
       for (int64_t h = 0; h < HI; ++h) {
-        const float* qh = q + (t * HI + h) * cI;
-        double dot = 0;
-        for (int64_t e = 0; e < cI; ++e) dot += static_cast<double>(qh[e]) * k[e];
-        float dh = round_ref(static_cast<float>(dot), nm);
+        float dh = round_ref(static_cast<float>(dots[h]), nm);
         dh = std::max(dh, 0.0f);
         s += round_ref(dh * wt[t * HI + h], nm);
       }

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "model/common.h"
 #include "ops/math.h"
 #include "ops/quant_sim.h"
+#include "ops/vec_kernels.h"
 
 namespace dsv4 {
 
@@ -15,7 +17,6 @@ void sparse_attention_row(const float* q, int64_t H, int64_t hd, const KvRow* ro
                           float* work) {
   constexpr int64_t kBlock = 64;
   const float ninf = -std::numeric_limits<float>::infinity();
-  float s[kBlock];
   const float* kvb[kBlock];
   // work: [kBlock, hd] decoded rows of the current block, then running max [H] and sum [H].
   float* decoded = work;
@@ -27,7 +28,14 @@ void sparse_attention_row(const float* q, int64_t H, int64_t hd, const KvRow* ro
     sumh[h] = 0.0f;
   }
   // Blocks outer, heads inner: each compact row is decoded once per block for all heads; the
-  // per-head arithmetic (and its order) is that of a head-by-head loop.
+  // per-head softmax and P.V (vectorised over the dims, each element's sum in list order) are
+  // those of a head-by-head loop. Scores of the block for all heads: [H, kBlock].
+  thread_local std::vector<float> scores_buf;
+  thread_local std::vector<double> dots_buf;
+  if (scores_buf.size() < static_cast<size_t>(H * kBlock)) scores_buf.resize(static_cast<size_t>(H * kBlock));
+  if (dots_buf.size() < static_cast<size_t>(H)) dots_buf.resize(static_cast<size_t>(H));
+  float* scores = scores_buf.data();
+  double* dots = dots_buf.data();
   for (int64_t b0 = 0; b0 < n_rows; b0 += kBlock) {
     const int64_t b1 = std::min(n_rows, b0 + kBlock);
     bool any = false;
@@ -46,19 +54,21 @@ void sparse_attention_row(const float* q, int64_t H, int64_t hd, const KvRow* ro
       any = true;
     }
     if (!any) continue;
+    for (int64_t j = b0; j < b1; ++j) {
+      const float* kv = kvb[j - b0];
+      if (!kv) continue;
+      dot_rows_f64(q, H, hd, kv, hd, dots);
+      for (int64_t h = 0; h < H; ++h) scores[h * kBlock + (j - b0)] = static_cast<float>(dots[h]) * scale;
+    }
     for (int64_t h = 0; h < H; ++h) {
-      const float* qh = q + h * hd;
       float* oh = o + h * hd;
+      float* s = scores + h * kBlock;
       float bm = ninf;
       for (int64_t j = b0; j < b1; ++j) {
-        const float* kv = kvb[j - b0];
-        if (!kv) {
+        if (!kvb[j - b0]) {
           s[j - b0] = ninf;
           continue;
         }
-        double dot = 0;
-        for (int64_t e = 0; e < hd; ++e) dot += static_cast<double>(qh[e]) * kv[e];
-        s[j - b0] = static_cast<float>(dot) * scale;
         bm = std::max(bm, s[j - b0]);
       }
       const float m = mh[h];
@@ -71,8 +81,7 @@ void sparse_attention_row(const float* q, int64_t H, int64_t hd, const KvRow* ro
         if (!kv) continue;
         float p = exp_f32(s[j - b0] - m_new);
         bsum += p;
-        const double pv = round_ref(p, nm);
-        for (int64_t e = 0; e < hd; ++e) blk[e] += pv * kv[e];
+        axpy_f64(round_ref(p, nm), kv, hd, blk);
       }
       sumh[h] = sumh[h] * alpha + bsum;
       for (int64_t e = 0; e < hd; ++e) oh[e] = oh[e] * alpha + static_cast<float>(blk[e]);

@@ -1,0 +1,101 @@
+// Highway kernels of vec_kernels.h. Compiled once per target by foreach_target.h.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "ops/vec_kernels.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+#include "ops/vec_kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace dsv4::vec_kernels {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Double lanes fed from FP32 loads of the same lane count.
+using DD = hn::ScalableTag<double>;
+using DF = hn::Rebind<float, DD>;
+
+void DotRowsF64(const float* HWY_RESTRICT a, int64_t rows, int64_t lda, const float* HWY_RESTRICT v, int64_t n,
+                double* HWY_RESTRICT out) {
+  const DD dd;
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(dd));
+  const int64_t full = n / N * N;
+  int64_t r = 0;
+  // Four rows at a time share the loads of v; two accumulators per row hide the FMA latency.
+  for (; r + 4 <= rows; r += 4) {
+    const float* a0 = a + r * lda;
+    const float* a1 = a0 + lda;
+    const float* a2 = a1 + lda;
+    const float* a3 = a2 + lda;
+    auto s0 = hn::Zero(dd), s1 = hn::Zero(dd), s2 = hn::Zero(dd), s3 = hn::Zero(dd);
+    for (int64_t e = 0; e < full; e += N) {
+      const auto x = hn::PromoteTo(dd, hn::LoadU(df, v + e));
+      s0 = hn::MulAdd(hn::PromoteTo(dd, hn::LoadU(df, a0 + e)), x, s0);
+      s1 = hn::MulAdd(hn::PromoteTo(dd, hn::LoadU(df, a1 + e)), x, s1);
+      s2 = hn::MulAdd(hn::PromoteTo(dd, hn::LoadU(df, a2 + e)), x, s2);
+      s3 = hn::MulAdd(hn::PromoteTo(dd, hn::LoadU(df, a3 + e)), x, s3);
+    }
+    double t0 = hn::GetLane(hn::SumOfLanes(dd, s0)), t1 = hn::GetLane(hn::SumOfLanes(dd, s1)), t2 = hn::GetLane(hn::SumOfLanes(dd, s2)),
+           t3 = hn::GetLane(hn::SumOfLanes(dd, s3));
+    for (int64_t e = full; e < n; ++e) {
+      const double x = v[e];
+      t0 += static_cast<double>(a0[e]) * x;
+      t1 += static_cast<double>(a1[e]) * x;
+      t2 += static_cast<double>(a2[e]) * x;
+      t3 += static_cast<double>(a3[e]) * x;
+    }
+    out[r] = t0;
+    out[r + 1] = t1;
+    out[r + 2] = t2;
+    out[r + 3] = t3;
+  }
+  for (; r < rows; ++r) {
+    const float* ar = a + r * lda;
+    auto s = hn::Zero(dd);
+    for (int64_t e = 0; e < full; e += N) {
+      s = hn::MulAdd(hn::PromoteTo(dd, hn::LoadU(df, ar + e)), hn::PromoteTo(dd, hn::LoadU(df, v + e)), s);
+    }
+    double t = hn::GetLane(hn::SumOfLanes(dd, s));
+    for (int64_t e = full; e < n; ++e) t += static_cast<double>(ar[e]) * v[e];
+    out[r] = t;
+  }
+}
+
+void AxpyF64(double p, const float* HWY_RESTRICT x, int64_t n, double* HWY_RESTRICT acc) {
+  const DD dd;
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(dd));
+  const auto pv = hn::Set(dd, p);
+  int64_t e = 0;
+  // acc + p * x with one rounding per element, as the scalar `acc[e] += p * x[e]` (the
+  // product of a double and a float-valued double is rounded, then the sum: a fused
+  // multiply-add would round once and change the bits, so Mul then Add).
+  for (; e + N <= n; e += N) {
+    const auto prod = hn::Mul(pv, hn::PromoteTo(dd, hn::LoadU(df, x + e)));
+    hn::StoreU(hn::Add(hn::LoadU(dd, acc + e), prod), dd, acc + e);
+  }
+  for (; e < n; ++e) acc[e] += p * static_cast<double>(x[e]);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace dsv4::vec_kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace dsv4 {
+namespace vec_kernels {
+HWY_EXPORT(DotRowsF64);
+HWY_EXPORT(AxpyF64);
+}  // namespace vec_kernels
+
+void dot_rows_f64(const float* a, int64_t rows, int64_t lda, const float* v, int64_t n, double* out) {
+  HWY_DYNAMIC_DISPATCH(vec_kernels::DotRowsF64)(a, rows, lda, v, n, out);
+}
+
+void axpy_f64(double p, const float* x, int64_t n, double* acc) {
+  HWY_DYNAMIC_DISPATCH(vec_kernels::AxpyF64)(p, x, n, acc);
+}
+
+}  // namespace dsv4
+#endif  // HWY_ONCE

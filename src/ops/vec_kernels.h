@@ -1,0 +1,19 @@
+// Small vector kernels of the attention core and the lightning indexer (Highway, runtime
+// dispatch over the same targets as linear_kernels; linear_kernels::force_target selects the
+// target of both). Double accumulation of FP32 inputs: products of two floats are exact in
+// double, so these equal the sequential double loops they replace up to double rounding of
+// the sums (~1e-16 relative); where the sums are exact (the reference indexer's FP4 x FP4
+// products) they are bit-identical.
+#pragma once
+#include <cstdint>
+
+namespace dsv4 {
+
+// out[r] = sum_e a[r * lda + e] * v[e] for r < rows, e < n, accumulated in double.
+void dot_rows_f64(const float* a, int64_t rows, int64_t lda, const float* v, int64_t n, double* out);
+
+// acc[e] += p * x[e] for e < n (double accumulator, FP32 row): each element's sum keeps its
+// own order, so a loop of these calls gives the same bits as the scalar loop.
+void axpy_f64(double p, const float* x, int64_t n, double* acc);
+
+}  // namespace dsv4
