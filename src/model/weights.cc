@@ -217,4 +217,16 @@ std::shared_ptr<const ModelWeights> load_model(const std::string& dir) {
   return bind_weights(config, store, dir);
 }
 
+void touch_weight_pages(const ModelWeights& w, const std::function<void(int64_t, int64_t)>& progress) {
+  volatile uint8_t sink = 0;
+  int64_t total = 0, done = 0;
+  for (const auto& [name, t] : w.store->tensors()) total += static_cast<int64_t>(t.nbytes);
+  for (const auto& [name, t] : w.store->tensors()) {
+    for (size_t off = 0; off < t.nbytes; off += 4096) sink = sink + t.data[off];
+    done += static_cast<int64_t>(t.nbytes);
+    if (progress) progress(done, total);
+  }
+  (void)sink;
+}
+
 }  // namespace dsv4

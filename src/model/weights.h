@@ -3,6 +3,7 @@
 // config implies (presence, dtype, shape) and rejecting any extra tensor.
 // Per-sequence state lives elsewhere (model/state.h); weights are shared between sequences.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -130,6 +131,11 @@ void validate_tensors(const ModelConfig& config, const TensorStore& store);
 
 // Loads DIR/config.json + safetensors, validates, binds. Throws Error on any problem.
 std::shared_ptr<const ModelWeights> load_model(const std::string& dir);
+
+// Reads one byte of every page of every tensor, so that decoding does not pay the page faults
+// of first touches (a decode step reads ~1/40 of a MoE model's pages, a new set each step).
+// progress(done_bytes, total_bytes) is called now and then when given.
+void touch_weight_pages(const ModelWeights& w, const std::function<void(int64_t, int64_t)>& progress = {});
 
 // Binds already-validated tensors (used by load_model and by tests).
 std::shared_ptr<const ModelWeights> bind_weights(const ModelConfig& config, std::shared_ptr<const TensorStore> store,

@@ -192,6 +192,9 @@ int cmd_bench(int argc, char** argv) {
   const std::string dir = model.empty() ? preset_model_dir(preset, cache_dir, progress) : model;
   progress("loading " + dir);
   auto w = load_model(dir);
+  // Steady-state decode: page faults of first touches are not part of a step's cost.
+  progress("paging the weights in");
+  touch_weight_pages(*w);
   const ModelConfig& c = w->config;
   const Numerics nm = numerics_name == "precise" ? Numerics::kPrecise : Numerics::kReference;
   const ModelSizes sizes = model_sizes(c);

@@ -63,15 +63,10 @@ LoadedModel load_model_and_tokenizer(const GenerationCliOptions& o) {
   if (m.tokenizer->vocab_size() > m.weights->config.vocab_size)
     throw Error(tok_path + ": tokenizer vocabulary (" + std::to_string(m.tokenizer->vocab_size()) + " ids) exceeds the model's vocab_size " +
                 std::to_string(m.weights->config.vocab_size));
-  // Page the weights in now (one read per page), so the first token does not pay for it.
-  volatile uint8_t sink = 0;
-  size_t total = 0, done = 0;
-  for (const auto& [name, t] : m.weights->store->tensors()) total += t.nbytes;
-  for (const auto& [name, t] : m.weights->store->tensors()) {
-    for (size_t off = 0; off < t.nbytes; off += 4096) sink = sink + t.data[off];
-    done += t.nbytes;
-    if (total > 0) bar.update(2 * static_cast<int64_t>(total) + static_cast<int64_t>(done), 3 * static_cast<int64_t>(total));
-  }
+  // Page the weights in now, so the first token does not pay for it.
+  touch_weight_pages(*m.weights, [&](int64_t done, int64_t total) {
+    if (total > 0) bar.update(2 * total + done, 3 * total);
+  });
   bar.clear();
   return m;
 }
