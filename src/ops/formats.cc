@@ -26,19 +26,6 @@ inline int floor_log2(float a) {
 
 }  // namespace
 
-float bf16_to_f32(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
-
-uint16_t f32_to_bf16(float x) {
-  const uint32_t u = std::bit_cast<uint32_t>(x);
-  if (std::isnan(x)) return static_cast<uint16_t>((u >> 16) | 0x0040);  // keep it a (quiet) NaN
-  // Round to nearest even on the 16 dropped bits; a carry into the exponent is the correct
-  // result (including overflow to infinity).
-  const uint32_t rounding_bias = 0x7FFF + ((u >> 16) & 1);
-  return static_cast<uint16_t>((u + rounding_bias) >> 16);
-}
-
-float round_bf16(float x) { return bf16_to_f32(f32_to_bf16(x)); }
-
 float e4m3_to_f32(uint8_t code) { return kE4m3[code]; }
 
 uint8_t f32_to_e4m3(float x) {
