@@ -439,30 +439,9 @@ std::string shard_name(size_t i, size_t n) {
 // ------------------------------------------------------------------------------------------
 // Presets
 // ------------------------------------------------------------------------------------------
-ModelConfig base_config() {
-  ModelConfig c;
-  c.vocab_size = 129280;  // the real V4 vocabulary, so the shipped tokenizer works end to end
-  c.rope_theta = 10000.0;
-  c.compress_rope_theta = 160000.0;
-  c.rope_factor = 16.0;
-  c.original_seq_len = 65536;
-  c.beta_fast = 32.0;
-  c.beta_slow = 1.0;
-  c.n_shared_experts = 1;
-  c.route_scale = 1.5;
-  c.swiglu_limit = 10.0;
-  c.expert_format = ExpertFormat::kFp4;
-  c.expert_format_given = true;
-  c.hc_mult = 4;
-  c.hc_sinkhorn_iters = 20;
-  c.hc_eps = 1e-6;
-  c.norm_eps = 1e-6;
-  c.weight_block = 128;
-  c.n_mtp_layers = 1;
-  c.bos_token_id = 0;
-  c.eos_token_id = 1;
-  return c;
-}
+// The constants every preset shares with the release (RoPE / YaRN, mHC, routing, formats,
+// special ids): V4-Flash's, with each preset setting its own shapes.
+ModelConfig base_config() { return official_config("flash"); }
 
 ModelConfig tiny_config() {
   ModelConfig c = base_config();
@@ -503,22 +482,10 @@ ModelConfig flash_scaled_config() {
   c.q_lora_rank = 512;
   c.o_groups = 4;  // 8 heads per group as in Flash
   c.o_lora_rank = 256;
-  c.window = 128;
-  c.compress_ratios = {0, 0};
-  for (int i = 0; i < 20; ++i) {
-    c.compress_ratios.push_back(4);
-    c.compress_ratios.push_back(128);
-  }
-  c.compress_ratios.push_back(4);
-  c.compress_ratios.push_back(0);  // MTP
+  // window 128 and the compress_ratios of Flash (base_config).
   c.max_position_embeddings = 65536;
   c.index_n_heads = 32;
-  c.index_head_dim = 128;
-  c.index_topk = 512;
-  c.n_routed_experts = 256;
-  c.n_activated_experts = 6;
-  c.moe_inter_dim = 256;
-  c.n_hash_layers = 3;
+  c.moe_inter_dim = 256;  // index_head_dim, index_topk, experts, hash layers: Flash's
   return c;
 }
 
