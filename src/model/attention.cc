@@ -92,14 +92,12 @@ void attention_forward(const ModelConfig& c, const AttentionWeights& w, LayerSta
   const int64_t max_comp = ls.has_indexer ? K : (ratio ? (start + n) / ratio : 0);
   std::vector<KvRow>& rows = ws.rows;
   if (rows.size() < static_cast<size_t>(ww + max_comp)) rows.resize(static_cast<size_t>(ww + max_comp));
-  if (ws.dacc.size() < static_cast<size_t>(hd)) ws.dacc.resize(static_cast<size_t>(hd));
   float* o = ws.o.get(static_cast<size_t>(n * H * hd));
   const float scale = static_cast<float>(std::pow(static_cast<double>(hd), -0.5));
   float* sink = ws.att_s.get(static_cast<size_t>(H));
   copy_f32(w.attn_sink, 0, H, sink);
   // Both caches of a layer share one format (window rows and compressed entries).
   const KvDecoder dec{ls.window_format, rd};
-  float* work = ws.att_dec.get(static_cast<size_t>(64 * hd + 2 * H));
   for (int64_t t = 0; t < n; ++t) {
     const int64_t p = start + t;
     int64_t len = 0;
@@ -113,7 +111,7 @@ void attention_forward(const ModelConfig& c, const AttentionWeights& w, LayerSta
       for (int64_t i = 0; i < T; ++i) rows[static_cast<size_t>(len++)] = entry_row(ls.compressor, i);
     }
     float* ot = o + t * H * hd;
-    sparse_attention_row(q + t * H * hd, H, hd, rows.data(), len, dec, sink, scale, nm, ot, ws.dacc.data(), work);
+    sparse_attention_row(q + t * H * hd, H, hd, rows.data(), len, dec, sink, scale, nm, ot);
     for (int64_t h = 0; h < H; ++h) apply_rope(ot + h * hd + nope, p, ls.rope, true, nm);
   }
   // Commit the window KV of this call (after the attention: a long chunk must not overwrite

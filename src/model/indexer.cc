@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/thread_pool.h"
 #include "model/common.h"
 #include "model/compressor.h"
 #include "ops/linear.h"
@@ -39,28 +40,43 @@ void indexer_forward(const ModelConfig& c, const IndexerWeights& w, LayerState& 
   compressor_forward(c, w.compressor, ls.indexer, CompressorKind::kIndexerKeys, ls.rope, x, start, n, nm, ws);
   const int64_t n_keys_max = (start + n) / r;
   float* score = ws.iscore.get(static_cast<size_t>(std::max<int64_t>(n_keys_max, 1)));
-  float* kbuf = ws.cpool.get(static_cast<size_t>(cI));  // one decoded key
-  // One key's dots with all heads (reference: FP4 x FP4 products, exact sums in double).
-  thread_local std::vector<double> dots_buf;
-  if (dots_buf.size() < static_cast<size_t>(HI)) dots_buf.resize(static_cast<size_t>(HI));
-  double* dots = dots_buf.data();
+  const float* wts = wt;
+  const CompressorState& cache = ls.indexer;
+  ThreadPool& pool = default_thread_pool();
   for (int64_t t = 0; t < n; ++t) {
     const int64_t p = start + t;
     const int64_t T = (p + 1) / r;  // visible entries
-    for (int64_t i = 0; i < T; ++i) {
-      const float* k = ls.indexer.entries.f32_row(i);
-      if (!k) {
-        ls.indexer.read_entry(i, kbuf);
-        k = kbuf;
+    const float* qt = q + t * HI * cI;
+    const float* wtt = wts + t * HI;
+    // Scores of keys [i0, i1): one key's dots with all heads at a time (reference: FP4 x FP4
+    // products, exact sums in double). Keys are split between threads when there are many.
+    auto score_keys = [&](int64_t i0, int64_t i1, int) {
+      thread_local std::vector<float> kbuf_v;
+      thread_local std::vector<double> dots_v;
+      if (kbuf_v.size() < static_cast<size_t>(cI)) kbuf_v.resize(static_cast<size_t>(cI));
+      if (dots_v.size() < static_cast<size_t>(HI)) dots_v.resize(static_cast<size_t>(HI));
+      float* kbuf = kbuf_v.data();
+      double* dots = dots_v.data();
+      for (int64_t i = i0; i < i1; ++i) {
+        const float* k = cache.entries.f32_row(i);
+        if (!k) {
+          cache.read_entry(i, kbuf);
+          k = kbuf;
+        }
+        dot_rows_f64(qt, HI, cI, k, cI, dots);
+        float s = 0.0f;
+        for (int64_t h = 0; h < HI; ++h) {
+          float dh = round_ref(static_cast<float>(dots[h]), nm);
+          dh = std::max(dh, 0.0f);
+          s += round_ref(dh * wtt[h], nm);
+        }
+        score[i] = round_ref(s, nm);
       }
-      dot_rows_f64(q + t * HI * cI, HI, cI, k, cI, dots);
-      float s = 0.0f;
-      for (int64_t h = 0; h < HI; ++h) {
-        float dh = round_ref(static_cast<float>(dots[h]), nm);
-        dh = std::max(dh, 0.0f);
-        s += round_ref(dh * wt[t * HI + h], nm);
-      }
-      score[i] = round_ref(s, nm);
+    };
+    if (pool.size() > 1 && T * HI * cI >= (int64_t{1} << 17)) {
+      pool.parallel_for(T, 16, score_keys);
+    } else {
+      score_keys(0, T, 0);
     }
     int64_t* row = sel + t * K;
     int64_t k = topk_indices(score, T, std::min(K, T), row);

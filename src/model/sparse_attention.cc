@@ -5,37 +5,56 @@
 #include <limits>
 #include <vector>
 
+#include "backend/thread_pool.h"
 #include "model/common.h"
 #include "ops/math.h"
 #include "ops/quant_sim.h"
 #include "ops/vec_kernels.h"
 
 namespace dsv4 {
+namespace {
 
-void sparse_attention_row(const float* q, int64_t H, int64_t hd, const KvRow* rows, int64_t n_rows,
-                          const KvDecoder& dec, const float* sink, float scale, Numerics nm, float* o, double* blk,
-                          float* work) {
-  constexpr int64_t kBlock = 64;
+constexpr int64_t kBlock = 64;  // list positions per online-softmax block
+
+// Per-thread scratch, grown on demand (no allocation once a decode loop is warm).
+struct AttentionScratch {
+  std::vector<float> decoded;  // [kBlock, hd] decoded compact rows of the current block
+  std::vector<float> scores;   // [heads, kBlock]
+  std::vector<double> dots;    // [heads]
+  std::vector<double> pv;      // [hd] P.V of one head over one block
+  std::vector<float> m, sum;   // running max and sum per head
+};
+AttentionScratch& attention_scratch() {
+  thread_local AttentionScratch s;
+  return s;
+}
+template <typename T>
+T* sized(std::vector<T>& v, int64_t n) {
+  if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
+// Heads [h0, h1) of sparse_attention_row. Blocks outer, heads inner: each compact row is
+// decoded once per block for these heads; the per-head softmax and P.V (vectorised over the
+// dims, each element's sum in list order) are those of a head-by-head loop, so the result of
+// a head does not depend on which other heads share the call.
+void attend_heads(const float* q, int64_t h0, int64_t h1, int64_t hd, const KvRow* rows, int64_t n_rows,
+                  const KvDecoder& dec, const float* sink, float scale, Numerics nm, float* o) {
   const float ninf = -std::numeric_limits<float>::infinity();
+  const int64_t nh = h1 - h0;
+  AttentionScratch& sc = attention_scratch();
+  float* decoded = sized(sc.decoded, kBlock * hd);
+  float* scores = sized(sc.scores, nh * kBlock);
+  double* dots = sized(sc.dots, nh);
+  double* blk = sized(sc.pv, hd);
+  float* mh = sized(sc.m, nh);
+  float* sumh = sized(sc.sum, nh);
   const float* kvb[kBlock];
-  // work: [kBlock, hd] decoded rows of the current block, then running max [H] and sum [H].
-  float* decoded = work;
-  float* mh = work + kBlock * hd;
-  float* sumh = mh + H;
-  for (int64_t h = 0; h < H; ++h) {
-    std::fill(o + h * hd, o + (h + 1) * hd, 0.0f);
+  for (int64_t h = 0; h < nh; ++h) {
+    std::fill(o + (h0 + h) * hd, o + (h0 + h + 1) * hd, 0.0f);
     mh[h] = ninf;
     sumh[h] = 0.0f;
   }
-  // Blocks outer, heads inner: each compact row is decoded once per block for all heads; the
-  // per-head softmax and P.V (vectorised over the dims, each element's sum in list order) are
-  // those of a head-by-head loop. Scores of the block for all heads: [H, kBlock].
-  thread_local std::vector<float> scores_buf;
-  thread_local std::vector<double> dots_buf;
-  if (scores_buf.size() < static_cast<size_t>(H * kBlock)) scores_buf.resize(static_cast<size_t>(H * kBlock));
-  if (dots_buf.size() < static_cast<size_t>(H)) dots_buf.resize(static_cast<size_t>(H));
-  float* scores = scores_buf.data();
-  double* dots = dots_buf.data();
   for (int64_t b0 = 0; b0 < n_rows; b0 += kBlock) {
     const int64_t b1 = std::min(n_rows, b0 + kBlock);
     bool any = false;
@@ -57,11 +76,11 @@ void sparse_attention_row(const float* q, int64_t H, int64_t hd, const KvRow* ro
     for (int64_t j = b0; j < b1; ++j) {
       const float* kv = kvb[j - b0];
       if (!kv) continue;
-      dot_rows_f64(q, H, hd, kv, hd, dots);
-      for (int64_t h = 0; h < H; ++h) scores[h * kBlock + (j - b0)] = static_cast<float>(dots[h]) * scale;
+      dot_rows_f64(q + h0 * hd, nh, hd, kv, hd, dots);
+      for (int64_t h = 0; h < nh; ++h) scores[h * kBlock + (j - b0)] = static_cast<float>(dots[h]) * scale;
     }
-    for (int64_t h = 0; h < H; ++h) {
-      float* oh = o + h * hd;
+    for (int64_t h = 0; h < nh; ++h) {
+      float* oh = o + (h0 + h) * hd;
       float* s = scores + h * kBlock;
       float bm = ninf;
       for (int64_t j = b0; j < b1; ++j) {
@@ -88,11 +107,27 @@ void sparse_attention_row(const float* q, int64_t H, int64_t hd, const KvRow* ro
       mh[h] = m_new;
     }
   }
-  for (int64_t h = 0; h < H; ++h) {
-    float* oh = o + h * hd;
-    const float sum = sumh[h] + exp_f32(sink[h] - mh[h]);
+  for (int64_t h = 0; h < nh; ++h) {
+    float* oh = o + (h0 + h) * hd;
+    const float sum = sumh[h] + exp_f32(sink[h0 + h] - mh[h]);
     for (int64_t e = 0; e < hd; ++e) oh[e] = round_ref(oh[e] / sum, nm);
   }
+}
+
+}  // namespace
+
+void sparse_attention_row(const float* q, int64_t H, int64_t hd, const KvRow* rows, int64_t n_rows,
+                          const KvDecoder& dec, const float* sink, float scale, Numerics nm, float* o) {
+  // Heads are split between the threads (each head's result is the same whatever the split);
+  // short lists stay on the calling thread, where a barrier would cost more than the work.
+  ThreadPool& pool = default_thread_pool();
+  if (pool.size() == 1 || H < 2 || n_rows * H * hd < (int64_t{1} << 16)) {
+    attend_heads(q, 0, H, hd, rows, n_rows, dec, sink, scale, nm, o);
+    return;
+  }
+  pool.parallel_for(H, 1, [&](int64_t h0, int64_t h1, int) {
+    if (h1 > h0) attend_heads(q, h0, h1, hd, rows, n_rows, dec, sink, scale, nm, o);
+  });
 }
 
 }  // namespace dsv4

@@ -188,8 +188,6 @@ struct Workspace {
   Scratch gate_s, gate_w, ex_in, ex_h1, ex_h3, ex_out, moe_y;
   ScratchI64 sel, sel_n, gate_idx, ex_rows, list;
   std::vector<KvRow> rows;         // attention index list (both null = masked)
-  Scratch att_dec, att_m;          // decoded rows of one attention block; per-head running max/sum
-  std::vector<double> dacc;        // attention block accumulator
   std::vector<uint16_t> normw;     // aligned copy of a misaligned norm weight
 };
 
