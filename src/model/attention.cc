@@ -48,24 +48,31 @@ void q_head_norm(float* q, int64_t H, int64_t hd, double eps, Numerics nm) {
   }
 }
 
-void attention_forward(const ModelConfig& c, const AttentionWeights& w, LayerState& ls, const float* x, int64_t start,
-                       int64_t n, Numerics nm, Workspace& ws, float* out, AttentionTrace* trace) {
-  const int64_t D = c.dim, H = c.n_heads, hd = c.head_dim, rd = c.rope_dim, nope = hd - rd, W = c.window;
-  const int64_t ql = c.q_lora_rank, G = c.o_groups, dg = c.o_lora_rank;
-  // Query path.
-  float* qr = ws.qr.get(static_cast<size_t>(n * ql));
-  linear(w.wq_a.matrix(), x, D, n, qr, ql, nm, LinearCompute::kNative);
-  rms_norm(qr, n, ql, bf16_data(w.q_norm, ws.normw), c.norm_eps, qr, nm);
-  float* q = ws.q.get(static_cast<size_t>(n * H * hd));
-  linear(w.wq_b.matrix(), qr, ql, n, q, H * hd, nm, LinearCompute::kNative);
-  for (int64_t t = 0; t < n; ++t) {
-    q_head_norm(q + t * H * hd, H, hd, c.norm_eps, nm);
+namespace {
+
+// Token-independent projections of all N rows: qr [N, ql] (q_norm applied), q [N, H*hd] (head
+// norm applied, no RoPE yet), kv [N, hd] (kv_norm applied, no RoPE yet).
+void attention_project(const ModelConfig& c, const AttentionWeights& w, const float* x, int64_t N, Numerics nm,
+                       Workspace& ws, float* qr, float* q, float* kv) {
+  const int64_t D = c.dim, H = c.n_heads, hd = c.head_dim, ql = c.q_lora_rank;
+  linear(w.wq_a.matrix(), x, D, N, qr, ql, nm, LinearCompute::kNative);
+  rms_norm(qr, N, ql, bf16_data(w.q_norm, ws.normw), c.norm_eps, qr, nm);
+  linear(w.wq_b.matrix(), qr, ql, N, q, H * hd, nm, LinearCompute::kNative);
+  for (int64_t t = 0; t < N; ++t) q_head_norm(q + t * H * hd, H, hd, c.norm_eps, nm);
+  linear(w.wkv.matrix(), x, D, N, kv, hd, nm, LinearCompute::kNative);
+  rms_norm(kv, N, hd, bf16_data(w.kv_norm, ws.normw), c.norm_eps, kv, nm);
+}
+
+// The per-sequence core of one segment: RoPE at the sequence's positions, the compressed
+// branch (indexer, compressor), the sparse attention over window + compressed rows, inverse
+// RoPE, the window commit. x [n, D], qr [n, ql], q [n, H*hd] and kv [n, hd] are the segment's
+// rows of the projections (q and kv get their RoPE here); o: [n, H*hd].
+void attention_core(const ModelConfig& c, const AttentionWeights& w, LayerState& ls, const float* x, const float* qr,
+                    float* q, float* kv, int64_t start, int64_t n, Numerics nm, Workspace& ws, float* o,
+                    AttentionTrace* trace) {
+  const int64_t H = c.n_heads, hd = c.head_dim, rd = c.rope_dim, nope = hd - rd, W = c.window;
+  for (int64_t t = 0; t < n; ++t)
     for (int64_t h = 0; h < H; ++h) apply_rope(q + (t * H + h) * hd + nope, start + t, ls.rope, false, nm);
-  }
-  // KV path (K = V).
-  float* kv = ws.kv.get(static_cast<size_t>(n * hd));
-  linear(w.wkv.matrix(), x, D, n, kv, hd, nm, LinearCompute::kNative);
-  rms_norm(kv, n, hd, bf16_data(w.kv_norm, ws.normw), c.norm_eps, kv, nm);
   for (int64_t t = 0; t < n; ++t) {
     float* kt = kv + t * hd;
     apply_rope(kt + nope, start + t, ls.rope, false, nm);
@@ -93,7 +100,6 @@ void attention_forward(const ModelConfig& c, const AttentionWeights& w, LayerSta
   std::vector<KvRow>& rows = ws.rows;
   if (rows.size() < static_cast<size_t>(ww + max_comp)) rows.resize(static_cast<size_t>(ww + max_comp));
   if (ws.dacc.size() < static_cast<size_t>(hd)) ws.dacc.resize(static_cast<size_t>(hd));
-  float* o = ws.o.get(static_cast<size_t>(n * H * hd));
   const float scale = static_cast<float>(std::pow(static_cast<double>(hd), -0.5));
   float* sink = ws.att_s.get(static_cast<size_t>(H));
   copy_f32(w.attn_sink, 0, H, sink);
@@ -120,13 +126,38 @@ void attention_forward(const ModelConfig& c, const AttentionWeights& w, LayerSta
   // positions its earlier queries still read).
   for (int64_t t = std::max<int64_t>(0, n - ls.window_cap); t < n; ++t)
     ls.store_window(start + t, kv + t * hd);
+}
+
+}  // namespace
+
+void attention_forward_batch(const ModelConfig& c, const AttentionWeights& w, const SeqSegment* segs, int64_t n_segs,
+                             const float* x, int64_t N, Numerics nm, Workspace& ws, float* out, AttentionTrace* trace) {
+  const int64_t D = c.dim, H = c.n_heads, hd = c.head_dim, ql = c.q_lora_rank, G = c.o_groups, dg = c.o_lora_rank;
+  if (trace && n_segs != 1) throw Error("attention traces need a single-sequence call");
+  float* qr = ws.qr.get(static_cast<size_t>(N * ql));
+  float* q = ws.q.get(static_cast<size_t>(N * H * hd));
+  float* kv = ws.kv.get(static_cast<size_t>(N * hd));
+  attention_project(c, w, x, N, nm, ws, qr, q, kv);
+  float* o = ws.o.get(static_cast<size_t>(N * H * hd));
+  for (int64_t s = 0; s < n_segs; ++s) {
+    const SeqSegment& g = segs[s];
+    const int64_t r = g.row0;
+    attention_core(c, w, *g.ls, x + r * D, qr + r * ql, q + r * H * hd, kv + r * hd, g.start, g.n, nm, ws,
+                   o + r * H * hd, trace);
+  }
   // Grouped output projection: u_g = wo_a_g . o_g (BF16 product), out = wo_b . u.
-  float* u = ws.u.get(static_cast<size_t>(n * G * dg));
+  float* u = ws.u.get(static_cast<size_t>(N * G * dg));
   const int64_t gin = H * hd / G;
   const WeightMatrix wo_a = w.wo_a.matrix();
   for (int64_t g = 0; g < G; ++g)
-    linear(wo_a.row_slice(g * dg, dg), o + g * gin, H * hd, n, u + g * dg, G * dg, nm, LinearCompute::kBf16);
-  linear(w.wo_b.matrix(), u, G * dg, n, out, D, nm, LinearCompute::kNative);
+    linear(wo_a.row_slice(g * dg, dg), o + g * gin, H * hd, N, u + g * dg, G * dg, nm, LinearCompute::kBf16);
+  linear(w.wo_b.matrix(), u, G * dg, N, out, D, nm, LinearCompute::kNative);
+}
+
+void attention_forward(const ModelConfig& c, const AttentionWeights& w, LayerState& ls, const float* x, int64_t start,
+                       int64_t n, Numerics nm, Workspace& ws, float* out, AttentionTrace* trace) {
+  const SeqSegment seg{&ls, start, 0, n};
+  attention_forward_batch(c, w, &seg, 1, x, n, nm, ws, out, trace);
 }
 
 }  // namespace dsv4
