@@ -63,12 +63,24 @@ void attention_project(const ModelConfig& c, const AttentionWeights& w, const fl
   rms_norm(kv, N, hd, bf16_data(w.kv_norm, ws.normw), c.norm_eps, kv, nm);
 }
 
+// Rows of the compressed branch's projections (indexer queries / head weights / key
+// compressor A, Z; main compressor A, Z), as computed for the whole batch.
+struct BranchRows {
+  float* iq = nullptr;
+  const float* iw = nullptr;
+  const float* ia = nullptr;
+  const float* iz = nullptr;
+  const float* ca = nullptr;
+  const float* cz = nullptr;
+};
+
 // The per-sequence core of one segment: RoPE at the sequence's positions, the compressed
-// branch (indexer, compressor), the sparse attention over window + compressed rows, inverse
-// RoPE, the window commit. x [n, D], qr [n, ql], q [n, H*hd] and kv [n, hd] are the segment's
-// rows of the projections (q and kv get their RoPE here); o: [n, H*hd].
-void attention_core(const ModelConfig& c, const AttentionWeights& w, LayerState& ls, const float* x, const float* qr,
-                    float* q, float* kv, int64_t start, int64_t n, Numerics nm, Workspace& ws, float* o,
+// branch's state updates (indexer selection, compressor emission), the sparse attention over
+// window + compressed rows, inverse RoPE, the window commit. q [n, H*hd], kv [n, hd]
+// and br are the segment's rows of the batch's projections (q, kv and the indexer queries are
+// finished in place: RoPE etc.); o: [n, H*hd].
+void attention_core(const ModelConfig& c, const AttentionWeights& w, LayerState& ls, float* q, float* kv,
+                    const BranchRows& br, int64_t start, int64_t n, Numerics nm, Workspace& ws, float* o,
                     AttentionTrace* trace) {
   const int64_t H = c.n_heads, hd = c.head_dim, rd = c.rope_dim, nope = hd - rd, W = c.window;
   for (int64_t t = 0; t < n; ++t)
@@ -86,11 +98,11 @@ void attention_core(const ModelConfig& c, const AttentionWeights& w, LayerState&
   if (ls.has_indexer) {
     sel = ws.sel.get(static_cast<size_t>(n * K));
     sel_n = ws.sel_n.get(static_cast<size_t>(n));
-    indexer_forward(c, w.indexer, ls, x, qr, start, n, nm, ws, sel, sel_n);
+    indexer_select(c, w.indexer, ls, br.iq, br.iw, br.ia, br.iz, start, n, nm, ws, sel, sel_n);
     if (trace && trace->index_topk) std::copy(sel, sel + n * K, trace->index_topk);
   }
   if (ls.has_compressor)
-    compressor_forward(c, w.compressor, ls.compressor, CompressorKind::kMainKv, ls.rope, x, start, n, nm, ws);
+    compressor_update(c, w.compressor, ls.compressor, CompressorKind::kMainKv, ls.rope, br.ca, br.cz, start, n, nm, ws);
   // Sparse attention. Index list per query as the reference builds it: the window part
   // (positions max(0, p-W+1)..p ascending, -1 padded to the window width: min(n, W) for a
   // prefill from position 0, W otherwise), then the compressed entries.
@@ -138,12 +150,44 @@ void attention_forward_batch(const ModelConfig& c, const AttentionWeights& w, co
   float* q = ws.q.get(static_cast<size_t>(N * H * hd));
   float* kv = ws.kv.get(static_cast<size_t>(N * hd));
   attention_project(c, w, x, N, nm, ws, qr, q, kv);
+  // The compressed branch's projections, once for the batch (every sequence has the layer's
+  // structure).
+  const LayerState& l0 = *segs[0].ls;
+  const int64_t HI = c.index_n_heads, cI = c.index_head_dim;
+  const int64_t icd = l0.has_indexer ? l0.indexer.coff * l0.indexer.d : 0;
+  const int64_t ccd = l0.has_compressor ? l0.compressor.coff * l0.compressor.d : 0;
+  float *iq = nullptr, *iw = nullptr, *ia = nullptr, *iz = nullptr, *ca = nullptr, *cz = nullptr;
+  if (l0.has_indexer) {
+    iq = ws.iq.get(static_cast<size_t>(N * HI * cI));
+    iw = ws.iw.get(static_cast<size_t>(N * HI));
+    ia = ws.ica.get(static_cast<size_t>(N * icd));
+    iz = ws.icz.get(static_cast<size_t>(N * icd));
+    indexer_project(c, w.indexer, icd, x, qr, N, nm, iq, iw, ia, iz);
+  }
+  if (l0.has_compressor) {
+    ca = ws.ca.get(static_cast<size_t>(N * ccd));
+    cz = ws.cz.get(static_cast<size_t>(N * ccd));
+    compressor_project(w.compressor, D, ccd, x, N, ca, cz);
+  }
   float* o = ws.o.get(static_cast<size_t>(N * H * hd));
   for (int64_t s = 0; s < n_segs; ++s) {
     const SeqSegment& g = segs[s];
+    if (g.ls->has_indexer != l0.has_indexer || g.ls->has_compressor != l0.has_compressor)
+      throw Error("attention: sequences of one batch with different layer structures");
     const int64_t r = g.row0;
-    attention_core(c, w, *g.ls, x + r * D, qr + r * ql, q + r * H * hd, kv + r * hd, g.start, g.n, nm, ws,
-                   o + r * H * hd, trace);
+    BranchRows br;
+    if (l0.has_indexer) {
+      br.iq = iq + r * HI * cI;
+      br.iw = iw + r * HI;
+      br.ia = ia + r * icd;
+      br.iz = iz + r * icd;
+    }
+    if (l0.has_compressor) {
+      br.ca = ca + r * ccd;
+      br.cz = cz + r * ccd;
+    }
+    attention_core(c, w, *g.ls, q + r * H * hd, kv + r * hd, br, g.start, g.n, nm, ws, o + r * H * hd,
+                   trace);
   }
   // Grouped output projection: u_g = wo_a_g . o_g (BF16 product), out = wo_b . u.
   float* u = ws.u.get(static_cast<size_t>(N * G * dg));
