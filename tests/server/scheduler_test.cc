@@ -104,6 +104,31 @@ TEST(Scheduler, LongPromptIsPrefilledInChunksWhileOthersDecode) {
   EXPECT_EQ(jb.result.tokens, alone(b));
 }
 
+TEST(Scheduler, CancelDuringChunkedPrefill) {
+  std::string long_text;
+  for (int i = 0; i < 60; ++i) long_text += "The quick brown fox jumps over the lazy dog. ";
+  Metrics m;
+  Scheduler s(env().model, env().tok, options(2, 8), m);
+  auto job = std::make_shared<Job>(spec(long_text, 3, 4));
+  s.submit(job);
+  for (;;) {  // admitted: its prefill (~60 steps of 8 tokens) is under way
+    std::lock_guard lk(job->mu);
+    if (job->started) break;
+  }
+  job->cancelled = true;
+  std::vector<JobEvent> ev;
+  while (!job->wait_events(ev, 100)) {
+  }
+  EXPECT_EQ(job->error, "");
+  EXPECT_EQ(job->result.finish, FinishReason::kCancelled);
+  EXPECT_EQ(job->result.generated_tokens, 0);
+  EXPECT_EQ(job->result.decode_seconds, 0.0);
+  EXPECT_LT(job->result.prefill_seconds, 60.0);
+  // The scheduler goes on serving.
+  const JobSpec next = spec("Hi", 4, 2);
+  EXPECT_EQ(run_all(s, {next})[0]->result.tokens, alone(next));
+}
+
 TEST(Scheduler, AnswerConstraintStartsAfterThinkEnd) {
   JobSpec sp;
   sp.mode = chat::ThinkingMode::Thinking;

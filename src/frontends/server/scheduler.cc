@@ -47,7 +47,7 @@ struct Scheduler::Slot {
   int64_t step_chunk = 0;  // prompt tokens of this slot in the current batched step
   uint64_t admission = 0;  // admission order (older prefills get the chunk budget first)
   JobResult r;
-  Clock::time_point t_admit, t_decode;
+  Clock::time_point t_admit = Clock::now(), t_decode = t_admit;
 };
 
 bool answer_started(const JobSpec& spec, const chat::StreamingParser* parser) {
@@ -277,7 +277,13 @@ void Scheduler::finish_slot(Slot& slot) {
     r.message.content = r.text;
     out.push_back(JobEvent(JobEvent::Kind::Delta, chat::StreamDelta{chat::StreamDelta::Kind::Done, {}, -1}));
   }
-  r.decode_seconds = seconds_since(slot.t_decode);
+  if (slot.prefilling) {
+    // Ended (cancelled, failed) before its prompt was in: all of its time was prefill.
+    r.prefill_seconds = seconds_since(slot.t_admit);
+    r.decode_seconds = 0;
+  } else {
+    r.decode_seconds = seconds_since(slot.t_decode);
+  }
   // The next request of a tool loop replays this turn (with EOS): run the tokens the session
   // has not seen yet so the cache holds the whole exchange.
   if (slot.session && job.spec.complete_turn_for_cache && !r.message.tool_calls.empty() &&
