@@ -1,10 +1,13 @@
 #include "model/attention.h"
 
 #include <algorithm>
+#include <exception>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <vector>
 
+#include "backend/thread_pool.h"
 #include "model/common.h"
 #include "model/compressor.h"
 #include "model/indexer.h"
@@ -170,10 +173,11 @@ void attention_forward_batch(const ModelConfig& c, const AttentionWeights& w, co
     compressor_project(w.compressor, D, ccd, x, N, ca, cz);
   }
   float* o = ws.o.get(static_cast<size_t>(N * H * hd));
-  for (int64_t s = 0; s < n_segs; ++s) {
-    const SeqSegment& g = segs[s];
-    if (g.ls->has_indexer != l0.has_indexer || g.ls->has_compressor != l0.has_compressor)
+  for (int64_t s = 0; s < n_segs; ++s)
+    if (segs[s].ls->has_indexer != l0.has_indexer || segs[s].ls->has_compressor != l0.has_compressor)
       throw Error("attention: sequences of one batch with different layer structures");
+  auto core = [&](int64_t s, Workspace& cws) {
+    const SeqSegment& g = segs[s];
     const int64_t r = g.row0;
     BranchRows br;
     if (l0.has_indexer) {
@@ -186,8 +190,27 @@ void attention_forward_batch(const ModelConfig& c, const AttentionWeights& w, co
       br.ca = ca + r * ccd;
       br.cz = cz + r * ccd;
     }
-    attention_core(c, w, *g.ls, q + r * H * hd, kv + r * hd, br, g.start, g.n, nm, ws, o + r * H * hd,
+    attention_core(c, w, *g.ls, q + r * H * hd, kv + r * hd, br, g.start, g.n, nm, cws, o + r * H * hd,
                    trace);
+  };
+  // The cores of different sequences touch disjoint state and rows: run them in parallel,
+  // each thread with its own scratch (every sequence's arithmetic is unchanged).
+  ThreadPool& pool = default_thread_pool();
+  if (n_segs > 1 && pool.size() > 1) {
+    if (ws.core.size() < static_cast<size_t>(pool.size())) ws.core.resize(static_cast<size_t>(pool.size()));
+    std::mutex err_mu;
+    std::exception_ptr err;
+    pool.parallel_for(n_segs, 1, [&](int64_t b, int64_t e, int worker) {
+      try {
+        for (int64_t s = b; s < e; ++s) core(s, ws.core[static_cast<size_t>(worker)]);
+      } catch (...) {
+        std::lock_guard lk(err_mu);
+        if (!err) err = std::current_exception();
+      }
+    });
+    if (err) std::rethrow_exception(err);
+  } else {
+    for (int64_t s = 0; s < n_segs; ++s) core(s, ws);
   }
   // Grouped output projection: u_g = wo_a_g . o_g (BF16 product), out = wo_b . u.
   float* u = ws.u.get(static_cast<size_t>(N * G * dg));

@@ -209,6 +209,9 @@ struct Workspace {
   ScratchI64 batch_tokens;
   std::vector<SeqSegment> segs;
   Scratch head_in, head_out;
+  // Per-thread scratch of the per-sequence attention cores, which run in parallel over the
+  // sequences of a batch (one entry per thread-pool worker).
+  std::vector<Workspace> core;
 };
 
 struct SequenceState {

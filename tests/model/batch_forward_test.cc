@@ -2,13 +2,15 @@
 // sequence, BITWISE the logits of stepping that sequence alone, in both numerics modes, with
 // the sequences at different positions (window wrap, CSA ratio-4, HCA ratio-16 and ratio-128
 // compression boundaries crossed inside the batch), with sequences joining and leaving between
-// steps, and with prefill chunks mixed into decode steps.
+// steps, with prefill chunks mixed into decode steps, and with the per-sequence attention cores
+// running in parallel on several threads.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
 
+#include "backend/thread_pool.h"
 #include "base/error.h"
 #include "model/init.h"
 #include "runner.h"
@@ -217,6 +219,19 @@ TEST_P(BatchForward, PrefillChunkMixedWithDecodeSteps) {
   }
   EXPECT_EQ(ta.pos, 54);
   EXPECT_EQ(tb.pos, 80);
+}
+
+// The attention cores of a batch's sequences run in parallel on the thread pool (one scratch
+// per worker): force a pool of 3 threads, whatever this machine has, so that path runs here.
+TEST_P(BatchForward, ParallelAttentionCoresGiveTheSameBits) {
+  set_default_thread_count(3);
+  auto w = tiny_model();
+  const int64_t V = w->config.vocab_size;
+  std::vector<Seq> seqs = {{random_tokens(40, V, 41), 2},   {random_tokens(70, V, 42), 45},
+                           {random_tokens(50, V, 43), 20},  {random_tokens(30, V, 44), 9},
+                           {random_tokens(140, V, 45), 125}};
+  expect_batched_equals_alone(*w, GetParam(), seqs, 4);
+  set_default_thread_count(0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, BatchForward, testing::Values(Numerics::kReference, Numerics::kPrecise),
