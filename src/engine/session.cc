@@ -27,13 +27,18 @@ Session::Session(std::shared_ptr<const ModelWeights> model, const SessionOptions
   logits_.resize(static_cast<size_t>(c.vocab_size));
 }
 
-std::span<const float> Session::append(std::span<const int64_t> tokens, const ProgressFn& progress) {
-  if (tokens.empty()) return last_logits();
+void Session::check_append(std::span<const int64_t> tokens) const {
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (size() + n > context_)
     throw Error("context overflow: " + std::to_string(size()) + " + " + std::to_string(n) + " tokens exceed the context size " +
                 std::to_string(context_));
-  check_tokens(model_->config, tokens.data(), n);
+  if (n > 0) check_tokens(model_->config, tokens.data(), n);
+}
+
+std::span<const float> Session::append(std::span<const int64_t> tokens, const ProgressFn& progress) {
+  if (tokens.empty()) return last_logits();
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  check_append(tokens);
   tokens_.reserve(tokens_.size() + tokens.size());
   int64_t done = 0;
   while (done < n) {
@@ -50,20 +55,69 @@ std::span<const float> Session::append(std::span<const int64_t> tokens, const Pr
   return last_logits();
 }
 
+void Session::append_batch(std::span<const SessionAppend> items, BatchWorkspace& ws) {
+  if (items.empty()) return;
+  const Session* first = items[0].session;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const SessionAppend& it = items[i];
+    auto who = [i] { return "batch item " + std::to_string(i) + ": "; };
+    if (!it.session) throw Error(who() + "no session");
+    if (it.tokens.empty()) throw Error(who() + "no tokens");
+    if (first && it.session->model_ != first->model_) throw Error(who() + "a session of another model");
+    if (it.session->options_.numerics != first->options_.numerics)
+      throw Error(who() + "a session in another numerics mode");
+    for (size_t j = 0; j < i; ++j)
+      if (items[j].session == it.session) throw Error(who() + "the session of item " + std::to_string(j) + " again");
+    try {
+      it.session->check_append(it.tokens);
+    } catch (const Error& e) {
+      throw Error(who() + e.what());
+    }
+  }
+  ws.items.resize(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    Session& s = *items[i].session;
+    ForwardItem& f = ws.items[i];
+    f = ForwardItem{};
+    f.state = &s.state_;
+    f.tokens = items[i].tokens.data();
+    f.n = static_cast<int64_t>(items[i].tokens.size());
+    f.out.logits = s.logits_.data();
+  }
+  try {
+    forward_batch(*first->model_, ws.items, ws.model);
+  } catch (...) {
+    for (const SessionAppend& it : items) it.session->reset();
+    throw;
+  }
+  for (const SessionAppend& it : items) {
+    Session& s = *it.session;
+    s.tokens_.insert(s.tokens_.end(), it.tokens.begin(), it.tokens.end());
+    s.logits_valid_ = true;
+  }
+}
+
+void Session::step_batch(std::span<Session* const> sessions, std::span<const int64_t> tokens, BatchWorkspace& ws) {
+  if (sessions.size() != tokens.size())
+    throw Error("step_batch: " + std::to_string(sessions.size()) + " sessions but " + std::to_string(tokens.size()) + " tokens");
+  // The item list lives in the caller's workspace too (no allocation per step).
+  std::vector<SessionAppend>& items = ws.appends;
+  items.resize(sessions.size());
+  for (size_t i = 0; i < sessions.size(); ++i) items[i] = SessionAppend{sessions[i], tokens.subspan(i, 1)};
+  append_batch(items, ws);
+}
+
 std::span<const float> Session::last_logits() const {
   if (!logits_valid_) return {};
   return std::span<const float>(logits_.data(), logits_.size());
 }
 
-int64_t Session::truncate(int64_t n, const ProgressFn& progress) {
-  if (n < 0 || n > size()) throw Error("truncate: length " + std::to_string(n) + " outside [0, " + std::to_string(size()) + "]");
-  if (n == size()) return 0;
+bool Session::rewind_without_recompute(int64_t n) {
   const int64_t h = options_.rewind_horizon;
-  logits_valid_ = false;
   if (n >= size() - h) {
     state_.truncate(n);
     tokens_.resize(static_cast<size_t>(n));
-    return 0;
+    return true;
   }
   const int64_t ckpt_size = static_cast<int64_t>(checkpoint_tokens_.size());
   if (checkpoint_ && n <= ckpt_size && n >= ckpt_size - h &&
@@ -72,8 +126,16 @@ int64_t Session::truncate(int64_t n, const ProgressFn& progress) {
     state_ = *checkpoint_;
     if (n < ckpt_size) state_.truncate(n);
     tokens_.resize(static_cast<size_t>(n));
-    return 0;
+    return true;
   }
+  return false;
+}
+
+int64_t Session::truncate(int64_t n, const ProgressFn& progress) {
+  if (n < 0 || n > size()) throw Error("truncate: length " + std::to_string(n) + " outside [0, " + std::to_string(size()) + "]");
+  if (n == size()) return 0;
+  logits_valid_ = false;
+  if (rewind_without_recompute(n)) return 0;
   // Too far back: recompute the kept prefix from scratch.
   std::vector<int64_t> kept(tokens_.begin(), tokens_.begin() + n);
   reset();
@@ -86,20 +148,39 @@ void Session::checkpoint() {
   checkpoint_tokens_ = tokens_;
 }
 
-Session::PrefillResult Session::prefill(std::span<const int64_t> prompt, const ProgressFn& progress) {
-  PrefillResult r;
+void Session::check_prompt(std::span<const int64_t> prompt) const {
   if (prompt.empty()) throw Error("empty prompt");
   if (static_cast<int64_t>(prompt.size()) > context_)
     throw Error("prompt of " + std::to_string(prompt.size()) + " tokens exceeds the context size " + std::to_string(context_));
   check_tokens(model_->config, prompt.data(), static_cast<int64_t>(prompt.size()));
+}
+
+int64_t Session::common_prefix(std::span<const int64_t> prompt) const {
   int64_t common = 0;
   const int64_t limit = std::min<int64_t>(size(), static_cast<int64_t>(prompt.size()) - 1);
   while (common < limit && tokens_[static_cast<size_t>(common)] == prompt[static_cast<size_t>(common)]) ++common;
+  return common;
+}
+
+Session::PrefillResult Session::prefill(std::span<const int64_t> prompt, const ProgressFn& progress) {
+  PrefillResult r;
+  check_prompt(prompt);
+  const int64_t common = common_prefix(prompt);
   const int64_t recomputed = truncate(common, progress);
   r.reused = common - recomputed;
   r.computed = recomputed + static_cast<int64_t>(prompt.size()) - common;
   r.logits = append(prompt.subspan(static_cast<size_t>(common)), progress);
   return r;
+}
+
+int64_t Session::reuse_prefix(std::span<const int64_t> prompt) {
+  check_prompt(prompt);
+  const int64_t common = common_prefix(prompt);
+  if (common == size()) return common;
+  logits_valid_ = false;
+  if (rewind_without_recompute(common)) return common;
+  reset();
+  return 0;
 }
 
 void Session::reset() {

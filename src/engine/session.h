@@ -9,6 +9,12 @@
 // dropped from the next prompt rewinds to just before that turn's generation, which the
 // checkpoint serves without recomputation. Anything further back re-prefills the kept tokens
 // (still exact, since prefill is batch-shape invariant, but it costs compute).
+//
+// Batching: append_batch / step_batch run one forward pass over several sessions (continuous
+// batching in the server: decode steps of all running sequences plus prefill chunks of new
+// ones). Each session ends up exactly as if append / step had been called on it alone: the
+// same tokens, the same logits (bitwise: the model's batched forward is batch-invariant), the
+// same rewind horizon.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -17,6 +23,7 @@
 #include <span>
 #include <vector>
 
+#include "model/forward.h"
 #include "model/state.h"
 #include "model/weights.h"
 #include "ops/numerics.h"
@@ -33,6 +40,23 @@ struct SessionOptions {
 // Called after each prefill chunk: (tokens done, tokens total).
 using ProgressFn = std::function<void(int64_t, int64_t)>;
 
+class Session;
+
+// One session's part of a batched append: tokens.size() >= 1.
+struct SessionAppend {
+  Session* session = nullptr;
+  std::span<const int64_t> tokens;
+};
+
+// Scratch of batched steps over several sessions: the model's batch workspace and the batch's
+// item list. Owned by the caller (one per thread that runs batches, e.g. the server's scheduler
+// thread); its buffers only grow, so a steady decode loop does not allocate.
+struct BatchWorkspace {
+  Workspace model;
+  std::vector<ForwardItem> items;
+  std::vector<SessionAppend> appends;
+};
+
 class Session {
  public:
   Session(std::shared_ptr<const ModelWeights> model, const SessionOptions& options);
@@ -48,6 +72,19 @@ class Session {
   // Checks ids and the context limit before doing any work (throws Error).
   std::span<const float> append(std::span<const int64_t> tokens, const ProgressFn& progress = {});
   std::span<const float> step(int64_t token) { return append(std::span<const int64_t>(&token, 1)); }
+
+  // Throws the Error append(tokens) would throw (context overflow, bad ids), doing no work.
+  void check_append(std::span<const int64_t> tokens) const;
+
+  // Appends items[i].tokens to items[i].session for every i in ONE forward pass (no chunking:
+  // the caller sizes the batch). Afterwards each session's tokens and last_logits() are those
+  // append() would give. The sessions must be distinct, share the model and numerics mode.
+  // Everything is checked before any work (throws Error naming the item; no session changes).
+  // Should the model fail after that, every session of the batch is reset (empty) and the
+  // error rethrown.
+  static void append_batch(std::span<const SessionAppend> items, BatchWorkspace& ws);
+  // One decode step of several sessions: sessions[i] appends tokens[i].
+  static void step_batch(std::span<Session* const> sessions, std::span<const int64_t> tokens, BatchWorkspace& ws);
 
   // Logits after the last token, or empty when unknown (empty session, or after a truncate
   // that did not recompute).
@@ -69,6 +106,13 @@ class Session {
   // rest; at least the last prompt token is always run, so its logits are fresh.
   PrefillResult prefill(std::span<const int64_t> prompt, const ProgressFn& progress = {});
 
+  // The first half of prefill() without any model work, for callers that run the rest in
+  // chunks themselves (append / append_batch): keeps the longest common prefix of the current
+  // tokens and `prompt` (at most prompt.size() - 1 tokens) if the rewind horizon or the
+  // checkpoint serves it, otherwise starts over empty. Returns the tokens kept (the reuse); the
+  // caller then appends prompt[kept..]. Checks the prompt as prefill() does.
+  int64_t reuse_prefix(std::span<const int64_t> prompt);
+
   void reset();
 
   // Approximate bytes held by this session (state, checkpoint, token list, logits): what a
@@ -83,6 +127,12 @@ class Session {
   std::vector<int64_t> tokens_;
   std::vector<float> logits_;
   bool logits_valid_ = false;
+  // Rewinds to n tokens if that needs no recomputation (rewind horizon or checkpoint).
+  bool rewind_without_recompute(int64_t n);
+  void check_prompt(std::span<const int64_t> prompt) const;
+  // The longest common prefix of the tokens and `prompt`, at most prompt.size() - 1.
+  int64_t common_prefix(std::span<const int64_t> prompt) const;
+
   std::optional<SequenceState> checkpoint_;
   std::vector<int64_t> checkpoint_tokens_;  // the tokens the checkpoint state has seen
 };

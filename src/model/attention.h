@@ -20,8 +20,18 @@ struct AttentionTrace {
 
 // x: attn_norm output [n, D] at positions start..start+n-1; out: [n, D].
 // Reads the state for positions < start, appends the call's positions.
+// The one-sequence case of attention_forward_batch.
 void attention_forward(const ModelConfig& c, const AttentionWeights& w, LayerState& ls, const float* x, int64_t start,
                        int64_t n, Numerics nm, Workspace& ws, float* out, AttentionTrace* trace);
+
+// Several sequences at once: x [N, D] holds the rows of every segment (segs[i].row0 ..
+// row0+n-1, N = the sum of the segments' n); out [N, D]. The token-independent projections
+// (wq_a, q_norm, wq_b, q head norm, wkv, kv_norm, wo_a, wo_b) run once over all N rows; RoPE,
+// the indexer, the compressors, the window and the sparse attention run per segment at the
+// sequence's own positions against its own state. Every row gets the bits a call with its
+// sequence alone gives (linear() is batch-invariant). trace: only with one segment.
+void attention_forward_batch(const ModelConfig& c, const AttentionWeights& w, const SeqSegment* segs, int64_t n_segs,
+                             const float* x, int64_t N, Numerics nm, Workspace& ws, float* out, AttentionTrace* trace);
 
 // Per-head unweighted RMS norm of q [H, hd] in place (reference: the BF16 tensor ops of the
 // official code).

@@ -67,14 +67,25 @@ void compressor_pool(const CompressorState& cs, int64_t p, float* out) {
   }
 }
 
+void compressor_project(const CompressorWeights& w, int64_t D, int64_t cd, const float* x, int64_t N, float* A, float* Z) {
+  // FP32 weights x FP32 inputs -> FP32 (wide accumulation; same semantics in both modes).
+  linear(w.wkv.matrix(), x, D, N, A, cd, Numerics::kReference, LinearCompute::kFp32);
+  linear(w.wgate.matrix(), x, D, N, Z, cd, Numerics::kReference, LinearCompute::kFp32);
+}
+
 void compressor_forward(const ModelConfig& c, const CompressorWeights& w, CompressorState& cs, CompressorKind kind,
                         const RopeTable& rope, const float* x, int64_t start, int64_t n, Numerics nm, Workspace& ws) {
-  const int64_t r = cs.ratio, d = cs.d, cd = cs.coff * d, D = c.dim;
+  const int64_t cd = cs.coff * cs.d;
   float* A = ws.ca.get(static_cast<size_t>(n * cd));
   float* Z = ws.cz.get(static_cast<size_t>(n * cd));
-  // FP32 weights x FP32 inputs -> FP32 (wide accumulation; same semantics in both modes).
-  linear(w.wkv.matrix(), x, D, n, A, cd, Numerics::kReference, LinearCompute::kFp32);
-  linear(w.wgate.matrix(), x, D, n, Z, cd, Numerics::kReference, LinearCompute::kFp32);
+  compressor_project(w, c.dim, cd, x, n, A, Z);
+  compressor_update(c, w, cs, kind, rope, A, Z, start, n, nm, ws);
+}
+
+void compressor_update(const ModelConfig& c, const CompressorWeights& w, CompressorState& cs, CompressorKind kind,
+                       const RopeTable& rope, const float* A, const float* Z, int64_t start, int64_t n, Numerics nm,
+                       Workspace& ws) {
+  const int64_t r = cs.ratio, d = cs.d, cd = cs.coff * d;
   // Room for the entries completed in this call.
   cs.reserve_entries((start + n) / r);
   const uint16_t* norm_w = bf16_data(w.norm, ws.normw);

@@ -15,13 +15,35 @@
 
 namespace dsv4 {
 
+void indexer_project(const ModelConfig& c, const IndexerWeights& w, int64_t cd, const float* x, const float* qr,
+                     int64_t N, Numerics nm, float* q, float* wt, float* A, float* Z) {
+  const int64_t HI = c.index_n_heads, cI = c.index_head_dim, D = c.dim;
+  linear(w.wq_b.matrix(), qr, c.q_lora_rank, N, q, HI * cI, nm, LinearCompute::kNative);
+  // Head weights: weights_proj(x) * (cI^-1/2 * HI^-1/2); the reference multiplies the BF16
+  // tensor by the scalar in FP32 and rounds to BF16.
+  linear(w.weights_proj.matrix(), x, D, N, wt, HI, nm, LinearCompute::kNative);
+  const float wscale = static_cast<float>(std::pow(static_cast<double>(cI), -0.5) * std::pow(static_cast<double>(HI), -0.5));
+  for (int64_t i = 0; i < N * HI; ++i) wt[i] = round_ref(wt[i] * wscale, nm);
+  compressor_project(w.compressor, D, cd, x, N, A, Z);
+}
+
 void indexer_forward(const ModelConfig& c, const IndexerWeights& w, LayerState& ls, const float* x, const float* qr,
                      int64_t start, int64_t n, Numerics nm, Workspace& ws, int64_t* sel, int64_t* count) {
-  const int64_t HI = c.index_n_heads, cI = c.index_head_dim, D = c.dim, rd = c.rope_dim, K = c.index_topk;
-  const int64_t r = ls.indexer.ratio;
-  // Queries: wq_b(qr) -> [n, HI, cI], RoPE on the last rd dims, Hadamard, FP4 simulation.
+  const int64_t HI = c.index_n_heads, cI = c.index_head_dim, cd = ls.indexer.coff * ls.indexer.d;
   float* q = ws.iq.get(static_cast<size_t>(n * HI * cI));
-  linear(w.wq_b.matrix(), qr, c.q_lora_rank, n, q, HI * cI, nm, LinearCompute::kNative);
+  float* wt = ws.iw.get(static_cast<size_t>(n * HI));
+  float* A = ws.ica.get(static_cast<size_t>(n * cd));
+  float* Z = ws.icz.get(static_cast<size_t>(n * cd));
+  indexer_project(c, w, cd, x, qr, n, nm, q, wt, A, Z);
+  indexer_select(c, w, ls, q, wt, A, Z, start, n, nm, ws, sel, count);
+}
+
+void indexer_select(const ModelConfig& c, const IndexerWeights& w, LayerState& ls, float* q, const float* wt,
+                    const float* A, const float* Z, int64_t start, int64_t n, Numerics nm, Workspace& ws, int64_t* sel,
+                    int64_t* count) {
+  const int64_t HI = c.index_n_heads, cI = c.index_head_dim, rd = c.rope_dim, K = c.index_topk;
+  const int64_t r = ls.indexer.ratio;
+  // Queries: RoPE on the last rd dims, Hadamard, FP4 simulation.
   for (int64_t t = 0; t < n; ++t)
     for (int64_t h = 0; h < HI; ++h) {
       float* qh = q + (t * HI + h) * cI;
@@ -30,14 +52,8 @@ void indexer_forward(const ModelConfig& c, const IndexerWeights& w, LayerState& 
       round_ref(qh, cI, nm);
       if (is_ref(nm)) fp4_simulate(qh, cI, 32);
     }
-  // Head weights: weights_proj(x) * (cI^-1/2 * HI^-1/2); the reference multiplies the BF16
-  // tensor by the scalar in FP32 and rounds to BF16.
-  float* wt = ws.iw.get(static_cast<size_t>(n * HI));
-  linear(w.weights_proj.matrix(), x, D, n, wt, HI, nm, LinearCompute::kNative);
-  const float wscale = static_cast<float>(std::pow(static_cast<double>(cI), -0.5) * std::pow(static_cast<double>(HI), -0.5));
-  for (int64_t i = 0; i < n * HI; ++i) wt[i] = round_ref(wt[i] * wscale, nm);
   // Keys.
-  compressor_forward(c, w.compressor, ls.indexer, CompressorKind::kIndexerKeys, ls.rope, x, start, n, nm, ws);
+  compressor_update(c, w.compressor, ls.indexer, CompressorKind::kIndexerKeys, ls.rope, A, Z, start, n, nm, ws);
   const int64_t n_keys_max = (start + n) / r;
   float* score = ws.iscore.get(static_cast<size_t>(std::max<int64_t>(n_keys_max, 1)));
   const float* wts = wt;

@@ -178,17 +178,38 @@ struct KvRow {
   const uint8_t* q = nullptr;
 };
 
-// Scratch buffers of one forward call, owned by the sequence state.
+// One sequence's part of a batched call (forward_batch): its layer state, the position of its
+// first token, and its rows row0..row0+n-1 in the batch's [N, ...] buffers.
+struct SeqSegment {
+  LayerState* ls = nullptr;
+  int64_t start = 0;
+  int64_t row0 = 0;
+  int64_t n = 0;
+};
+
+// Scratch buffers of one forward call. A sequence state owns one for its own forward() calls;
+// a batched forward over several sequences (forward_batch) takes one from its caller (the
+// engine's batch stepper, the server scheduler). Buffers only grow, so a steady decode loop
+// with a fixed batch shape stops allocating after its first steps.
 struct Workspace {
   Scratch x, y, t0, t1, t2, t3, t4, t5, t6, t7, t8;
   Scratch streams, streams2, mixes, pre, post, comb;
   Scratch q, qr, kv, o, u, att_s, att_p, acc;
   Scratch ca, cz, cpool;
+  Scratch ica, icz;  // the indexer compressor's projections (live beside ca, cz in a batch)
   Scratch iq, iw, iscore;
   Scratch gate_s, gate_w, ex_in, ex_h1, ex_h3, ex_out, moe_y;
   ScratchI64 sel, sel_n, gate_idx, ex_rows, list;
   std::vector<KvRow> rows;         // attention index list (both null = masked)
   std::vector<uint16_t> normw;     // aligned copy of a misaligned norm weight
+  // Batched calls: the batch's token ids, the per-sequence segments of the current layer, the
+  // rows that need logits and their logits.
+  ScratchI64 batch_tokens;
+  std::vector<SeqSegment> segs;
+  Scratch head_in, head_out;
+  // Per-thread scratch of the per-sequence attention cores, which run in parallel over the
+  // sequences of a batch (one entry per thread-pool worker).
+  std::vector<Workspace> core;
 };
 
 struct SequenceState {

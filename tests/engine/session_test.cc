@@ -201,3 +201,128 @@ TEST(Session, PreciseModeTruncateToo) {
     EXPECT_TRUE(bit_equal(got, fresh(t, Numerics::kPrecise))) << "cut " << m;
   }
 }
+
+// Batched steps over several sessions (Session::step_batch / append_batch) leave every
+// session exactly as stepping it alone does: the same tokens, bitwise the same logits, and a
+// rewind horizon that still works afterwards; in both numerics modes, with the sessions at
+// different positions and a prefill chunk mixed into the decode steps.
+TEST(SessionBatch, StepBatchEqualsSteppingEachSessionAlone) {
+  const auto t = seq1();
+  for (Numerics nm : {Numerics::kReference, Numerics::kPrecise}) {
+    SessionOptions o;
+    o.numerics = nm;
+    const int64_t prompt_len[3] = {5, 29, 62};  // different positions (window 32, ratios 4 / 16)
+    std::vector<std::unique_ptr<Session>> alone, batched;
+    for (int i = 0; i < 3; ++i) {
+      const std::vector<int64_t> prompt(t.begin() + i, t.begin() + i + prompt_len[i]);
+      alone.push_back(std::make_unique<Session>(tiny_a(), o));
+      batched.push_back(std::make_unique<Session>(tiny_a(), o));
+      alone.back()->prefill(prompt);
+      batched.back()->prefill(prompt);
+    }
+    BatchWorkspace ws;
+    for (int step = 0; step < 40; ++step) {
+      std::vector<Session*> who;
+      std::vector<int64_t> toks;
+      for (int i = 0; i < 3; ++i) {
+        if ((i + step) % 4 == 3) continue;  // sessions leave and rejoin between steps
+        const int64_t tok = argmax(alone[i]->last_logits());
+        alone[i]->step(tok);
+        who.push_back(batched[i].get());
+        toks.push_back(tok);
+      }
+      Session::step_batch(who, toks, ws);
+      for (int i = 0; i < 3; ++i) {
+        ASSERT_EQ(batched[i]->tokens(), alone[i]->tokens()) << "step " << step << " session " << i;
+        ASSERT_TRUE(bit_equal(copy(batched[i]->last_logits()), copy(alone[i]->last_logits())))
+            << "step " << step << " session " << i;
+      }
+    }
+    // A prefill chunk of a new session mixed into one more decode step.
+    Session fresh_alone(tiny_a(), o), fresh_batched(tiny_a(), o);
+    const std::vector<int64_t> chunk(t.begin() + 50, t.begin() + 90);
+    fresh_alone.append(chunk);
+    const int64_t tok = argmax(alone[0]->last_logits());
+    alone[0]->step(tok);
+    const int64_t one[1] = {tok};
+    const SessionAppend items[2] = {{&fresh_batched, chunk}, {batched[0].get(), std::span<const int64_t>(one, 1)}};
+    Session::append_batch(items, ws);
+    EXPECT_TRUE(bit_equal(copy(fresh_batched.last_logits()), copy(fresh_alone.last_logits())));
+    EXPECT_TRUE(bit_equal(copy(batched[0]->last_logits()), copy(alone[0]->last_logits())));
+    EXPECT_EQ(fresh_batched.tokens(), chunk);
+    // The rewind horizon still serves truncates of batched sessions without recomputation.
+    for (int i = 0; i < 3; ++i) {
+      const int64_t cut = batched[i]->size() - 7;
+      EXPECT_EQ(batched[i]->truncate(cut), 0);
+      alone[i]->truncate(cut);
+      const int64_t next = t[static_cast<size_t>(i)];
+      EXPECT_TRUE(bit_equal(copy(batched[i]->step(next)), copy(alone[i]->step(next)))) << "session " << i;
+    }
+  }
+}
+
+TEST(SessionBatch, ErrorsBeforeAnyWork) {
+  const auto t = seq1();
+  SessionOptions o;
+  o.context = 10;
+  Session a(tiny_a(), o), b(tiny_a(), o);
+  a.append(std::vector<int64_t>(t.begin(), t.begin() + 4));
+  b.append(std::vector<int64_t>(t.begin(), t.begin() + 9));
+  BatchWorkspace ws;
+  const std::vector<int64_t> two = {3, 4};
+  std::vector<Session*> who = {&a, &b};
+  try {
+    Session::step_batch(who, std::vector<int64_t>{3, 100000}, ws);
+    ADD_FAILURE() << "bad token accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("batch item 1: token id 100000"), std::string::npos) << e.what();
+  }
+  const SessionAppend over[2] = {{&a, two}, {&b, two}};  // b: 9 + 2 > 10
+  try {
+    Session::append_batch(over, ws);
+    ADD_FAILURE() << "context overflow accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("batch item 1: context overflow"), std::string::npos) << e.what();
+  }
+  const SessionAppend twice[2] = {{&a, two}, {&a, two}};
+  EXPECT_THROW(Session::append_batch(twice, ws), Error);
+  SessionOptions op = o;
+  op.numerics = Numerics::kPrecise;
+  Session p(tiny_a(), op);
+  const SessionAppend mixed[2] = {{&a, two}, {&p, two}};
+  EXPECT_THROW(Session::append_batch(mixed, ws), Error);
+  EXPECT_THROW(Session::step_batch(who, std::vector<int64_t>{3}, ws), Error);
+  EXPECT_EQ(a.size(), 4);
+  EXPECT_EQ(b.size(), 9);
+  EXPECT_EQ(p.size(), 0);
+}
+
+// reuse_prefix (the scheduler's chunked prefill) keeps what prefill() would reuse without
+// recomputing, and the chunks appended afterwards give prefill()'s logits.
+TEST(SessionBatch, ReusePrefixThenChunksEqualsPrefill) {
+  const auto t = seq1();
+  SessionOptions o;
+  o.rewind_horizon = 8;
+  Session a(tiny_a(), o), b(tiny_a(), o);
+  const std::vector<int64_t> first(t.begin(), t.begin() + 60);
+  a.prefill(first);
+  b.prefill(first);
+  std::vector<int64_t> second(t.begin(), t.begin() + 56);  // within the horizon: reused
+  second.insert(second.end(), t.begin() + 100, t.begin() + 120);
+  const Session::PrefillResult r = a.prefill(second);
+  EXPECT_EQ(b.reuse_prefix(second), 56);
+  EXPECT_EQ(r.reused, 56);
+  BatchWorkspace ws;
+  for (size_t done = 56; done < second.size(); done += 7) {
+    const size_t m = std::min<size_t>(7, second.size() - done);
+    const SessionAppend item{&b, std::span<const int64_t>(second.data() + done, m)};
+    Session::append_batch(std::span<const SessionAppend>(&item, 1), ws);
+  }
+  EXPECT_TRUE(bit_equal(copy(b.last_logits()), copy(r.logits)));
+  EXPECT_EQ(b.tokens(), second);
+  // Too far back for the horizon (and no checkpoint): starts over.
+  std::vector<int64_t> third(t.begin(), t.begin() + 10);
+  third.push_back(7);
+  EXPECT_EQ(b.reuse_prefix(third), 0);
+  EXPECT_EQ(b.size(), 0);
+}

@@ -1,5 +1,6 @@
 // The decode loop allocates no heap memory once its buffers have grown (workspace, rings and
-// ops scratch are reused): count operator new calls around one-token forward calls.
+// ops scratch are reused): count operator new calls around one-token forward calls, and around
+// batched decode steps of several sequences (forward_batch with a caller-owned workspace).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -45,5 +46,41 @@ TEST(DecodeLoop, NoHeapAllocationPerToken) {
     g_measuring = false;
     const int64_t allocs = g_allocs.load() - before;
     EXPECT_LE(allocs, 10) << "allocations over " << (200 - 24) << " decode steps";
+  }
+}
+
+TEST(DecodeLoop, NoHeapAllocationPerBatchedStep) {
+  auto w = tiny_model();
+  const ModelConfig& c = w->config;
+  auto tokens = seq_tokens("seq2");
+  for (Numerics nm : {Numerics::kReference, Numerics::kPrecise}) {
+    // Three sequences at different positions, each with its own logits buffer.
+    const int64_t starts[3] = {20, 45, 70};
+    std::vector<SequenceState> st;
+    for (int i = 0; i < 3; ++i) st.emplace_back(c, nm);
+    std::vector<std::vector<float>> logits(3, std::vector<float>(c.vocab_size));
+    Workspace ws;
+    ForwardItem items[3];
+    for (int i = 0; i < 3; ++i) {
+      items[i].state = &st[i];
+      items[i].tokens = tokens.data();
+      items[i].n = starts[i];
+      items[i].out.logits = logits[i].data();
+    }
+    forward_batch(*w, items, ws);
+    auto step = [&] {
+      for (int i = 0; i < 3; ++i) {
+        items[i].tokens = tokens.data() + st[i].pos;
+        items[i].n = 1;
+      }
+      forward_batch(*w, items, ws);
+    };
+    for (int s = 0; s < 4; ++s) step();
+    const int64_t before = g_allocs.load();
+    g_measuring = true;
+    for (int s = 0; s < 150; ++s) step();
+    g_measuring = false;
+    const int64_t allocs = g_allocs.load() - before;
+    EXPECT_LE(allocs, 20) << "allocations over 150 batched decode steps of 3 sequences";
   }
 }

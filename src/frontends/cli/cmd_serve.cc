@@ -21,6 +21,7 @@ int cmd_serve(int argc, char** argv) {
   int64_t cache_mb = 4096;
   int64_t max_body_mb = 16;
   bool quiet = false;
+  int64_t prefill_chunk = SessionOptions{}.prefill_chunk;
   std::string alias;
   app.add_option("-m,--model", g.model, "model directory (default: the built-in default model)");
   app.add_option("--host", o.host, "address to bind (default 127.0.0.1: loopback only)");
@@ -28,6 +29,9 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--api-key", o.api_key, "require Authorization: Bearer KEY (or x-api-key) on every endpoint but /health");
   app.add_option("--parallel", o.scheduler.parallel, "sequences decoded together")->check(CLI::Range(1, 1024));
   app.add_option("-c,--ctx-size", g.context, "context size per sequence (0: the model's maximum)")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+  app.add_option("--prefill-chunk", prefill_chunk,
+                 "prompt tokens prefilled per batched step (a long prompt is split so running streams keep decoding)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   app.add_option("--max-queue", o.scheduler.max_queue, "requests waiting for a slot before 503")->check(CLI::Range(1, 1 << 20));
   app.add_option("--cache-mb", cache_mb, "memory budget of the prefix cache in MiB")->check(CLI::Range(int64_t(0), int64_t(1) << 30));
   app.add_option("--max-body-mb", max_body_mb, "largest request body in MiB")->check(CLI::Range(int64_t(1), int64_t(1024)));
@@ -50,6 +54,7 @@ int cmd_serve(int argc, char** argv) {
   try {
     LoadedModel m = load_model_and_tokenizer(g);
     o.scheduler.session = session_options(g);
+    o.scheduler.session.prefill_chunk = prefill_chunk;
     o.scheduler.cache_budget_bytes = static_cast<size_t>(cache_mb) << 20;
     o.max_body_bytes = static_cast<size_t>(max_body_mb) << 20;
     o.log_requests = !quiet;

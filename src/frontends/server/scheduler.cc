@@ -1,5 +1,6 @@
 #include "frontends/server/scheduler.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <limits>
@@ -37,10 +38,21 @@ struct Scheduler::Slot {
   std::span<const float> logits;
   std::vector<float> masked;
   int32_t pending = -1;  // sampled, not yet run through the model
+  int64_t step_token = -1;  // the token of this slot in the current batched step
   bool done = false;
+  // Chunked prefill: prompt tokens [0, prefill_done) are in the session; while prefilling the
+  // slot takes prompt chunks in the batched steps instead of sampling.
+  bool prefilling = false;
+  int64_t prefill_done = 0;
+  int64_t step_chunk = 0;  // prompt tokens of this slot in the current batched step
+  uint64_t admission = 0;  // admission order (older prefills get the chunk budget first)
   JobResult r;
-  Clock::time_point t_submit, t_decode;
+  Clock::time_point t_admit = Clock::now(), t_decode = t_admit;
 };
+
+bool answer_started(const JobSpec& spec, const chat::StreamingParser* parser) {
+  return !parser || spec.mode == chat::ThinkingMode::Chat || parser->message().saw_think_end;
+}
 
 Scheduler::Scheduler(std::shared_ptr<const ModelWeights> model, std::shared_ptr<const Tokenizer> tokenizer,
                      SchedulerOptions options, Metrics& metrics)
@@ -75,6 +87,7 @@ void Scheduler::submit(const std::shared_ptr<Job>& job) {
     if (stopping_) throw ApiError(503, "the server is shutting down", "server_error", "", "service_unavailable");
     if (static_cast<int>(queue_.size()) >= options_.max_queue)
       throw ApiError(503, "the server is overloaded (request queue full); retry later", "server_error", "", "overloaded");
+    job->submitted = Clock::now();
     queue_.push_back(job);
   }
   cv_.notify_one();
@@ -104,17 +117,20 @@ bool Scheduler::admit(Slot& slot, std::shared_ptr<Job> job) {
     std::lock_guard lk(slot.job->mu);
     slot.job->started = true;
   }
-  const auto t0 = Clock::now();
+  slot.t_admit = Clock::now();
+  slot.r.queue_seconds = std::chrono::duration<double>(slot.t_admit - slot.job->submitted).count();
   try {
     if (static_cast<int64_t>(spec.prompt.size()) >= context())
       throw Error("prompt of " + std::to_string(spec.prompt.size()) + " tokens does not fit the context of " + std::to_string(context()));
     PrefixCache::Lease lease = cache_.acquire(spec.prompt);
     slot.session = std::move(lease.session);
-    Session::PrefillResult pre = slot.session->prefill(spec.prompt);
-    slot.session->checkpoint();
-    slot.logits = pre.logits;
+    // Reuse what the cached session shares with the prompt; the rest is prefilled in chunks by
+    // the batched steps (decode_step).
+    slot.prefill_done = slot.session->reuse_prefix(spec.prompt);
+    slot.prefilling = true;
+    slot.admission = admissions_++;
     slot.r.prompt_tokens = static_cast<int64_t>(spec.prompt.size());
-    slot.r.cached_tokens = pre.reused;
+    slot.r.cached_tokens = slot.prefill_done;
     slot.sampler = std::make_unique<Sampler>(slot.session->vocab_size(), spec.sampling);
     slot.history = std::make_unique<TokenHistory>(slot.session->vocab_size());
     if (spec.sampling.repetition_penalty != 1.0f) {
@@ -133,11 +149,8 @@ bool Scheduler::admit(Slot& slot, std::shared_ptr<Job> job) {
     slot.job->cv.notify_all();
     return false;
   }
-  slot.r.prefill_seconds = seconds_since(t0);
-  slot.t_decode = Clock::now();
   metrics_.prompt_tokens += static_cast<uint64_t>(slot.r.prompt_tokens);
   metrics_.prompt_cache_hit_tokens += static_cast<uint64_t>(slot.r.cached_tokens);
-  metrics_.prefill_micros += static_cast<uint64_t>(slot.r.prefill_seconds * 1e6);
   return true;
 }
 
@@ -155,8 +168,7 @@ void Scheduler::sample_slot(Slot& slot) {
 
   // The constraint applies to the answer: in thinking mode only after "</think>".
   if (slot.constraint_waiting) {
-    const bool answer = !slot.parser || spec.mode == chat::ThinkingMode::Chat || slot.parser->message().saw_think_end;
-    if (answer) {
+    if (answer_started(spec, slot.parser.get())) {
       slot.constraint_waiting = false;
       if (spec.json) slot.constraint = std::make_unique<JsonConstraint>(table_, spec.json_schema);
       else {
@@ -265,7 +277,13 @@ void Scheduler::finish_slot(Slot& slot) {
     r.message.content = r.text;
     out.push_back(JobEvent(JobEvent::Kind::Delta, chat::StreamDelta{chat::StreamDelta::Kind::Done, {}, -1}));
   }
-  r.decode_seconds = seconds_since(slot.t_decode);
+  if (slot.prefilling) {
+    // Ended (cancelled, failed) before its prompt was in: all of its time was prefill.
+    r.prefill_seconds = seconds_since(slot.t_admit);
+    r.decode_seconds = 0;
+  } else {
+    r.decode_seconds = seconds_since(slot.t_decode);
+  }
   // The next request of a tool loop replays this turn (with EOS): run the tokens the session
   // has not seen yet so the cache holds the whole exchange.
   if (slot.session && job.spec.complete_turn_for_cache && !r.message.tool_calls.empty() &&
@@ -292,28 +310,89 @@ void Scheduler::finish_slot(Slot& slot) {
   slot = Slot{};
 }
 
-void Scheduler::decode_step(std::vector<Slot*>& slots) {
-  if (slots.empty()) return;
+void Scheduler::decode_step(const std::vector<Slot*>& decoding, const std::vector<Slot*>& prefilling) {
+  if (decoding.empty() && prefilling.empty()) return;
   const auto t0 = Clock::now();
-  // Today: one forward call per sequence (the model has no multi-sequence forward yet).
-  for (Slot* s : slots) {
-    try {
-      s->logits = s->session->step(s->pending);
-    } catch (const std::exception& e) {
-      std::lock_guard lk(s->job->mu);
-      s->job->error = e.what();
-      s->done = true;
-    }
+  step_items_.clear();
+  step_slots_.clear();
+  auto fail = [](Slot& s, const std::string& what) {
+    std::lock_guard lk(s.job->mu);
+    s.job->error = what;
+    s.done = true;
+  };
+  // Decode: the pending token of every running slot.
+  int64_t n_decode = 0;
+  for (Slot* s : decoding) {
+    s->step_token = s->pending;
     s->pending = -1;
+    s->step_chunk = 0;
+    const std::span<const int64_t> tok(&s->step_token, 1);
+    try {
+      s->session->check_append(tok);
+    } catch (const std::exception& e) {
+      fail(*s, e.what());
+      continue;
+    }
+    step_items_.push_back(SessionAppend{s->session.get(), tok});
+    step_slots_.push_back(s);
+    ++n_decode;
   }
-  ++metrics_.decode_steps;
-  metrics_.decode_step_sequences += slots.size();
-  metrics_.decode_micros += static_cast<uint64_t>(seconds_since(t0) * 1e6);
+  // Prefill: chunks of the prefilling slots, oldest admission first, within the budget.
+  int64_t budget = std::max<int64_t>(1, options_.session.prefill_chunk);
+  for (Slot* s : prefilling) {
+    s->step_chunk = 0;
+    if (budget == 0) continue;
+    const std::vector<int64_t>& prompt = s->job->spec.prompt;
+    const int64_t m = std::min<int64_t>(budget, static_cast<int64_t>(prompt.size()) - s->prefill_done);
+    const std::span<const int64_t> chunk(prompt.data() + s->prefill_done, static_cast<size_t>(m));
+    try {
+      s->session->check_append(chunk);
+    } catch (const std::exception& e) {
+      fail(*s, e.what());
+      continue;
+    }
+    budget -= m;
+    s->step_chunk = m;
+    step_items_.push_back(SessionAppend{s->session.get(), chunk});
+    step_slots_.push_back(s);
+  }
+  if (step_items_.empty()) return;
+  try {
+    Session::append_batch(step_items_, batch_ws_);
+  } catch (const std::exception& e) {
+    // The sessions of the batch were reset: every job in it fails.
+    for (Slot* s : step_slots_) fail(*s, e.what());
+    return;
+  }
+  const double seconds = seconds_since(t0);
+  for (Slot* s : step_slots_) {
+    if (!s->prefilling) {
+      s->logits = s->session->last_logits();
+      continue;
+    }
+    s->prefill_done += s->step_chunk;
+    if (s->prefill_done == static_cast<int64_t>(s->job->spec.prompt.size())) {
+      s->prefilling = false;
+      s->session->checkpoint();
+      s->logits = s->session->last_logits();
+      s->r.prefill_seconds = seconds_since(s->t_admit);
+      s->t_decode = Clock::now();
+      metrics_.prefill_micros += static_cast<uint64_t>(s->r.prefill_seconds * 1e6);
+    }
+  }
+  if (n_decode > 0) {
+    ++metrics_.decode_steps;
+    metrics_.decode_step_sequences += static_cast<uint64_t>(n_decode);
+    metrics_.decode_micros += static_cast<uint64_t>(seconds * 1e6);
+  }
 }
 
 void Scheduler::loop() {
   std::vector<Slot> slots(static_cast<size_t>(options_.parallel));
   std::vector<uint8_t> busy(slots.size(), 0);
+  std::vector<Slot*> decoding, prefilling;
+  decoding.reserve(slots.size());
+  prefilling.reserve(slots.size());
   for (;;) {
     std::vector<std::shared_ptr<Job>> admitted;
     bool stopping = false;
@@ -350,25 +429,38 @@ void Scheduler::loop() {
         ++active_;
       }
     }
-    std::vector<Slot*> stepping;
+    decoding.clear();
+    prefilling.clear();
     for (size_t i = 0; i < slots.size(); ++i) {
       if (!busy[i]) continue;
+      Slot& slot = slots[i];
       try {
-        if (!slots[i].done) sample_slot(slots[i]);
+        if (slot.done) {
+        } else if (slot.prefilling) {
+          if (slot.job->cancelled.load()) {
+            slot.r.finish = FinishReason::kCancelled;
+            slot.done = true;
+          }
+        } else {
+          sample_slot(slot);
+        }
       } catch (const std::exception& e) {
-        std::lock_guard lk(slots[i].job->mu);
-        slots[i].job->error = e.what();
-        slots[i].done = true;
+        std::lock_guard lk(slot.job->mu);
+        slot.job->error = e.what();
+        slot.done = true;
       }
-      if (slots[i].done) {
-        finish_slot(slots[i]);
+      if (slot.done) {
+        finish_slot(slot);
         busy[i] = 0;
         --active_;
+      } else if (slot.prefilling) {
+        prefilling.push_back(&slot);
       } else {
-        stepping.push_back(&slots[i]);
+        decoding.push_back(&slot);
       }
     }
-    decode_step(stepping);
+    std::sort(prefilling.begin(), prefilling.end(), [](const Slot* a, const Slot* b) { return a->admission < b->admission; });
+    decode_step(decoding, prefilling);
   }
 }
 

@@ -1,20 +1,20 @@
 // Scheduler: runs generation jobs on up to `parallel` slots with continuous batching.
 //
 // One scheduler thread owns the model work. Each iteration:
-//   1. admits queued jobs into free slots (prefix-cache lookup + prompt prefill);
-//   2. samples the next token of every active slot from its logits (constraints, stop
+//   1. admits queued jobs into free slots (prefix-cache lookup and prefix reuse; no model work);
+//   2. samples the next token of every decoding slot from its logits (constraints, stop
 //      strings, the streaming output parser, events to the waiting HTTP handler);
 //   3. retires finished or cancelled slots (their sessions go back to the prefix cache);
-//   4. decode_step(): one engine step over all remaining slots.
-// Jobs join and leave between steps, so a long generation never blocks a short one.
-//
-// What is batched, honestly: the scheduling is. decode_step() is the single place where the
-// forward pass over all active sequences happens, but the model's forward still takes one
-// sequence per call, so today it calls Session::step for each slot in turn; a multi-sequence
-// forward would replace that loop without touching the rest. Prefill runs in the scheduler
-// thread at admission, one prompt at a time (a long prompt delays the other slots' next token).
+//   4. decode_step(): ONE batched forward pass (Session::append_batch) over the pending token
+//      of every decoding slot plus the next prefill chunk(s) of newly admitted slots, at most
+//      SessionOptions::prefill_chunk prompt tokens per iteration (oldest admission first).
+// Jobs join and leave between steps, and a long prompt is prefilled in chunks interleaved with
+// the running slots' decode steps, so a long prefill never stalls the running streams for more
+// than one chunk. The batched forward is batch-invariant: every job gets the tokens it would
+// get alone (fixed seeds reproduce across --parallel settings).
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -76,12 +76,19 @@ struct JobResult {
   double queue_seconds = 0, prefill_seconds = 0, decode_seconds = 0;
 };
 
+// Whether a job's answer constraint (the forced tool-call prefix of tool_choice required /
+// named, the JSON automaton of response_format) applies from the next token on: at once in
+// chat mode and for raw completions (no parser), in thinking mode only once the output has
+// closed its reasoning with "</think>" (the model reasons first).
+bool answer_started(const JobSpec& spec, const chat::StreamingParser* parser);
+
 class Job {
  public:
   explicit Job(JobSpec s) : spec(std::move(s)) {}
   JobSpec spec;
   std::string id;
   std::atomic<bool> cancelled{false};
+  std::chrono::steady_clock::time_point submitted;  // set by Scheduler::submit
 
   // Filled by the scheduler thread, read by the handler thread under `mu`.
   std::mutex mu;
@@ -129,7 +136,9 @@ class Scheduler {
   bool admit(Slot& slot, std::shared_ptr<Job> job);
   void sample_slot(Slot& slot);
   void finish_slot(Slot& slot);
-  void decode_step(std::vector<Slot*>& slots);
+  // One batched forward: the pending token of every decoding slot and the next prefill
+  // chunk(s) of the prefilling slots (oldest admission first).
+  void decode_step(const std::vector<Slot*>& decoding, const std::vector<Slot*>& prefilling);
 
   std::shared_ptr<const ModelWeights> model_;
   std::shared_ptr<const Tokenizer> tok_;
@@ -138,6 +147,11 @@ class Scheduler {
   PrefixCache cache_;
   std::shared_ptr<const TokenTable> table_;
   int32_t eos_ = -1;
+  // Scheduler-thread scratch of the batched steps (no allocation in a steady decode loop).
+  BatchWorkspace batch_ws_;
+  std::vector<SessionAppend> step_items_;
+  std::vector<Slot*> step_slots_;
+  uint64_t admissions_ = 0;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

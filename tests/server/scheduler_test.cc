@@ -1,0 +1,179 @@
+// Scheduler (continuous batching): jobs decoded together in batched steps give the tokens
+// they give alone; a long prompt is prefilled in chunks while running jobs keep decoding; a
+// forced tool-call prefix (tool_choice required / named) waits for "</think>" in thinking mode.
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "../engine/tiny_model.h"
+#include "frontends/server/scheduler.h"
+#include "model/weights.h"
+
+namespace dsv4::server {
+namespace {
+
+struct Env {
+  std::shared_ptr<const ModelWeights> model;
+  std::shared_ptr<const Tokenizer> tok;
+};
+const Env& env() {
+  static Env e = [] {
+    const std::string dir = test::tiny_chat_model_dir();
+    Env x;
+    x.model = load_model(dir);
+    x.tok = std::make_shared<const Tokenizer>(Tokenizer::load(dir + "/tokenizer.json"));
+    return x;
+  }();
+  return e;
+}
+
+SchedulerOptions options(int parallel, int64_t prefill_chunk) {
+  SchedulerOptions o;
+  o.parallel = parallel;
+  o.session.context = 1024;
+  o.session.prefill_chunk = prefill_chunk;
+  return o;
+}
+
+JobSpec spec(const std::string& text, uint64_t seed, int64_t max_tokens) {
+  JobSpec j;
+  for (int32_t t : env().tok->encode(text)) j.prompt.push_back(t);
+  j.sampling.seed = seed;
+  j.max_tokens = max_tokens;
+  j.mode = chat::ThinkingMode::Chat;
+  return j;
+}
+
+// Submits all jobs at once and waits for them.
+std::vector<std::shared_ptr<Job>> run_all(Scheduler& s, const std::vector<JobSpec>& specs) {
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (const JobSpec& sp : specs) {
+    jobs.push_back(std::make_shared<Job>(sp));
+    s.submit(jobs.back());
+  }
+  for (auto& j : jobs) {
+    std::vector<JobEvent> ev;
+    while (!j->wait_events(ev, 100)) ev.clear();
+    EXPECT_EQ(j->error, "");
+  }
+  return jobs;
+}
+
+std::vector<int32_t> alone(const JobSpec& sp) {
+  Metrics m;
+  Scheduler s(env().model, env().tok, options(1, 256), m);
+  return run_all(s, {sp})[0]->result.tokens;
+}
+
+double finished_at(const Job& j) {  // seconds after submission
+  return j.result.queue_seconds + j.result.prefill_seconds + j.result.decode_seconds;
+}
+
+TEST(Scheduler, BatchedJobsGiveTheirSequentialTokens) {
+  std::vector<JobSpec> specs;
+  const char* texts[] = {"Tell me a story.", "What is 2+2?", "Name a colour.", "Why is the sky blue?", "Hi"};
+  for (int i = 0; i < 5; ++i) specs.push_back(spec(texts[i], 100 + static_cast<uint64_t>(i), 4 + i % 3));
+  Metrics m;
+  Scheduler s(env().model, env().tok, options(4, 8), m);
+  auto jobs = run_all(s, specs);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    EXPECT_EQ(jobs[i]->result.generated_tokens, specs[i].max_tokens) << i;
+    EXPECT_EQ(jobs[i]->result.tokens, alone(specs[i])) << "job " << i;
+  }
+  // The decode steps really were batched: more than one sequence per step on average.
+  EXPECT_GT(m.decode_step_sequences.load(), m.decode_steps.load());
+}
+
+TEST(Scheduler, LongPromptIsPrefilledInChunksWhileOthersDecode) {
+  // B's prompt takes ~25 steps of 16 prompt tokens; A (short) decodes meanwhile.
+  JobSpec a = spec("Name a colour.", 7, 6);
+  std::string long_text;
+  for (int i = 0; i < 60; ++i) long_text += "The quick brown fox jumps over the lazy dog. ";
+  JobSpec b = spec(long_text, 8, 3);
+  ASSERT_GT(b.prompt.size(), 400u);
+  Metrics m;
+  Scheduler s(env().model, env().tok, options(2, 16), m);
+  auto jobs = run_all(s, {a, b});
+  const Job &ja = *jobs[0], &jb = *jobs[1];
+  EXPECT_EQ(ja.result.generated_tokens, 6);
+  // A was done before B's prefill ended: B's prefill did not stall A.
+  EXPECT_LT(finished_at(ja), jb.result.queue_seconds + jb.result.prefill_seconds)
+      << "A finished " << finished_at(ja) << " s after submission, B's prefill ended after "
+      << jb.result.queue_seconds + jb.result.prefill_seconds << " s";
+  EXPECT_EQ(ja.result.tokens, alone(a));
+  EXPECT_EQ(jb.result.tokens, alone(b));
+}
+
+TEST(Scheduler, CancelDuringChunkedPrefill) {
+  std::string long_text;
+  for (int i = 0; i < 60; ++i) long_text += "The quick brown fox jumps over the lazy dog. ";
+  Metrics m;
+  Scheduler s(env().model, env().tok, options(2, 8), m);
+  auto job = std::make_shared<Job>(spec(long_text, 3, 4));
+  s.submit(job);
+  for (;;) {  // admitted: its prefill (~60 steps of 8 tokens) is under way
+    std::lock_guard lk(job->mu);
+    if (job->started) break;
+  }
+  job->cancelled = true;
+  std::vector<JobEvent> ev;
+  while (!job->wait_events(ev, 100)) {
+  }
+  EXPECT_EQ(job->error, "");
+  EXPECT_EQ(job->result.finish, FinishReason::kCancelled);
+  EXPECT_EQ(job->result.generated_tokens, 0);
+  EXPECT_EQ(job->result.decode_seconds, 0.0);
+  EXPECT_LT(job->result.prefill_seconds, 60.0);
+  // The scheduler goes on serving.
+  const JobSpec next = spec("Hi", 4, 2);
+  EXPECT_EQ(run_all(s, {next})[0]->result.tokens, alone(next));
+}
+
+TEST(Scheduler, AnswerConstraintStartsAfterThinkEnd) {
+  JobSpec sp;
+  sp.mode = chat::ThinkingMode::Thinking;
+  chat::StreamingParser p(chat::ThinkingMode::Thinking);
+  EXPECT_FALSE(answer_started(sp, &p));
+  p.feed("Let me think about which tool fits.");
+  EXPECT_FALSE(answer_started(sp, &p));
+  p.feed("</think>");
+  EXPECT_TRUE(answer_started(sp, &p));
+  JobSpec chat_spec;
+  chat_spec.mode = chat::ThinkingMode::Chat;
+  chat::StreamingParser pc(chat::ThinkingMode::Chat);
+  EXPECT_TRUE(answer_started(chat_spec, &pc));
+  EXPECT_TRUE(answer_started(sp, nullptr));  // raw completion: no reasoning part
+}
+
+TEST(Scheduler, ForcedToolPrefixOnlyAfterReasoning) {
+  const std::string prefix = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_time\">\n";
+  std::vector<int32_t> forced = env().tok->encode(prefix);
+  ASSERT_GE(forced.size(), 4u);
+  const int32_t think_end = env().tok->encode("</think>").at(0);
+  Metrics m;
+  Scheduler s(env().model, env().tok, options(2, 256), m);
+  // Chat mode: the answer starts at once, so the first tokens are the forced prefix.
+  JobSpec chat_job = spec("What time is it?", 5, 4);
+  chat_job.forced_prefixes = {prefix};
+  // Thinking mode: the model reasons first; nothing is forced before "</think>".
+  JobSpec think_job = chat_job;
+  think_job.mode = chat::ThinkingMode::Thinking;
+  auto jobs = run_all(s, {chat_job, think_job});
+  const JobResult& rc = jobs[0]->result;
+  const JobResult& rt = jobs[1]->result;
+  EXPECT_EQ(rc.tokens, std::vector<int32_t>(forced.begin(), forced.begin() + 4));
+  ASSERT_EQ(rt.tokens.size(), 4u);
+  size_t end = 0;
+  while (end < rt.tokens.size() && rt.tokens[end] != think_end) ++end;
+  // The reasoning tokens are the model's own (the random model writes "</think>" with
+  // negligible probability; were it to, the tokens after it must be the forced prefix).
+  EXPECT_GT(end, 0u) << "the first token was </think>";
+  EXPECT_NE(std::vector<int32_t>(rt.tokens.begin(), rt.tokens.begin() + static_cast<long>(end)),
+            std::vector<int32_t>(forced.begin(), forced.begin() + static_cast<long>(end)))
+      << "the forced prefix was written while reasoning";
+  EXPECT_EQ(rt.reasoning_tokens, static_cast<int64_t>(end));
+  for (size_t i = end + 1; i < rt.tokens.size(); ++i) EXPECT_EQ(rt.tokens[i], forced[i - end - 1]);
+}
+
+}  // namespace
+}  // namespace dsv4::server
