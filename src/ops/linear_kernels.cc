@@ -63,6 +63,91 @@ HWY_INLINE hn::Vec<DF> E2m1Bits(DF df, const uint8_t* HWY_RESTRICT p) {
   return hn::PromoteTo(df, hn::BitCast(dh, h));
 }
 
+// AVX-512 VBMI targets: 64 E4M3 codes -> 4 x 16 float lanes with the values of E4m3Bits, by
+// two 128-entry byte tables (vpermi2b on the 7 magnitude bits) giving the upper two bytes of
+// each float (the values have at most 4 significant bits, so the lower two bytes are zero),
+// the sign ORed into the top byte, and one byte shuffle per output vector that places the two
+// bytes into the dwords. 7 shuffle-class instructions per 64 weights instead of ~6 per 16.
+#undef DSV4_E4M3_TABLES  // this file is compiled once per target
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3_DL
+#define DSV4_E4M3_TABLES 1
+struct E4m3Tables {
+  __m512i lo0, lo1, hi0, hi1;  // byte 2 / byte 3 of the float for magnitudes 0..63, 64..127
+  __m512i place[4];            // byte indices: dword j of vector v <- (lo, hi) of code 16 v + j
+  // The same for the values as doubles (bytes 6 and 7; the low 6 bytes are zero).
+  __m512i dlo0, dlo1, dhi0, dhi1;
+  __m512i dplace[8];  // qword j of vector v <- (lo, hi) of code 8 v + j
+};
+inline const E4m3Tables& e4m3_tables() {
+  static const E4m3Tables t = [] {
+    E4m3Tables r;
+    const hn::ScalableTag<float> df;
+    alignas(64) uint8_t codes[128];
+    alignas(64) uint32_t bits[128];
+    alignas(64) uint8_t lo[128], hi[128], place[4][64], dlo[128], dhi[128], dplace[8][64];
+    for (int i = 0; i < 128; ++i) codes[i] = static_cast<uint8_t>(i);
+    for (int i = 0; i < 128; i += 16) hn::Store(E4m3Bits(df, codes + i), df, reinterpret_cast<float*>(bits + i));
+    for (int i = 0; i < 128; ++i) {
+      if ((bits[i] & 0xFFFF) != 0) std::abort();  // cannot happen: 4 significant bits, normal floats
+      lo[i] = static_cast<uint8_t>(bits[i] >> 16);
+      hi[i] = static_cast<uint8_t>(bits[i] >> 24);
+      float f;
+      std::memcpy(&f, &bits[i], 4);
+      const double d = f;
+      uint64_t db;
+      std::memcpy(&db, &d, 8);
+      if ((db & 0xFFFFFFFFFFFFull) != 0) std::abort();
+      dlo[i] = static_cast<uint8_t>(db >> 48);
+      dhi[i] = static_cast<uint8_t>(db >> 56);
+    }
+    for (int v = 0; v < 8; ++v) {
+      for (int j = 0; j < 8; ++j) {
+        for (int k = 0; k < 6; ++k) dplace[v][8 * j + k] = 0;  // zeroed by the mask
+        dplace[v][8 * j + 6] = static_cast<uint8_t>(8 * v + j);
+        dplace[v][8 * j + 7] = static_cast<uint8_t>(64 + 8 * v + j);
+      }
+      r.dplace[v] = _mm512_load_si512(dplace[v]);
+    }
+    r.dlo0 = _mm512_load_si512(dlo);
+    r.dlo1 = _mm512_load_si512(dlo + 64);
+    r.dhi0 = _mm512_load_si512(dhi);
+    r.dhi1 = _mm512_load_si512(dhi + 64);
+    for (int v = 0; v < 4; ++v) {
+      for (int j = 0; j < 16; ++j) {
+        place[v][4 * j] = place[v][4 * j + 1] = 0;  // zeroed by the mask
+        place[v][4 * j + 2] = static_cast<uint8_t>(16 * v + j);
+        place[v][4 * j + 3] = static_cast<uint8_t>(64 + 16 * v + j);
+      }
+      r.place[v] = _mm512_load_si512(place[v]);
+    }
+    r.lo0 = _mm512_load_si512(lo);
+    r.lo1 = _mm512_load_si512(lo + 64);
+    r.hi0 = _mm512_load_si512(hi);
+    r.hi1 = _mm512_load_si512(hi + 64);
+    return r;
+  }();
+  return t;
+}
+// Checked once: the tables reproduce E4m3Bits only if every value's low 16 bits are zero.
+HWY_INLINE void E4m3x64(const E4m3Tables& t, const uint8_t* HWY_RESTRICT p, __m512 (&out)[4]) {
+  const __m512i codes = _mm512_loadu_si512(p);
+  const __m512i lo = _mm512_permutex2var_epi8(t.lo0, codes, t.lo1);
+  __m512i hi = _mm512_permutex2var_epi8(t.hi0, codes, t.hi1);
+  hi = _mm512_ternarylogic_epi32(hi, codes, _mm512_set1_epi8(static_cast<char>(0x80)), 0xF8);  // hi | (codes & 0x80)
+  constexpr __mmask64 kUpper = 0xCCCCCCCCCCCCCCCCull;
+  for (int v = 0; v < 4; ++v) out[v] = _mm512_castsi512_ps(_mm512_maskz_permutex2var_epi8(kUpper, lo, t.place[v], hi));
+}
+// The same 64 codes as 8 x 8 double lanes (exact: the values of E4m3Bits widened).
+HWY_INLINE void E4m3x64Double(const E4m3Tables& t, const uint8_t* HWY_RESTRICT p, __m512d (&out)[8]) {
+  const __m512i codes = _mm512_loadu_si512(p);
+  const __m512i lo = _mm512_permutex2var_epi8(t.dlo0, codes, t.dlo1);
+  __m512i hi = _mm512_permutex2var_epi8(t.dhi0, codes, t.dhi1);
+  hi = _mm512_ternarylogic_epi32(hi, codes, _mm512_set1_epi8(static_cast<char>(0x80)), 0xF8);  // hi | (codes & 0x80)
+  constexpr __mmask64 kTop2 = 0xC0C0C0C0C0C0C0C0ull;
+  for (int v = 0; v < 8; ++v) out[v] = _mm512_castsi512_pd(_mm512_maskz_permutex2var_epi8(kTop2, lo, t.dplace[v], hi));
+}
+#endif
+
 template <class DF>
 HWY_INLINE hn::Vec<DF> Bf16Values(DF df, const uint8_t* HWY_RESTRICT p) {
   const hn::Rebind<uint32_t, DF> du;
@@ -387,6 +472,31 @@ HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4
       continue;
     }
     auto vector_loop = [&](auto two_muls) {
+#ifdef DSV4_E4M3_TABLES
+      if constexpr (kFormat == WeightFormat::kFp8Block && kAcc == Accumulation::kFloat && N == 16) {
+        if ((b1 - b0) % 64 == 0 && b1 <= full_end) {  // 64 codes per step, same sums in the same order
+          const E4m3Tables& tabs = e4m3_tables();
+          for (int64_t e = b0; e < b1; e += 64) {
+            for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + e + kPrefetchBytes);
+            V xv[TB][4];
+            for (int t = 0; t < TB; ++t) {
+              for (int v = 0; v < 4; ++v) xv[t][v] = hn::Load(da, x + t * xs + e + 16 * v);
+            }
+            for (int r = 0; r < 4; ++r) {
+              __m512 raw[4];
+              E4m3x64(tabs, data[r] + e, raw);
+              const V f1 = hn::Set(df, ff[r].first);
+              for (int v = 0; v < 4; ++v) {
+                V wv = hn::Mul(V{raw[v]}, f1);
+                if constexpr (decltype(two_muls)::value) wv = hn::Mul(wv, hn::Set(df, ff[r].second));
+                for (int t = 0; t < TB; ++t) a[r][t] = hn::MulAdd(wv, xv[t][v], a[r][t]);
+              }
+            }
+          }
+          return;
+        }
+      }
+#endif
       for (int64_t e = b0; e < b1; e += N) {
         if (((e * kElemBytes) & 63) == 0) {  // once per cache line of the rows
           for (int r = 0; r < 4; ++r) {
@@ -507,6 +617,40 @@ HWY_NOINLINE void FusedRowsF32Products(const WeightMatrix& w, const int64_t (&ro
     const int64_t b1 = std::min(cols, b0 + block);
     double f[4];
     for (int r = 0; r < 4; ++r) f[r] = kFp8 ? double_factor(scales[r][b0 / 128], kE4m3Shift) : double_factor(scales[r][b0 / 32], 0);
+#ifdef DSV4_E4M3_TABLES
+    if constexpr (kFp8 && NF == 16) {
+      if ((b1 - b0) % 64 == 0 && b1 <= full_end) {  // 64 codes per step (exact block sums: any order)
+        const E4m3Tables& tabs = e4m3_tables();
+        for (int64_t e = b0; e < b1; e += 64) {
+          for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + e + kPrefetchBytes);
+          VF xv[TB][4];
+          for (int t = 0; t < TB; ++t) {
+            for (int v = 0; v < 4; ++v) xv[t][v] = hn::Load(df, x + t * xs + e + 16 * v);
+          }
+          for (int r = 0; r < 4; ++r) {
+            __m512 raw[4];
+            E4m3x64(tabs, data[r] + e, raw);
+            for (int t = 0; t < TB; ++t) {
+              VD s0 = hn::Zero(dd), s1 = hn::Zero(dd);
+              for (int v = 0; v < 4; ++v) {
+                const VF prod = hn::Mul(VF{raw[v]}, xv[t][v]);
+                s0 = hn::Add(s0, hn::PromoteTo(dd, hn::LowerHalf(dh, prod)));
+                s1 = hn::Add(s1, hn::PromoteTo(dd, hn::UpperHalf(dh, prod)));
+              }
+              acc[r][t] = hn::Add(acc[r][t], hn::Add(s0, s1));
+            }
+          }
+        }
+        for (int r = 0; r < 4; ++r) {
+          for (int t = 0; t < TB; ++t) {
+            total[r][t] = total[r][t] + hn::GetLane(hn::SumOfLanes(dd, acc[r][t])) * f[r];
+            acc[r][t] = hn::Zero(dd);
+          }
+        }
+        continue;
+      }
+    }
+#endif
     for (int64_t e = b0; e < b1; e += NF) {
       if ((e & (kFp8 ? 63 : 127)) == 0) {  // once per cache line of the rows
         for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + (kFp8 ? e : e / 2) + kPrefetchBytes);
@@ -549,6 +693,56 @@ HWY_NOINLINE void FusedRowsF32Products(const WeightMatrix& w, const int64_t (&ro
   }
 }
 #endif  // HWY_TARGET == HWY_SCALAR
+
+#ifdef DSV4_E4M3_TABLES
+// Reference-mode FP8 decode on VBMI targets: the codes decoded straight to doubles (byte
+// tables) and multiplied with the double inputs by double FMAs. Each block's sum of exact
+// products is exact (see linear_kernels.h) and so equals the FP32-product kernel's whatever
+// the order; the blocks are scaled and added in K order as there: the same bits.
+template <int TB>
+HWY_NOINLINE void FusedRowsFp8Tables(const WeightMatrix& w, const int64_t (&row)[4], const double* HWY_RESTRICT x,
+                                     int64_t xs, double (&out)[4][TB]) {
+  const hn::ScalableTag<double> dd;
+  using VD = hn::Vec<decltype(dd)>;
+  const int64_t cols = w.cols;
+  const uint8_t* data[4];
+  const uint8_t* scales[4];
+  for (int r = 0; r < 4; ++r) {
+    data[r] = w.data + row[r] * cols;
+    scales[r] = w.scale + (row[r] / 128) * ((cols + 127) / 128);
+  }
+  const E4m3Tables& tabs = e4m3_tables();
+  double total[4][TB] = {};
+  for (int64_t b0 = 0; b0 < cols; b0 += 128) {
+    VD acc[4][TB];
+    for (int r = 0; r < 4; ++r) {
+      for (int t = 0; t < TB; ++t) acc[r][t] = hn::Zero(dd);
+    }
+    for (int64_t e = b0; e < b0 + 128; e += 64) {
+      for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + e + kPrefetchBytes);
+      for (int r = 0; r < 4; ++r) {
+        __m512d wv[8];
+        E4m3x64Double(tabs, data[r] + e, wv);
+        for (int t = 0; t < TB; ++t) {
+          VD a0 = acc[r][t], a1 = hn::Zero(dd);
+          for (int v = 0; v < 8; v += 2) {
+            a0 = hn::MulAdd(VD{wv[v]}, hn::Load(dd, x + t * xs + e + 8 * v), a0);
+            a1 = hn::MulAdd(VD{wv[v + 1]}, hn::Load(dd, x + t * xs + e + 8 * v + 8), a1);
+          }
+          acc[r][t] = hn::Add(a0, a1);
+        }
+      }
+    }
+    for (int r = 0; r < 4; ++r) {
+      const double f = double_factor(scales[r][b0 / 128], kE4m3Shift);
+      for (int t = 0; t < TB; ++t) total[r][t] = total[r][t] + hn::GetLane(hn::SumOfLanes(dd, acc[r][t])) * f;
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) out[r][t] = total[r][t];
+  }
+}
+#endif
 
 // max - min of n bytes.
 inline int ByteSpan(const uint8_t* HWY_RESTRICT p, int64_t n) {
@@ -598,6 +792,12 @@ void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) 
     double out[4][TB];
     switch (w.format) {
       case WeightFormat::kFp8Block:
+#ifdef DSV4_E4M3_TABLES
+        if (kAcc == Accumulation::kDoubleBlocks && w.cols % 128 == 0) {
+          FusedRowsFp8Tables<TB>(w, row, reinterpret_cast<const double*>(pb.x), pb.x_stride, out);
+          break;
+        }
+#endif
         if (kF32Products && kAcc == Accumulation::kDoubleBlocks) {
           FusedRowsF32Products<WeightFormat::kFp8Block, TB>(w, row, pb.x_f32, pb.x_stride, out);
         } else {
