@@ -69,6 +69,7 @@ HWY_INLINE hn::Vec<DF> E2m1Bits(DF df, const uint8_t* HWY_RESTRICT p) {
 // the sign ORed into the top byte, and one byte shuffle per output vector that places the two
 // bytes into the dwords. 7 shuffle-class instructions per 64 weights instead of ~6 per 16.
 #undef DSV4_E4M3_TABLES  // this file is compiled once per target
+#undef DSV4_FP4_DOUBLE_TABLES
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3_DL
 #define DSV4_E4M3_TABLES 1
 struct E4m3Tables {
@@ -744,6 +745,61 @@ HWY_NOINLINE void FusedRowsFp8Tables(const WeightMatrix& w, const int64_t (&row)
 }
 #endif
 
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+#define DSV4_FP4_DOUBLE_TABLES 1
+// Reference-mode FP4 decode of whole rows that pass the span test (their sums are exact in
+// any order, see linear_kernels.h) on AVX-512 targets: per 32-column block the 16 E2M1 values
+// times the block's 2^Ew as a double table in two registers, indexed by the codes (vpermt2pd
+// reads the low 4 bits of each index), and double FMAs with the double inputs. The products
+// are those of FusedRowsF32Products (code * x * 2^Ew, exact), so the exact sum is the same.
+template <int TB>
+HWY_NOINLINE void FusedRowsFp4Tables(const WeightMatrix& w, const int64_t (&row)[4], const double* HWY_RESTRICT x,
+                                     int64_t xs, double (&out)[4][TB]) {
+  const hn::ScalableTag<double> dd;
+  using VD = hn::Vec<decltype(dd)>;
+  const int64_t cols = w.cols;
+  const uint8_t* data[4];
+  const uint8_t* scales[4];
+  for (int r = 0; r < 4; ++r) {
+    data[r] = w.data + row[r] * (cols / 2);
+    scales[r] = w.scale + row[r] * (cols / 32);
+  }
+  alignas(64) double values[16];
+  for (int i = 0; i < 16; ++i) values[i] = kE2m1Values[i];
+  const __m512d t0 = _mm512_load_pd(values), t1 = _mm512_load_pd(values + 8);
+  VD acc[4][TB][2];
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) acc[r][t][0] = acc[r][t][1] = hn::Zero(dd);
+  }
+  for (int64_t b0 = 0; b0 < cols; b0 += 32) {
+    if ((b0 & 127) == 0) {  // once per cache line of the rows
+      for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + b0 / 2 + kPrefetchBytes);
+    }
+    for (int r = 0; r < 4; ++r) {
+      const __m512d f = _mm512_set1_pd(double_factor(scales[r][b0 / 32], 0));
+      const __m512d s0 = _mm512_mul_pd(t0, f), s1 = _mm512_mul_pd(t1, f);
+      const uint8_t* p = data[r] + b0 / 2;
+      const __m512i i0 = _mm512_cvtepu8_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+      const __m512i i1 = _mm512_cvtepu8_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8)));
+      const VD w0{_mm512_permutex2var_pd(s0, i0, s1)};
+      const VD w1{_mm512_permutex2var_pd(s0, i1, s1)};
+      const VD w2{_mm512_permutex2var_pd(s0, _mm512_srli_epi64(i0, 4), s1)};
+      const VD w3{_mm512_permutex2var_pd(s0, _mm512_srli_epi64(i1, 4), s1)};
+      for (int t = 0; t < TB; ++t) {
+        const double* xt = x + t * xs + b0;
+        acc[r][t][0] = hn::MulAdd(w0, hn::Load(dd, xt), acc[r][t][0]);
+        acc[r][t][1] = hn::MulAdd(w1, hn::Load(dd, xt + 8), acc[r][t][1]);
+        acc[r][t][0] = hn::MulAdd(w2, hn::Load(dd, xt + 16), acc[r][t][0]);
+        acc[r][t][1] = hn::MulAdd(w3, hn::Load(dd, xt + 24), acc[r][t][1]);
+      }
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) out[r][t] = hn::GetLane(hn::SumOfLanes(dd, hn::Add(acc[r][t][0], acc[r][t][1])));
+  }
+}
+#endif
+
 // max - min of n bytes.
 inline int ByteSpan(const uint8_t* HWY_RESTRICT p, int64_t n) {
   const hn::ScalableTag<uint8_t> d8;
@@ -808,6 +864,10 @@ void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) 
         if (kAcc == Accumulation::kDoubleBlocks &&
             ByteSpan(w.scale + row[0] * fp4_blocks, rows_here * fp4_blocks) <= fp4_budget) {
           if (kF32Products) {  // exact, see linear_kernels.h
+#ifdef DSV4_FP4_DOUBLE_TABLES
+            FusedRowsFp4Tables<TB>(w, row, reinterpret_cast<const double*>(pb.x), pb.x_stride, out);
+            break;
+#endif
             FusedRowsF32Products<WeightFormat::kFp4, TB>(w, row, pb.x_f32, pb.x_stride, out);
           } else {
             FusedRows<Accumulation::kDouble, WeightFormat::kFp4, TB>(da, w, row, x, pb.x_stride, out);
