@@ -378,6 +378,14 @@ HWY_INLINE void MicroBlocks(DA da, const double* HWY_RESTRICT w, int64_t ws, con
 // so the out-of-order window alone keeps too few cache misses in flight; a software prefetch
 // this far ahead in each row raised FP4 decode from DRAM by ~25% here (FP8: neutral).
 constexpr int64_t kPrefetchBytes = 1024;
+// Prefetches `distance` bytes ahead of byte `offset` in each of the 4 consecutive rows of a
+// pass; past a row's end, in the same row of the next pass (the rows after these 4), so that
+// a new pass does not start its streams cold.
+HWY_INLINE void PrefetchRows(const uint8_t* const (&data)[4], int64_t offset, int64_t row_bytes) {
+  const int64_t o = offset + kPrefetchBytes;
+  const int64_t skip = o >= row_bytes ? 3 * row_bytes : 0;
+  for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + o + skip);
+}
 
 // E2M1 values, for the in-register table lookup of FP4 codes on 16-lane targets.
 alignas(64) constexpr float kE2m1Values[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
@@ -458,7 +466,7 @@ HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4
       const hn::Rebind<uint8_t, decltype(df)> d8;
       V lo[4], hi[4];
       if ((b0 & 127) == 0) {  // once per cache line of the rows
-        for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + b0 / 2 + kPrefetchBytes);
+        PrefetchRows(data, b0 / 2, cols / 2);
       }
       for (int r = 0; r < 4; ++r) {
         const auto b = hn::PromoteTo(du, hn::LoadU(d8, data[r] + b0 / 2));
@@ -478,7 +486,7 @@ HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4
         if ((b1 - b0) % 64 == 0 && b1 <= full_end) {  // 64 codes per step, same sums in the same order
           const E4m3Tables& tabs = e4m3_tables();
           for (int64_t e = b0; e < b1; e += 64) {
-            for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + e + kPrefetchBytes);
+            PrefetchRows(data, e, cols);
             V xv[TB][4];
             for (int t = 0; t < TB; ++t) {
               for (int v = 0; v < 4; ++v) xv[t][v] = hn::Load(da, x + t * xs + e + 16 * v);
@@ -500,9 +508,8 @@ HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4
 #endif
       for (int64_t e = b0; e < b1; e += N) {
         if (((e * kElemBytes) & 63) == 0) {  // once per cache line of the rows
-          for (int r = 0; r < 4; ++r) {
-            hwy::Prefetch(data[r] + (kFormat == WeightFormat::kFp4 ? e / 2 : e * kElemBytes) + kPrefetchBytes);
-          }
+          PrefetchRows(data, kFormat == WeightFormat::kFp4 ? e / 2 : e * kElemBytes,
+                       kFormat == WeightFormat::kFp4 ? cols / 2 : cols * kElemBytes);
         }
         V wv[4];
         for (int r = 0; r < 4; ++r) {
@@ -623,7 +630,7 @@ HWY_NOINLINE void FusedRowsF32Products(const WeightMatrix& w, const int64_t (&ro
       if ((b1 - b0) % 64 == 0 && b1 <= full_end) {  // 64 codes per step (exact block sums: any order)
         const E4m3Tables& tabs = e4m3_tables();
         for (int64_t e = b0; e < b1; e += 64) {
-          for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + e + kPrefetchBytes);
+          PrefetchRows(data, e, cols);
           VF xv[TB][4];
           for (int t = 0; t < TB; ++t) {
             for (int v = 0; v < 4; ++v) xv[t][v] = hn::Load(df, x + t * xs + e + 16 * v);
@@ -654,7 +661,7 @@ HWY_NOINLINE void FusedRowsF32Products(const WeightMatrix& w, const int64_t (&ro
 #endif
     for (int64_t e = b0; e < b1; e += NF) {
       if ((e & (kFp8 ? 63 : 127)) == 0) {  // once per cache line of the rows
-        for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + (kFp8 ? e : e / 2) + kPrefetchBytes);
+        PrefetchRows(data, kFp8 ? e : e / 2, kFp8 ? cols : cols / 2);
       }
       VF wv[4];
       for (int r = 0; r < 4; ++r) {
@@ -720,7 +727,7 @@ HWY_NOINLINE void FusedRowsFp8Tables(const WeightMatrix& w, const int64_t (&row)
       for (int t = 0; t < TB; ++t) acc[r][t] = hn::Zero(dd);
     }
     for (int64_t e = b0; e < b0 + 128; e += 64) {
-      for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + e + kPrefetchBytes);
+      PrefetchRows(data, e, cols);
       for (int r = 0; r < 4; ++r) {
         __m512d wv[8];
         E4m3x64Double(tabs, data[r] + e, wv);
@@ -773,7 +780,7 @@ HWY_NOINLINE void FusedRowsFp4Tables(const WeightMatrix& w, const int64_t (&row)
   }
   for (int64_t b0 = 0; b0 < cols; b0 += 32) {
     if ((b0 & 127) == 0) {  // once per cache line of the rows
-      for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + b0 / 2 + kPrefetchBytes);
+      PrefetchRows(data, b0 / 2, cols / 2);
     }
     for (int r = 0; r < 4; ++r) {
       const __m512d f = _mm512_set1_pd(double_factor(scales[r][b0 / 32], 0));
