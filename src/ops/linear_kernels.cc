@@ -807,6 +807,63 @@ HWY_NOINLINE void FusedRowsFp4Tables(const WeightMatrix& w, const int64_t (&row)
 }
 #endif
 
+#ifdef DSV4_FP4_DOUBLE_TABLES
+// Precise-mode FP4 decode on AVX-512 targets: the kFp4Table loop of FusedRows (same tables,
+// same FMAs in the same order) with the block scales of 16 blocks turned into floats at once
+// (E8M0 code << 23, then broadcast from memory into the table multiply) and the codes indexing
+// the tables directly (vpermps reads the low 4 bits).
+template <int TB>
+HWY_NOINLINE void FusedRowsFp4Float(const WeightMatrix& w, const int64_t (&row)[4], const float* HWY_RESTRICT x,
+                                    int64_t xs, double (&out)[4][TB]) {
+  const hn::ScalableTag<float> df;
+  using V = hn::Vec<decltype(df)>;
+  const int64_t cols = w.cols, blocks = cols / 32;
+  const uint8_t* data[4];
+  const uint8_t* scales[4];
+  for (int r = 0; r < 4; ++r) {
+    data[r] = w.data + row[r] * (cols / 2);
+    scales[r] = w.scale + row[r] * blocks;
+  }
+  const __m512 values = _mm512_load_ps(kE2m1Values);
+  V a[4][TB];
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) a[r][t] = hn::Zero(df);
+  }
+  for (int64_t c0 = 0; c0 < blocks; c0 += 16) {  // 16 scale blocks per chunk
+    const int64_t nb = std::min<int64_t>(16, blocks - c0);
+    const __mmask16 live = static_cast<__mmask16>((1u << nb) - 1);
+    alignas(64) float sv[4][16];  // e8m0_value of each block's scale
+    for (int r = 0; r < 4; ++r) {
+      const __m512i sc = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(live, scales[r] + c0));
+      const __mmask16 odd = _mm512_mask_cmpeq_epi32_mask(live, sc, _mm512_setzero_si512()) |
+                            _mm512_mask_cmpeq_epi32_mask(live, sc, _mm512_set1_epi32(255));
+      if (odd == 0) {
+        _mm512_store_si512(sv[r], _mm512_slli_epi32(sc, 23));
+      } else {
+        for (int64_t b = 0; b < nb; ++b) sv[r][b] = e8m0_value(scales[r][c0 + b]);
+      }
+    }
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t b0 = (c0 + b) * 32;
+      if ((b0 & 127) == 0) PrefetchRows(data, b0 / 2, cols / 2);
+      for (int r = 0; r < 4; ++r) {
+        const __m512 table = _mm512_mul_ps(values, _mm512_set1_ps(sv[r][b]));  // broadcast from memory
+        const __m512i codes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(data[r] + b0 / 2)));
+        const V lo{_mm512_permutexvar_ps(codes, table)};
+        const V hi{_mm512_permutexvar_ps(_mm512_srli_epi32(codes, 4), table)};
+        for (int t = 0; t < TB; ++t) {
+          a[r][t] = hn::MulAdd(lo, hn::Load(df, x + t * xs + b0), a[r][t]);
+          a[r][t] = hn::MulAdd(hi, hn::Load(df, x + t * xs + b0 + 16), a[r][t]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) out[r][t] = static_cast<double>(hn::GetLane(hn::SumOfLanes(df, a[r][t])));
+  }
+}
+#endif
+
 // max - min of n bytes.
 inline int ByteSpan(const uint8_t* HWY_RESTRICT p, int64_t n) {
   const hn::ScalableTag<uint8_t> d8;
@@ -880,6 +937,12 @@ void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) 
             FusedRows<Accumulation::kDouble, WeightFormat::kFp4, TB>(da, w, row, x, pb.x_stride, out);
           }
         } else {
+#ifdef DSV4_FP4_DOUBLE_TABLES
+          if (kAcc == Accumulation::kFloat) {
+            FusedRowsFp4Float<TB>(w, row, reinterpret_cast<const float*>(pb.x), pb.x_stride, out);
+            break;
+          }
+#endif
           FusedRows<kAcc, WeightFormat::kFp4, TB>(da, w, row, x, pb.x_stride, out);
         }
         break;
