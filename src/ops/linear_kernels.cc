@@ -864,6 +864,62 @@ HWY_NOINLINE void FusedRowsFp4Float(const WeightMatrix& w, const int64_t (&row)[
 }
 #endif
 
+#ifdef DSV4_FP4_DOUBLE_TABLES
+// kDouble BF16 decode (the LM head in both modes) on AVX-512 targets without conversions:
+// a BF16 pattern sign-extended to 64 bits and shifted left by 45 has its sign in bit 63 (and
+// copies in 62..60, cleared), exponent in 59..52 and mantissa in 51..45: the double w * 2^-896,
+// exact for every finite BF16 (zeros stay zeros, subnormals become double subnormals of the
+// same scaled value). Multiplied by the inputs times 2^896 (exact: |x| < 2^128) the products
+// are exactly w * x, fed to the same double FMAs in the same lane order as FusedRows: the same
+// bits. Returns false, computing nothing usable, if a row holds an Inf / NaN weight (the
+// caller then takes FusedRows).
+template <int TB>
+HWY_NOINLINE bool FusedRowsBf16Double(const WeightMatrix& w, const int64_t (&row)[4], const double* HWY_RESTRICT x,
+                                      int64_t xs, double (&out)[4][TB]) {
+  const hn::ScalableTag<double> dd;
+  using VD = hn::Vec<decltype(dd)>;
+  const int64_t cols = w.cols;
+  const uint8_t* data[4];
+  for (int r = 0; r < 4; ++r) data[r] = w.data + row[r] * cols * 2;
+  const __m512i keep = _mm512_set1_epi64(static_cast<int64_t>(0x8FFFFFFFFFFFFFFFull));
+  const __m512i magnitude = _mm512_set1_epi16(0x7FFF);
+  __m512i largest = _mm512_setzero_si512();  // of the magnitude bits, for the Inf / NaN check
+  VD a[4][TB];
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) a[r][t] = hn::Zero(dd);
+  }
+  for (int64_t e = 0; e < cols; e += 32) {
+    PrefetchRows(data, e * 2, cols * 2);
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* p = data[r] + e * 2;
+      largest = _mm512_max_epu16(largest, _mm512_and_si512(_mm512_loadu_si512(p), magnitude));
+      for (int v = 0; v < 4; ++v) {
+        const __m512i q = _mm512_cvtepi16_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * v)));
+        const VD wv{_mm512_castsi512_pd(_mm512_and_si512(_mm512_slli_epi64(q, 45), keep))};
+        for (int t = 0; t < TB; ++t) a[r][t] = hn::MulAdd(wv, hn::Load(dd, x + t * xs + e + 8 * v), a[r][t]);
+      }
+    }
+  }
+  if (_mm512_cmpge_epu16_mask(largest, _mm512_set1_epi16(0x7F80)) != 0) return false;
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) out[r][t] = hn::GetLane(hn::SumOfLanes(dd, a[r][t]));
+  }
+  return true;
+}
+
+// The inputs times 2^896 for FusedRowsBf16Double, in per-thread scratch.
+inline const double* ScaledInputs(const double* HWY_RESTRICT x, int64_t stride, int64_t n) {
+  thread_local AlignedBuffer buffer;
+  double* out = buffer.get<double>(stride * n);
+  const hn::ScalableTag<double> dd;
+  const auto f = hn::Set(dd, 0x1p896);
+  for (int64_t i = 0; i < stride * n; i += static_cast<int64_t>(hn::Lanes(dd))) {
+    hn::Store(hn::Mul(hn::Load(dd, x + i), f), dd, out + i);
+  }
+  return out;
+}
+#endif
+
 // max - min of n bytes.
 inline int ByteSpan(const uint8_t* HWY_RESTRICT p, int64_t n) {
   const hn::ScalableTag<uint8_t> d8;
@@ -905,6 +961,8 @@ void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) 
   const int fp4_budget = 26 - ceil_log2(fp4_blocks) - pb.act_exponent_span;  // see linear_kernels.h
   // FP32 products need two float lanes per double lane (not on the one-lane scalar target).
   constexpr bool kF32Products = HWY_TARGET != HWY_SCALAR;
+  const double* bf16_x = nullptr;  // kDouble BF16: the inputs scaled for FusedRowsBf16Double
+  (void)bf16_x;
   for (int64_t r0 = tile_begin * kRowTile; r0 < std::min(w.rows, tile_end * kRowTile); r0 += 4) {
     const int64_t rows_here = std::min<int64_t>(4, w.rows - r0);
     int64_t row[4];
@@ -946,7 +1004,15 @@ void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) 
           FusedRows<kAcc, WeightFormat::kFp4, TB>(da, w, row, x, pb.x_stride, out);
         }
         break;
-      case WeightFormat::kBf16: FusedRows<kAcc, WeightFormat::kBf16, TB>(da, w, row, x, pb.x_stride, out); break;
+      case WeightFormat::kBf16:
+#ifdef DSV4_FP4_DOUBLE_TABLES
+        if (kAcc == Accumulation::kDouble && w.cols % 32 == 0) {
+          if (bf16_x == nullptr) bf16_x = ScaledInputs(reinterpret_cast<const double*>(pb.x), pb.x_stride, TB);
+          if (FusedRowsBf16Double<TB>(w, row, bf16_x, pb.x_stride, out)) break;
+        }
+#endif
+        FusedRows<kAcc, WeightFormat::kBf16, TB>(da, w, row, x, pb.x_stride, out);
+        break;
       case WeightFormat::kF32: FusedRows<kAcc, WeightFormat::kF32, TB>(da, w, row, x, pb.x_stride, out); break;
     }
     for (int64_t r = 0; r < rows_here; ++r) {
