@@ -4,7 +4,13 @@
 // both numerics modes. The yardsticks are measured in the same run, since the machine is
 // shared and its numbers drift.
 //
-//   kernel_bench [--threads 1,2] [--tokens 128] [--quick]
+//   kernel_bench [--threads 1,2] [--tokens 128] [--quick] [--formats FP8,FP4,BF16,F32] [--no-moe] [--hot]
+//
+// --checksum prints a hash of linear()'s output bits per format, mode, token count and target
+// (random weights, mixed scales), to compare kernel versions bit for bit.
+// --hot adds a decode from a cache-resident weight (4 MiB, in the last-level cache): the kernels' compute speed alone,
+// as GB/s and as weight bytes per FMA-peak cycle (an FMA-cycle being 64 FP32 flops here), which
+// stays comparable between runs on a loaded machine.
 //
 // Last, one MoE decode step (6 experts' FP4 w1, w3, w2) as 18 linear() calls and as two
 // linear_group() passes.
@@ -105,10 +111,53 @@ const char* format_name(WeightFormat f) {
   return "?";
 }
 
+int checksum() {
+  const WeightFormat formats[] = {WeightFormat::kFp8Block, WeightFormat::kFp4, WeightFormat::kBf16, WeightFormat::kF32};
+  ThreadPool pool(2);
+  for (int64_t target : linear_kernels::available_targets()) {
+    linear_kernels::force_target(target);
+    for (WeightFormat f : formats) {
+      for (int64_t cols : {int64_t{4096}, int64_t{1024 + 64}, int64_t{1024 + 40}, int64_t{2048}}) {
+        if (f == WeightFormat::kFp4 && cols % 32 != 0) continue;
+        const bool tight = cols == 2048;  // narrow scale ranges: whole FP4 rows sum exactly
+        Weight m = make_weight(f, 272, cols);
+        std::mt19937 rng(5);
+        if (!m.scale.empty()) {  // mixed scales, a few far ones
+          for (uint8_t& s : m.scale) {
+            s = tight ? static_cast<uint8_t>(119 + rng() % 3) : static_cast<uint8_t>(110 + rng() % 20 + (rng() % 4096 == 0 ? 60 : 0));
+          }
+        }
+        std::vector<float> x(static_cast<size_t>(9 * cols));
+        std::normal_distribution<float> nd;
+        for (float& v : x) v = nd(rng) * (!tight && rng() % 16 == 0 ? 1e-3f : 1.0f);
+        for (Numerics numerics : {Numerics::kReference, Numerics::kPrecise}) {
+          for (int64_t n : {int64_t{1}, int64_t{2}, int64_t{3}, int64_t{9}}) {
+            std::vector<float> y(static_cast<size_t>(n * 272));
+            linear(m.w, x.data(), cols, n, y.data(), 272, numerics, LinearCompute::kNative, pool);
+            uint64_t h = 1469598103934665603ull;
+            for (float v : y) {
+              uint32_t b;
+              std::memcpy(&b, &v, 4);
+              h = (h ^ b) * 1099511628211ull;
+            }
+            std::printf("%-8s %-5s cols %5lld %-9s n %lld: %016llx\n", linear_kernels::target_name(target).c_str(),
+                        format_name(f), static_cast<long long>(cols),
+                        numerics == Numerics::kPrecise ? "precise" : "reference", static_cast<long long>(n),
+                        static_cast<unsigned long long>(h));
+          }
+        }
+      }
+    }
+  }
+  linear_kernels::force_target(0);
+  return 0;
+}
+
 int run(int argc, char** argv) {
   std::vector<int> thread_counts = {1, 2};
   int64_t prefill_tokens = 128;
-  bool quick = false;
+  bool quick = false, moe = true, hot = false;
+  std::string only_formats;  // empty: all
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) {
@@ -122,15 +171,23 @@ int run(int argc, char** argv) {
       prefill_tokens = std::atoll(argv[++i]);
     } else if (a == "--quick") {
       quick = true;
+    } else if (a == "--formats" && i + 1 < argc) {
+      only_formats = "," + std::string(argv[++i]) + ",";
+    } else if (a == "--no-moe") {
+      moe = false;
+    } else if (a == "--hot") {
+      hot = true;
+    } else if (a == "--checksum") {
+      return checksum();
     } else {
-      std::fprintf(stderr, "usage: kernel_bench [--threads 1,2] [--tokens N] [--quick]\n");
+      std::fprintf(stderr, "usage: kernel_bench [--threads 1,2] [--tokens N] [--quick] [--formats FP8,FP4,BF16,F32] [--no-moe] [--hot] [--checksum]\n");
       return 2;
     }
   }
   const int repeats = quick ? 2 : 5;
   std::printf("kernel target: %s\n", linear_kernels::current_target_name().c_str());
 
-    const WeightFormat formats[] = {WeightFormat::kFp8Block, WeightFormat::kFp4, WeightFormat::kBf16, WeightFormat::kF32};
+  const WeightFormat formats[] = {WeightFormat::kFp8Block, WeightFormat::kFp4, WeightFormat::kBf16, WeightFormat::kF32};
   for (int threads : thread_counts) {
     ThreadPool pool(threads);
     const double bw = measure_read_bandwidth(pool, int64_t{1} << (quick ? 28 : 30), repeats);
@@ -142,6 +199,7 @@ int run(int argc, char** argv) {
     std::printf("%-5s %-9s | %-32s | %-40s\n", "fmt", "mode", "decode (1 token): weight GB/s",
                 "prefill: GFLOP/s");
     for (WeightFormat f : formats) {
+      if (!only_formats.empty() && only_formats.find("," + std::string(format_name(f)) + ",") == std::string::npos) continue;
       // Decode: a model's worth of layers, 8 matrices of 48 MiB each (384 MiB, far beyond
       // the last-level cache), one linear per matrix, as a decode step reads its weights.
       const int64_t elem_x2 = f == WeightFormat::kFp4 ? 1 : f == WeightFormat::kFp8Block ? 2 : f == WeightFormat::kBf16 ? 4 : 8;
@@ -177,6 +235,22 @@ int run(int argc, char** argv) {
             linear(pre.w, x.data(), cols, prefill_tokens, y.data(), 512, numerics, LinearCompute::kNative, pool);
           }));
         }
+        if (hot) {
+          const Weight& small = layers.front();
+          WeightMatrix hw = small.w;
+          hw.rows = hw.total_rows = (int64_t{4} << 20) * 2 / elem_x2 / cols / 16 * 16;
+          const int64_t hot_bytes = static_cast<int64_t>(static_cast<double>(small.bytes()) * hw.rows / small.w.rows);
+          double th = 1e30, hpeak = 0;
+          for (int round = 0; round < repeats; ++round) {
+            hpeak = std::max(hpeak, measure_fp32_fma_peak(pool, 1));
+            th = std::min(th, best_seconds(20, [&] {
+              for (int i = 0; i < 2; ++i) linear(hw, x.data(), cols, 1, y.data(), hw.rows, numerics, LinearCompute::kNative, pool);
+            }));
+          }
+          const double hgbs = 2.0 * static_cast<double>(hot_bytes) / th;
+          std::printf("%-5s %-9s | hot decode %6.2f GB/s, %5.2f bytes per FMA-peak cycle\n", format_name(f),
+                      numerics == Numerics::kPrecise ? "precise" : "reference", hgbs / 1e9, hgbs / (hpeak / 64.0));
+        }
         const double gbs = static_cast<double>(decode_bytes) / td;
         const double flops = 2.0 * 512 * cols * static_cast<double>(prefill_tokens) / tp;
         std::printf("%-5s %-9s | %6.2f GB/s of %5.2f (%5.1f%%) | %6.1f GFLOP/s of %6.1f (%5.1f%%) %4lld tok\n",
@@ -191,7 +265,7 @@ int run(int argc, char** argv) {
   // input, then w2 [7168, 2048]: 18 separate linear() calls vs two linear_group() passes.
   // The experts of a step are drawn from 24 (about 530 MiB of FP4 weights, 8 with --quick) so
   // that they come from memory, as in a real step.
-  {
+  if (moe) {
     const int64_t dim = 7168, inter = 2048, n_experts = quick ? 8 : 24, active = 6;
     std::vector<Weight> w13, w2;
     for (int64_t e = 0; e < n_experts; ++e) {

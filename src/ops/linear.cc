@@ -1,6 +1,7 @@
 #include "ops/linear.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -254,19 +255,31 @@ void linear_group(const LinearProduct* products, int64_t count, Numerics numeric
 namespace {
 
 void run_tiles(const CallState& st, int64_t tiles, ThreadPool& pool) {
-  // One pass over the row tiles of all products; a thread's range may span several products.
+  // One pass over the row tiles of all products; a chunk of tiles may span several products.
+  // The threads claim chunks of consecutive tiles from a shared counter instead of taking
+  // fixed equal ranges, so that on a shared or unevenly loaded machine a thread that runs
+  // late does less of the work (a tile's outputs do not depend on which thread computes it).
   const CallState* state = &st;
-  pool.parallel_for(tiles, 1, [state](int64_t begin, int64_t end, int) {
-    size_t i = static_cast<size_t>(std::upper_bound(state->first_tile.begin(), state->first_tile.end(), begin) -
-                                   state->first_tile.begin()) - 1;
-    while (begin < end) {
-      const int64_t first = state->first_tile[i], next = state->first_tile[i + 1];
-      const int64_t stop = std::min(end, next);
-      linear_kernels::compute_tiles(state->problems[i], begin - first, stop - first);
-      begin = stop;
-      ++i;
+  const int64_t threads = pool.size();
+  const int64_t chunk = std::max<int64_t>(1, tiles / (threads * 8));
+  std::atomic<int64_t> next{0};
+  auto work = [state, tiles, chunk, &next](int64_t, int64_t, int) {
+    for (;;) {
+      int64_t begin = next.fetch_add(chunk, std::memory_order_relaxed);
+      if (begin >= tiles) return;
+      const int64_t end = std::min(tiles, begin + chunk);
+      size_t i = static_cast<size_t>(std::upper_bound(state->first_tile.begin(), state->first_tile.end(), begin) -
+                                     state->first_tile.begin()) - 1;
+      while (begin < end) {
+        const int64_t first = state->first_tile[i], stop = std::min(end, state->first_tile[i + 1]);
+        linear_kernels::compute_tiles(state->problems[i], begin - first, stop - first);
+        begin = stop;
+        ++i;
+      }
     }
-  });
+  };
+  if (threads == 1 || tiles == 1) return work(0, 1, 0);
+  pool.parallel_for(threads, 1, work);
 }
 
 }  // namespace

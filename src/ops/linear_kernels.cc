@@ -63,6 +63,92 @@ HWY_INLINE hn::Vec<DF> E2m1Bits(DF df, const uint8_t* HWY_RESTRICT p) {
   return hn::PromoteTo(df, hn::BitCast(dh, h));
 }
 
+// AVX-512 VBMI targets: 64 E4M3 codes -> 4 x 16 float lanes with the values of E4m3Bits, by
+// two 128-entry byte tables (vpermi2b on the 7 magnitude bits) giving the upper two bytes of
+// each float (the values have at most 4 significant bits, so the lower two bytes are zero),
+// the sign ORed into the top byte, and one byte shuffle per output vector that places the two
+// bytes into the dwords. 7 shuffle-class instructions per 64 weights instead of ~6 per 16.
+#undef DSV4_E4M3_TABLES  // this file is compiled once per target
+#undef DSV4_FP4_DOUBLE_TABLES
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3_DL
+#define DSV4_E4M3_TABLES 1
+struct E4m3Tables {
+  __m512i lo0, lo1, hi0, hi1;  // byte 2 / byte 3 of the float for magnitudes 0..63, 64..127
+  __m512i place[4];            // byte indices: dword j of vector v <- (lo, hi) of code 16 v + j
+  // The same for the values as doubles (bytes 6 and 7; the low 6 bytes are zero).
+  __m512i dlo0, dlo1, dhi0, dhi1;
+  __m512i dplace[8];  // qword j of vector v <- (lo, hi) of code 8 v + j
+};
+inline const E4m3Tables& e4m3_tables() {
+  static const E4m3Tables t = [] {
+    E4m3Tables r;
+    const hn::ScalableTag<float> df;
+    alignas(64) uint8_t codes[128];
+    alignas(64) uint32_t bits[128];
+    alignas(64) uint8_t lo[128], hi[128], place[4][64], dlo[128], dhi[128], dplace[8][64];
+    for (int i = 0; i < 128; ++i) codes[i] = static_cast<uint8_t>(i);
+    for (int i = 0; i < 128; i += 16) hn::Store(E4m3Bits(df, codes + i), df, reinterpret_cast<float*>(bits + i));
+    for (int i = 0; i < 128; ++i) {
+      if ((bits[i] & 0xFFFF) != 0) std::abort();  // cannot happen: 4 significant bits, normal floats
+      lo[i] = static_cast<uint8_t>(bits[i] >> 16);
+      hi[i] = static_cast<uint8_t>(bits[i] >> 24);
+      float f;
+      std::memcpy(&f, &bits[i], 4);
+      const double d = f;
+      uint64_t db;
+      std::memcpy(&db, &d, 8);
+      if ((db & 0xFFFFFFFFFFFFull) != 0) std::abort();
+      dlo[i] = static_cast<uint8_t>(db >> 48);
+      dhi[i] = static_cast<uint8_t>(db >> 56);
+    }
+    for (int v = 0; v < 8; ++v) {
+      for (int j = 0; j < 8; ++j) {
+        for (int k = 0; k < 6; ++k) dplace[v][8 * j + k] = 0;  // zeroed by the mask
+        dplace[v][8 * j + 6] = static_cast<uint8_t>(8 * v + j);
+        dplace[v][8 * j + 7] = static_cast<uint8_t>(64 + 8 * v + j);
+      }
+      r.dplace[v] = _mm512_load_si512(dplace[v]);
+    }
+    r.dlo0 = _mm512_load_si512(dlo);
+    r.dlo1 = _mm512_load_si512(dlo + 64);
+    r.dhi0 = _mm512_load_si512(dhi);
+    r.dhi1 = _mm512_load_si512(dhi + 64);
+    for (int v = 0; v < 4; ++v) {
+      for (int j = 0; j < 16; ++j) {
+        place[v][4 * j] = place[v][4 * j + 1] = 0;  // zeroed by the mask
+        place[v][4 * j + 2] = static_cast<uint8_t>(16 * v + j);
+        place[v][4 * j + 3] = static_cast<uint8_t>(64 + 16 * v + j);
+      }
+      r.place[v] = _mm512_load_si512(place[v]);
+    }
+    r.lo0 = _mm512_load_si512(lo);
+    r.lo1 = _mm512_load_si512(lo + 64);
+    r.hi0 = _mm512_load_si512(hi);
+    r.hi1 = _mm512_load_si512(hi + 64);
+    return r;
+  }();
+  return t;
+}
+// Checked once: the tables reproduce E4m3Bits only if every value's low 16 bits are zero.
+HWY_INLINE void E4m3x64(const E4m3Tables& t, const uint8_t* HWY_RESTRICT p, __m512 (&out)[4]) {
+  const __m512i codes = _mm512_loadu_si512(p);
+  const __m512i lo = _mm512_permutex2var_epi8(t.lo0, codes, t.lo1);
+  __m512i hi = _mm512_permutex2var_epi8(t.hi0, codes, t.hi1);
+  hi = _mm512_ternarylogic_epi32(hi, codes, _mm512_set1_epi8(static_cast<char>(0x80)), 0xF8);  // hi | (codes & 0x80)
+  constexpr __mmask64 kUpper = 0xCCCCCCCCCCCCCCCCull;
+  for (int v = 0; v < 4; ++v) out[v] = _mm512_castsi512_ps(_mm512_maskz_permutex2var_epi8(kUpper, lo, t.place[v], hi));
+}
+// The same 64 codes as 8 x 8 double lanes (exact: the values of E4m3Bits widened).
+HWY_INLINE void E4m3x64Double(const E4m3Tables& t, const uint8_t* HWY_RESTRICT p, __m512d (&out)[8]) {
+  const __m512i codes = _mm512_loadu_si512(p);
+  const __m512i lo = _mm512_permutex2var_epi8(t.dlo0, codes, t.dlo1);
+  __m512i hi = _mm512_permutex2var_epi8(t.dhi0, codes, t.dhi1);
+  hi = _mm512_ternarylogic_epi32(hi, codes, _mm512_set1_epi8(static_cast<char>(0x80)), 0xF8);  // hi | (codes & 0x80)
+  constexpr __mmask64 kTop2 = 0xC0C0C0C0C0C0C0C0ull;
+  for (int v = 0; v < 8; ++v) out[v] = _mm512_castsi512_pd(_mm512_maskz_permutex2var_epi8(kTop2, lo, t.dplace[v], hi));
+}
+#endif
+
 template <class DF>
 HWY_INLINE hn::Vec<DF> Bf16Values(DF df, const uint8_t* HWY_RESTRICT p) {
   const hn::Rebind<uint32_t, DF> du;
@@ -292,6 +378,14 @@ HWY_INLINE void MicroBlocks(DA da, const double* HWY_RESTRICT w, int64_t ws, con
 // so the out-of-order window alone keeps too few cache misses in flight; a software prefetch
 // this far ahead in each row raised FP4 decode from DRAM by ~25% here (FP8: neutral).
 constexpr int64_t kPrefetchBytes = 1024;
+// Prefetches `distance` bytes ahead of byte `offset` in each of the 4 consecutive rows of a
+// pass; past a row's end, in the same row of the next pass (the rows after these 4), so that
+// a new pass does not start its streams cold.
+HWY_INLINE void PrefetchRows(const uint8_t* const (&data)[4], int64_t offset, int64_t row_bytes) {
+  const int64_t o = offset + kPrefetchBytes;
+  const int64_t skip = o >= row_bytes ? 3 * row_bytes : 0;
+  for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + o + skip);
+}
 
 // E2M1 values, for the in-register table lookup of FP4 codes on 16-lane targets.
 alignas(64) constexpr float kE2m1Values[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
@@ -372,7 +466,7 @@ HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4
       const hn::Rebind<uint8_t, decltype(df)> d8;
       V lo[4], hi[4];
       if ((b0 & 127) == 0) {  // once per cache line of the rows
-        for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + b0 / 2 + kPrefetchBytes);
+        PrefetchRows(data, b0 / 2, cols / 2);
       }
       for (int r = 0; r < 4; ++r) {
         const auto b = hn::PromoteTo(du, hn::LoadU(d8, data[r] + b0 / 2));
@@ -387,11 +481,35 @@ HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4
       continue;
     }
     auto vector_loop = [&](auto two_muls) {
+#ifdef DSV4_E4M3_TABLES
+      if constexpr (kFormat == WeightFormat::kFp8Block && kAcc == Accumulation::kFloat && N == 16) {
+        if ((b1 - b0) % 64 == 0 && b1 <= full_end) {  // 64 codes per step, same sums in the same order
+          const E4m3Tables& tabs = e4m3_tables();
+          for (int64_t e = b0; e < b1; e += 64) {
+            PrefetchRows(data, e, cols);
+            V xv[TB][4];
+            for (int t = 0; t < TB; ++t) {
+              for (int v = 0; v < 4; ++v) xv[t][v] = hn::Load(da, x + t * xs + e + 16 * v);
+            }
+            for (int r = 0; r < 4; ++r) {
+              __m512 raw[4];
+              E4m3x64(tabs, data[r] + e, raw);
+              const V f1 = hn::Set(df, ff[r].first);
+              for (int v = 0; v < 4; ++v) {
+                V wv = hn::Mul(V{raw[v]}, f1);
+                if constexpr (decltype(two_muls)::value) wv = hn::Mul(wv, hn::Set(df, ff[r].second));
+                for (int t = 0; t < TB; ++t) a[r][t] = hn::MulAdd(wv, xv[t][v], a[r][t]);
+              }
+            }
+          }
+          return;
+        }
+      }
+#endif
       for (int64_t e = b0; e < b1; e += N) {
         if (((e * kElemBytes) & 63) == 0) {  // once per cache line of the rows
-          for (int r = 0; r < 4; ++r) {
-            hwy::Prefetch(data[r] + (kFormat == WeightFormat::kFp4 ? e / 2 : e * kElemBytes) + kPrefetchBytes);
-          }
+          PrefetchRows(data, kFormat == WeightFormat::kFp4 ? e / 2 : e * kElemBytes,
+                       kFormat == WeightFormat::kFp4 ? cols / 2 : cols * kElemBytes);
         }
         V wv[4];
         for (int r = 0; r < 4; ++r) {
@@ -507,9 +625,43 @@ HWY_NOINLINE void FusedRowsF32Products(const WeightMatrix& w, const int64_t (&ro
     const int64_t b1 = std::min(cols, b0 + block);
     double f[4];
     for (int r = 0; r < 4; ++r) f[r] = kFp8 ? double_factor(scales[r][b0 / 128], kE4m3Shift) : double_factor(scales[r][b0 / 32], 0);
+#ifdef DSV4_E4M3_TABLES
+    if constexpr (kFp8 && NF == 16) {
+      if ((b1 - b0) % 64 == 0 && b1 <= full_end) {  // 64 codes per step (exact block sums: any order)
+        const E4m3Tables& tabs = e4m3_tables();
+        for (int64_t e = b0; e < b1; e += 64) {
+          PrefetchRows(data, e, cols);
+          VF xv[TB][4];
+          for (int t = 0; t < TB; ++t) {
+            for (int v = 0; v < 4; ++v) xv[t][v] = hn::Load(df, x + t * xs + e + 16 * v);
+          }
+          for (int r = 0; r < 4; ++r) {
+            __m512 raw[4];
+            E4m3x64(tabs, data[r] + e, raw);
+            for (int t = 0; t < TB; ++t) {
+              VD s0 = hn::Zero(dd), s1 = hn::Zero(dd);
+              for (int v = 0; v < 4; ++v) {
+                const VF prod = hn::Mul(VF{raw[v]}, xv[t][v]);
+                s0 = hn::Add(s0, hn::PromoteTo(dd, hn::LowerHalf(dh, prod)));
+                s1 = hn::Add(s1, hn::PromoteTo(dd, hn::UpperHalf(dh, prod)));
+              }
+              acc[r][t] = hn::Add(acc[r][t], hn::Add(s0, s1));
+            }
+          }
+        }
+        for (int r = 0; r < 4; ++r) {
+          for (int t = 0; t < TB; ++t) {
+            total[r][t] = total[r][t] + hn::GetLane(hn::SumOfLanes(dd, acc[r][t])) * f[r];
+            acc[r][t] = hn::Zero(dd);
+          }
+        }
+        continue;
+      }
+    }
+#endif
     for (int64_t e = b0; e < b1; e += NF) {
       if ((e & (kFp8 ? 63 : 127)) == 0) {  // once per cache line of the rows
-        for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + (kFp8 ? e : e / 2) + kPrefetchBytes);
+        PrefetchRows(data, kFp8 ? e : e / 2, kFp8 ? cols : cols / 2);
       }
       VF wv[4];
       for (int r = 0; r < 4; ++r) {
@@ -549,6 +701,224 @@ HWY_NOINLINE void FusedRowsF32Products(const WeightMatrix& w, const int64_t (&ro
   }
 }
 #endif  // HWY_TARGET == HWY_SCALAR
+
+#ifdef DSV4_E4M3_TABLES
+// Reference-mode FP8 decode on VBMI targets: the codes decoded straight to doubles (byte
+// tables) and multiplied with the double inputs by double FMAs. Each block's sum of exact
+// products is exact (see linear_kernels.h) and so equals the FP32-product kernel's whatever
+// the order; the blocks are scaled and added in K order as there: the same bits.
+template <int TB>
+HWY_NOINLINE void FusedRowsFp8Tables(const WeightMatrix& w, const int64_t (&row)[4], const double* HWY_RESTRICT x,
+                                     int64_t xs, double (&out)[4][TB]) {
+  const hn::ScalableTag<double> dd;
+  using VD = hn::Vec<decltype(dd)>;
+  const int64_t cols = w.cols;
+  const uint8_t* data[4];
+  const uint8_t* scales[4];
+  for (int r = 0; r < 4; ++r) {
+    data[r] = w.data + row[r] * cols;
+    scales[r] = w.scale + (row[r] / 128) * ((cols + 127) / 128);
+  }
+  const E4m3Tables& tabs = e4m3_tables();
+  double total[4][TB] = {};
+  for (int64_t b0 = 0; b0 < cols; b0 += 128) {
+    VD acc[4][TB];
+    for (int r = 0; r < 4; ++r) {
+      for (int t = 0; t < TB; ++t) acc[r][t] = hn::Zero(dd);
+    }
+    for (int64_t e = b0; e < b0 + 128; e += 64) {
+      PrefetchRows(data, e, cols);
+      for (int r = 0; r < 4; ++r) {
+        __m512d wv[8];
+        E4m3x64Double(tabs, data[r] + e, wv);
+        for (int t = 0; t < TB; ++t) {
+          VD a0 = acc[r][t], a1 = hn::Zero(dd);
+          for (int v = 0; v < 8; v += 2) {
+            a0 = hn::MulAdd(VD{wv[v]}, hn::Load(dd, x + t * xs + e + 8 * v), a0);
+            a1 = hn::MulAdd(VD{wv[v + 1]}, hn::Load(dd, x + t * xs + e + 8 * v + 8), a1);
+          }
+          acc[r][t] = hn::Add(a0, a1);
+        }
+      }
+    }
+    for (int r = 0; r < 4; ++r) {
+      const double f = double_factor(scales[r][b0 / 128], kE4m3Shift);
+      for (int t = 0; t < TB; ++t) total[r][t] = total[r][t] + hn::GetLane(hn::SumOfLanes(dd, acc[r][t])) * f;
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) out[r][t] = total[r][t];
+  }
+}
+#endif
+
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+#define DSV4_FP4_DOUBLE_TABLES 1
+// Reference-mode FP4 decode of whole rows that pass the span test (their sums are exact in
+// any order, see linear_kernels.h) on AVX-512 targets: per 32-column block the 16 E2M1 values
+// times the block's 2^Ew as a double table in two registers, indexed by the codes (vpermt2pd
+// reads the low 4 bits of each index), and double FMAs with the double inputs. The products
+// are those of FusedRowsF32Products (code * x * 2^Ew, exact), so the exact sum is the same.
+template <int TB>
+HWY_NOINLINE void FusedRowsFp4Tables(const WeightMatrix& w, const int64_t (&row)[4], const double* HWY_RESTRICT x,
+                                     int64_t xs, double (&out)[4][TB]) {
+  const hn::ScalableTag<double> dd;
+  using VD = hn::Vec<decltype(dd)>;
+  const int64_t cols = w.cols;
+  const uint8_t* data[4];
+  const uint8_t* scales[4];
+  for (int r = 0; r < 4; ++r) {
+    data[r] = w.data + row[r] * (cols / 2);
+    scales[r] = w.scale + row[r] * (cols / 32);
+  }
+  alignas(64) double values[16];
+  for (int i = 0; i < 16; ++i) values[i] = kE2m1Values[i];
+  const __m512d t0 = _mm512_load_pd(values), t1 = _mm512_load_pd(values + 8);
+  VD acc[4][TB][2];
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) acc[r][t][0] = acc[r][t][1] = hn::Zero(dd);
+  }
+  for (int64_t b0 = 0; b0 < cols; b0 += 32) {
+    if ((b0 & 127) == 0) {  // once per cache line of the rows
+      PrefetchRows(data, b0 / 2, cols / 2);
+    }
+    for (int r = 0; r < 4; ++r) {
+      const __m512d f = _mm512_set1_pd(double_factor(scales[r][b0 / 32], 0));
+      const __m512d s0 = _mm512_mul_pd(t0, f), s1 = _mm512_mul_pd(t1, f);
+      const uint8_t* p = data[r] + b0 / 2;
+      const __m512i i0 = _mm512_cvtepu8_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+      const __m512i i1 = _mm512_cvtepu8_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8)));
+      const VD w0{_mm512_permutex2var_pd(s0, i0, s1)};
+      const VD w1{_mm512_permutex2var_pd(s0, i1, s1)};
+      const VD w2{_mm512_permutex2var_pd(s0, _mm512_srli_epi64(i0, 4), s1)};
+      const VD w3{_mm512_permutex2var_pd(s0, _mm512_srli_epi64(i1, 4), s1)};
+      for (int t = 0; t < TB; ++t) {
+        const double* xt = x + t * xs + b0;
+        acc[r][t][0] = hn::MulAdd(w0, hn::Load(dd, xt), acc[r][t][0]);
+        acc[r][t][1] = hn::MulAdd(w1, hn::Load(dd, xt + 8), acc[r][t][1]);
+        acc[r][t][0] = hn::MulAdd(w2, hn::Load(dd, xt + 16), acc[r][t][0]);
+        acc[r][t][1] = hn::MulAdd(w3, hn::Load(dd, xt + 24), acc[r][t][1]);
+      }
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) out[r][t] = hn::GetLane(hn::SumOfLanes(dd, hn::Add(acc[r][t][0], acc[r][t][1])));
+  }
+}
+#endif
+
+#ifdef DSV4_FP4_DOUBLE_TABLES
+// Precise-mode FP4 decode on AVX-512 targets: the kFp4Table loop of FusedRows (same tables,
+// same FMAs in the same order) with the block scales of 16 blocks turned into floats at once
+// (E8M0 code << 23, then broadcast from memory into the table multiply) and the codes indexing
+// the tables directly (vpermps reads the low 4 bits).
+template <int TB>
+HWY_NOINLINE void FusedRowsFp4Float(const WeightMatrix& w, const int64_t (&row)[4], const float* HWY_RESTRICT x,
+                                    int64_t xs, double (&out)[4][TB]) {
+  const hn::ScalableTag<float> df;
+  using V = hn::Vec<decltype(df)>;
+  const int64_t cols = w.cols, blocks = cols / 32;
+  const uint8_t* data[4];
+  const uint8_t* scales[4];
+  for (int r = 0; r < 4; ++r) {
+    data[r] = w.data + row[r] * (cols / 2);
+    scales[r] = w.scale + row[r] * blocks;
+  }
+  const __m512 values = _mm512_load_ps(kE2m1Values);
+  V a[4][TB];
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) a[r][t] = hn::Zero(df);
+  }
+  for (int64_t c0 = 0; c0 < blocks; c0 += 16) {  // 16 scale blocks per chunk
+    const int64_t nb = std::min<int64_t>(16, blocks - c0);
+    const __mmask16 live = static_cast<__mmask16>((1u << nb) - 1);
+    alignas(64) float sv[4][16];  // e8m0_value of each block's scale
+    for (int r = 0; r < 4; ++r) {
+      const __m512i sc = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(live, scales[r] + c0));
+      const __mmask16 odd = _mm512_mask_cmpeq_epi32_mask(live, sc, _mm512_setzero_si512()) |
+                            _mm512_mask_cmpeq_epi32_mask(live, sc, _mm512_set1_epi32(255));
+      if (odd == 0) {
+        _mm512_store_si512(sv[r], _mm512_slli_epi32(sc, 23));
+      } else {
+        for (int64_t b = 0; b < nb; ++b) sv[r][b] = e8m0_value(scales[r][c0 + b]);
+      }
+    }
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t b0 = (c0 + b) * 32;
+      if ((b0 & 127) == 0) PrefetchRows(data, b0 / 2, cols / 2);
+      for (int r = 0; r < 4; ++r) {
+        const __m512 table = _mm512_mul_ps(values, _mm512_set1_ps(sv[r][b]));  // broadcast from memory
+        const __m512i codes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(data[r] + b0 / 2)));
+        const V lo{_mm512_permutexvar_ps(codes, table)};
+        const V hi{_mm512_permutexvar_ps(_mm512_srli_epi32(codes, 4), table)};
+        for (int t = 0; t < TB; ++t) {
+          a[r][t] = hn::MulAdd(lo, hn::Load(df, x + t * xs + b0), a[r][t]);
+          a[r][t] = hn::MulAdd(hi, hn::Load(df, x + t * xs + b0 + 16), a[r][t]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) out[r][t] = static_cast<double>(hn::GetLane(hn::SumOfLanes(df, a[r][t])));
+  }
+}
+#endif
+
+#ifdef DSV4_FP4_DOUBLE_TABLES
+// kDouble BF16 decode (the LM head in both modes) on AVX-512 targets without conversions:
+// a BF16 pattern sign-extended to 64 bits and shifted left by 45 has its sign in bit 63 (and
+// copies in 62..60, cleared), exponent in 59..52 and mantissa in 51..45: the double w * 2^-896,
+// exact for every finite BF16 (zeros stay zeros, subnormals become double subnormals of the
+// same scaled value). Multiplied by the inputs times 2^896 (exact: |x| < 2^128) the products
+// are exactly w * x, fed to the same double FMAs in the same lane order as FusedRows: the same
+// bits. Returns false, computing nothing usable, if a row holds an Inf / NaN weight (the
+// caller then takes FusedRows).
+template <int TB>
+HWY_NOINLINE bool FusedRowsBf16Double(const WeightMatrix& w, const int64_t (&row)[4], const double* HWY_RESTRICT x,
+                                      int64_t xs, double (&out)[4][TB]) {
+  const hn::ScalableTag<double> dd;
+  using VD = hn::Vec<decltype(dd)>;
+  const int64_t cols = w.cols;
+  const uint8_t* data[4];
+  for (int r = 0; r < 4; ++r) data[r] = w.data + row[r] * cols * 2;
+  const __m512i keep = _mm512_set1_epi64(static_cast<int64_t>(0x8FFFFFFFFFFFFFFFull));
+  const __m512i magnitude = _mm512_set1_epi16(0x7FFF);
+  __m512i largest = _mm512_setzero_si512();  // of the magnitude bits, for the Inf / NaN check
+  VD a[4][TB];
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) a[r][t] = hn::Zero(dd);
+  }
+  for (int64_t e = 0; e < cols; e += 32) {
+    PrefetchRows(data, e * 2, cols * 2);
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* p = data[r] + e * 2;
+      largest = _mm512_max_epu16(largest, _mm512_and_si512(_mm512_loadu_si512(p), magnitude));
+      for (int v = 0; v < 4; ++v) {
+        const __m512i q = _mm512_cvtepi16_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * v)));
+        const VD wv{_mm512_castsi512_pd(_mm512_and_si512(_mm512_slli_epi64(q, 45), keep))};
+        for (int t = 0; t < TB; ++t) a[r][t] = hn::MulAdd(wv, hn::Load(dd, x + t * xs + e + 8 * v), a[r][t]);
+      }
+    }
+  }
+  if (_mm512_cmpge_epu16_mask(largest, _mm512_set1_epi16(0x7F80)) != 0) return false;
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) out[r][t] = hn::GetLane(hn::SumOfLanes(dd, a[r][t]));
+  }
+  return true;
+}
+
+// The inputs times 2^896 for FusedRowsBf16Double, in per-thread scratch.
+inline const double* ScaledInputs(const double* HWY_RESTRICT x, int64_t stride, int64_t n) {
+  thread_local AlignedBuffer buffer;
+  double* out = buffer.get<double>(stride * n);
+  const hn::ScalableTag<double> dd;
+  const auto f = hn::Set(dd, 0x1p896);
+  for (int64_t i = 0; i < stride * n; i += static_cast<int64_t>(hn::Lanes(dd))) {
+    hn::Store(hn::Mul(hn::Load(dd, x + i), f), dd, out + i);
+  }
+  return out;
+}
+#endif
 
 // max - min of n bytes.
 inline int ByteSpan(const uint8_t* HWY_RESTRICT p, int64_t n) {
@@ -591,6 +961,8 @@ void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) 
   const int fp4_budget = 26 - ceil_log2(fp4_blocks) - pb.act_exponent_span;  // see linear_kernels.h
   // FP32 products need two float lanes per double lane (not on the one-lane scalar target).
   constexpr bool kF32Products = HWY_TARGET != HWY_SCALAR;
+  const double* bf16_x = nullptr;  // kDouble BF16: the inputs scaled for FusedRowsBf16Double
+  (void)bf16_x;
   for (int64_t r0 = tile_begin * kRowTile; r0 < std::min(w.rows, tile_end * kRowTile); r0 += 4) {
     const int64_t rows_here = std::min<int64_t>(4, w.rows - r0);
     int64_t row[4];
@@ -598,6 +970,12 @@ void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) 
     double out[4][TB];
     switch (w.format) {
       case WeightFormat::kFp8Block:
+#ifdef DSV4_E4M3_TABLES
+        if (kAcc == Accumulation::kDoubleBlocks && w.cols % 128 == 0) {
+          FusedRowsFp8Tables<TB>(w, row, reinterpret_cast<const double*>(pb.x), pb.x_stride, out);
+          break;
+        }
+#endif
         if (kF32Products && kAcc == Accumulation::kDoubleBlocks) {
           FusedRowsF32Products<WeightFormat::kFp8Block, TB>(w, row, pb.x_f32, pb.x_stride, out);
         } else {
@@ -608,15 +986,33 @@ void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) 
         if (kAcc == Accumulation::kDoubleBlocks &&
             ByteSpan(w.scale + row[0] * fp4_blocks, rows_here * fp4_blocks) <= fp4_budget) {
           if (kF32Products) {  // exact, see linear_kernels.h
+#ifdef DSV4_FP4_DOUBLE_TABLES
+            FusedRowsFp4Tables<TB>(w, row, reinterpret_cast<const double*>(pb.x), pb.x_stride, out);
+            break;
+#endif
             FusedRowsF32Products<WeightFormat::kFp4, TB>(w, row, pb.x_f32, pb.x_stride, out);
           } else {
             FusedRows<Accumulation::kDouble, WeightFormat::kFp4, TB>(da, w, row, x, pb.x_stride, out);
           }
         } else {
+#ifdef DSV4_FP4_DOUBLE_TABLES
+          if (kAcc == Accumulation::kFloat) {
+            FusedRowsFp4Float<TB>(w, row, reinterpret_cast<const float*>(pb.x), pb.x_stride, out);
+            break;
+          }
+#endif
           FusedRows<kAcc, WeightFormat::kFp4, TB>(da, w, row, x, pb.x_stride, out);
         }
         break;
-      case WeightFormat::kBf16: FusedRows<kAcc, WeightFormat::kBf16, TB>(da, w, row, x, pb.x_stride, out); break;
+      case WeightFormat::kBf16:
+#ifdef DSV4_FP4_DOUBLE_TABLES
+        if (kAcc == Accumulation::kDouble && w.cols % 32 == 0) {
+          if (bf16_x == nullptr) bf16_x = ScaledInputs(reinterpret_cast<const double*>(pb.x), pb.x_stride, TB);
+          if (FusedRowsBf16Double<TB>(w, row, bf16_x, pb.x_stride, out)) break;
+        }
+#endif
+        FusedRows<kAcc, WeightFormat::kBf16, TB>(da, w, row, x, pb.x_stride, out);
+        break;
       case WeightFormat::kF32: FusedRows<kAcc, WeightFormat::kF32, TB>(da, w, row, x, pb.x_stride, out); break;
     }
     for (int64_t r = 0; r < rows_here; ++r) {
