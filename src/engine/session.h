@@ -15,6 +15,8 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/state.h"
@@ -70,6 +72,16 @@ class Session {
   PrefillResult prefill(std::span<const int64_t> prompt, const ProgressFn& progress = {});
 
   void reset();
+
+  // Serialisation (the server's disk prefix cache; the file format is in model/state_io.h):
+  // header, tokens, last logits if valid, the state, and the checkpoint if any (sharing its
+  // compressed rows with the state where they agree). `model_fingerprint` identifies the
+  // weights (model_fingerprint(model()); computed once by the caller).
+  std::string save(uint64_t model_fingerprint) const;
+  // Replaces this session's content with a saved one. Checks everything (fingerprint, numerics,
+  // rewind horizon, context, CRCs, every structural field, token ids) and throws Error naming
+  // `name` and the field; on error the session is unchanged.
+  void load(std::string_view bytes, uint64_t model_fingerprint, const std::string& name);
 
   // Approximate bytes held by this session (state, checkpoint, token list, logits): what a
   // cache of finished sessions budgets against.
