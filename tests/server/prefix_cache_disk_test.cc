@@ -123,6 +123,7 @@ TEST(PrefixCacheDisk, EvictedEntriesGoToDiskAndComeBack) {
   PrefixCache c(tiny_a(), opts(), one + one / 2, {d.p.string(), size_t(1) << 30}, log.fn());
   for (size_t k = 0; k < 3; ++k) serve(c, seq(20, 10 * k + 1));
   EXPECT_EQ(c.entries(), 1);
+  c.wait_for_writes();
   EXPECT_EQ(d.files().size(), 2u);
   EXPECT_EQ(c.disk_stats().entries, 2);
   // The oldest comes back from disk, with an exact continuation.
@@ -147,6 +148,7 @@ TEST(PrefixCacheDisk, DiskBudgetDropsOldestFiles) {
   const size_t file = probe.save(model_fingerprint(*tiny_a())).size();
   PrefixCache c(tiny_a(), opts(), 0, {d.p.string(), 2 * file + file / 2}, [](const std::string&) {});
   for (size_t k = 0; k < 4; ++k) serve(c, seq(20, 10 * k + 1));  // RAM budget 0: every release spills
+  c.wait_for_writes();
   EXPECT_EQ(d.files().size(), 2u);
   EXPECT_LE(c.disk_stats().bytes, static_cast<int64_t>(2 * file + file / 2));
   EXPECT_EQ(c.acquire(seq(20, 1)).common_prefix, 0) << "oldest dropped";

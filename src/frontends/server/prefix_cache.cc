@@ -34,7 +34,39 @@ PrefixCache::PrefixCache(std::shared_ptr<const ModelWeights> model, SessionOptio
   if (!disk_.dir.empty()) {
     fingerprint_ = model_fingerprint(*model_);
     index_disk();
+    writer_ = std::thread([this] { writer_loop(); });
   }
+}
+
+PrefixCache::~PrefixCache() {
+  {
+    std::lock_guard lock(mu_);
+    stop_writer_ = true;
+  }
+  writer_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+}
+
+void PrefixCache::writer_loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    writer_cv_.wait(lock, [&] { return stop_writer_ || !pending_.empty(); });
+    if (pending_.empty()) break;  // stopping, and every queued write is done
+    std::unique_ptr<Session> s = std::move(pending_.back());
+    pending_.pop_back();
+    writer_busy_ = true;
+    lock.unlock();
+    write_to_disk(*s);
+    s.reset();
+    lock.lock();
+    writer_busy_ = false;
+    idle_cv_.notify_all();
+  }
+}
+
+void PrefixCache::wait_for_writes() {
+  std::unique_lock lock(mu_);
+  idle_cv_.wait(lock, [&] { return pending_.empty() && !writer_busy_; });
 }
 
 void PrefixCache::warn(const std::string& msg) const {
@@ -140,6 +172,15 @@ PrefixCache::Lease PrefixCache::acquire(std::span<const int64_t> prompt) {
         best = it;
       }
     }
+    // Evicted sessions still waiting for the writer are as good as RAM entries.
+    auto pbest = pending_.end();
+    for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+      const int64_t len = common_prefix((*it)->tokens(), prompt);
+      if (len > best_len) {
+        best_len = len;
+        pbest = it;
+      }
+    }
     auto dbest = disk_lru_.end();
     int64_t dbest_len = best_len;
     for (auto it = disk_lru_.begin(); it != disk_lru_.end(); ++it) {
@@ -174,6 +215,13 @@ PrefixCache::Lease PrefixCache::acquire(std::span<const int64_t> prompt) {
         continue;  // look again without it
       }
     }
+    if (pbest != pending_.end()) {
+      lease.session = std::move(*pbest);
+      lease.common_prefix = best_len;
+      pending_.erase(pbest);
+      if (pending_.empty() && !writer_busy_) idle_cv_.notify_all();
+      return lease;
+    }
     if (best != lru_.end()) {
       total_ -= best->bytes;
       lease.session = std::move(best->session);
@@ -191,21 +239,20 @@ PrefixCache::Lease PrefixCache::acquire(std::span<const int64_t> prompt) {
 void PrefixCache::release(std::unique_ptr<Session> session) {
   if (!session || session->size() == 0) return;
   const size_t b = session->memory_bytes();
-  std::vector<std::unique_ptr<Session>> evicted;
   {
     std::lock_guard lock(mu_);
     lru_.push_front(Entry{std::move(session), b});
     total_ += b;
-    evict_locked(evicted);
+    evict_locked();
   }
-  if (disk_.dir.empty()) return;
-  for (const auto& s : evicted) write_to_disk(*s);  // least recently used first
+  writer_cv_.notify_one();
 }
 
-void PrefixCache::evict_locked(std::vector<std::unique_ptr<Session>>& evicted) {
+void PrefixCache::evict_locked() {
   while (!lru_.empty() && total_ > budget_) {
     total_ -= lru_.back().bytes;
-    evicted.push_back(std::move(lru_.back().session));
+    // With a disk tier the writer takes it (oldest first: pending_'s back is the oldest).
+    if (!disk_.dir.empty()) pending_.push_front(std::move(lru_.back().session));
     lru_.pop_back();
   }
 }
@@ -246,14 +293,16 @@ void PrefixCache::write_to_disk(const Session& s) {
 
 void PrefixCache::persist() {
   if (disk_.dir.empty()) return;
-  std::list<Entry> all;
+  const uint64_t before = disk_writes_.load();
   {
     std::lock_guard lock(mu_);
-    all.swap(lru_);
+    // Every RAM entry is newer than the queued ones: queue them oldest first at the front.
+    for (auto it = lru_.rbegin(); it != lru_.rend(); ++it) pending_.push_front(std::move(it->session));
+    lru_.clear();
     total_ = 0;
   }
-  const uint64_t before = disk_writes_.load();
-  for (auto it = all.rbegin(); it != all.rend(); ++it) write_to_disk(*it->session);
+  writer_cv_.notify_one();
+  wait_for_writes();
   DiskStats st = disk_stats();
   warn("dsv4 serve: prefix cache: wrote " + std::to_string(disk_writes_.load() - before) + " entries to " + disk_.dir + " (" +
        std::to_string(st.entries) + " entries, " + mib(static_cast<uint64_t>(st.bytes)) + " on disk)");

@@ -23,20 +23,24 @@
 // warning line each and left alone. acquire() looks for the longest common prefix over RAM and
 // disk; a disk entry that wins is loaded (all checks of Session::load), and its file removed
 // (the entry moves to RAM, like a RAM entry is taken out of the pool); a file that fails to load
-// is skipped with a warning and the lookup goes on without it. Disk writes happen in the thread
-// that evicts (the scheduler's, in release()) or calls persist().
+// is skipped with a warning and the lookup goes on without it. Disk writes happen on a writer
+// thread of the cache, so an eviction never stalls the scheduler: evicted sessions wait in a
+// queue (still found by acquire(), outside the RAM budget until written), oldest first.
 //
 // Not done: sharing one cached prefix between two concurrent requests (the second one gets a
 // fresh session).
 #pragma once
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <functional>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/session.h"
@@ -56,6 +60,9 @@ class PrefixCache {
   // created or read).
   PrefixCache(std::shared_ptr<const ModelWeights> model, SessionOptions options, size_t budget_bytes,
               PrefixCacheDiskOptions disk = {}, LogFn log = {});
+  ~PrefixCache();  // finishes queued disk writes
+  PrefixCache(const PrefixCache&) = delete;
+  PrefixCache& operator=(const PrefixCache&) = delete;
 
   struct Lease {
     std::unique_ptr<Session> session;
@@ -64,9 +71,11 @@ class PrefixCache {
   };
   Lease acquire(std::span<const int64_t> prompt);
   void release(std::unique_ptr<Session> session);
-  // Writes every RAM entry to the disk tier (least recently used first) and empties RAM; no-op
-  // without a disk directory. For shutdown.
+  // Writes every RAM entry to the disk tier (least recently used first), empties RAM and waits
+  // for every queued write; no-op without a disk directory. For shutdown.
   void persist();
+  // Waits until the writer thread has written every queued eviction (tests).
+  void wait_for_writes();
   // Counts prompt tokens that a disk entry served (what Session::prefill reused).
   void note_disk_reuse(int64_t tokens) { disk_hit_tokens_ += static_cast<uint64_t>(tokens); }
 
@@ -91,7 +100,8 @@ class PrefixCache {
     std::vector<int64_t> tokens;
     uint64_t bytes = 0;
   };
-  void evict_locked(std::vector<std::unique_ptr<Session>>& evicted);
+  void evict_locked();
+  void writer_loop();
   void index_disk();
   void write_to_disk(const Session& s);
   void warn(const std::string& msg) const;
@@ -114,6 +124,11 @@ class PrefixCache {
   std::list<DiskEntry> disk_lru_;  // front = most recently written
   uint64_t disk_total_ = 0;
   std::atomic<uint64_t> disk_hits_{0}, disk_hit_tokens_{0}, disk_writes_{0}, disk_errors_{0}, disk_skipped_{0};
+  // Evicted sessions waiting for the writer (under mu_; front = newest, the writer takes the back).
+  std::deque<std::unique_ptr<Session>> pending_;
+  bool writer_busy_ = false, stop_writer_ = false;
+  std::condition_variable writer_cv_, idle_cv_;
+  std::thread writer_;  // last member: started once everything else exists
 };
 
 }  // namespace dsv4::server
