@@ -32,7 +32,8 @@ class MappedFile {
 std::string read_file(const std::string& path);  // throws Error naming the path
 bool file_exists(const std::string& path);
 
-// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
+// Writes `bytes` to `path` atomically: a temp file in the same directory (PATH.tmp.PID), fsync,
+// rename, fsync of the directory.
 void write_file_atomic(const std::string& path, std::string_view bytes);
 
 }  // namespace dsv4

@@ -1,10 +1,13 @@
 #include "engine/session.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <limits>
 #include <string>
 
 #include "base/error.h"
 #include "model/forward.h"
+#include "model/state_io.h"
 
 namespace dsv4 {
 
@@ -112,6 +115,14 @@ std::span<const float> Session::last_logits() const {
   return std::span<const float>(logits_.data(), logits_.size());
 }
 
+bool Session::can_rewind_without_recompute(int64_t n) const {
+  const int64_t h = options_.rewind_horizon;
+  if (n >= size() - h) return true;
+  const int64_t ckpt_size = static_cast<int64_t>(checkpoint_tokens_.size());
+  return checkpoint_ && n <= ckpt_size && n >= ckpt_size - h &&
+         std::equal(tokens_.begin(), tokens_.begin() + n, checkpoint_tokens_.begin());
+}
+
 bool Session::rewind_without_recompute(int64_t n) {
   const int64_t h = options_.rewind_horizon;
   if (n >= size() - h) {
@@ -173,6 +184,12 @@ Session::PrefillResult Session::prefill(std::span<const int64_t> prompt, const P
   return r;
 }
 
+int64_t Session::reusable_prefix(std::span<const int64_t> prompt) const {
+  if (prompt.empty()) return 0;
+  const int64_t common = common_prefix(prompt);
+  return common == size() || can_rewind_without_recompute(common) ? common : 0;
+}
+
 int64_t Session::reuse_prefix(std::span<const int64_t> prompt) {
   check_prompt(prompt);
   const int64_t common = common_prefix(prompt);
@@ -187,6 +204,122 @@ void Session::reset() {
   state_.reset();
   tokens_.clear();
   logits_valid_ = false;
+}
+
+namespace {
+void put_tokens(ByteWriter& w, const std::vector<int64_t>& t) {
+  for (int64_t x : t) w.put<int32_t>(static_cast<int32_t>(x));
+}
+}  // namespace
+
+std::string Session::save(uint64_t model_fingerprint) const {
+  for (int64_t t : tokens_)
+    if (t < 0 || t > std::numeric_limits<int32_t>::max()) throw Error("session save: token id " + std::to_string(t) + " does not fit int32");
+  ByteWriter toks;
+  put_tokens(toks, tokens_);
+  ByteWriter pay;
+  const bool with_logits = logits_valid_;
+  const bool with_ckpt = checkpoint_.has_value();
+  if (with_logits) {
+    pay.put<uint64_t>(logits_.size());
+    pay.bytes(logits_.data(), logits_.size() * sizeof(float));
+  }
+  save_state(state_, pay);
+  if (with_ckpt) {
+    pay.put<uint64_t>(checkpoint_tokens_.size());
+    put_tokens(pay, checkpoint_tokens_);
+    save_state(*checkpoint_, pay, &state_);
+  }
+  StateFileHeader h;
+  h.fingerprint = model_fingerprint;
+  h.numerics = state_.numerics;
+  h.flags = static_cast<uint8_t>((with_logits ? StateFileHeader::kHasLogits : 0) | (with_ckpt ? StateFileHeader::kHasCheckpoint : 0));
+  h.n_tokens = size();
+  h.tokens_crc = crc32_bytes(toks.buffer().data(), toks.buffer().size());
+  h.rewind_horizon = state_.rewind_horizon;
+  h.payload_bytes = pay.buffer().size();
+  h.payload_crc = crc32_bytes(pay.buffer().data(), pay.buffer().size());
+  ByteWriter out;
+  out.buffer().reserve(kStateHeaderBytes + toks.buffer().size() + pay.buffer().size());
+  write_state_header(out, h);
+  out.bytes(toks.buffer().data(), toks.buffer().size());
+  out.bytes(pay.buffer().data(), pay.buffer().size());
+  return std::move(out.buffer());
+}
+
+void Session::load(std::string_view bytes, uint64_t model_fingerprint, const std::string& name) {
+  const ModelConfig& c = model_->config;
+  const StateFileHeader h = parse_state_header(bytes, name);
+  auto hex = [](uint64_t v) {
+    char b[20];
+    snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
+    return std::string(b);
+  };
+  if (h.fingerprint != model_fingerprint)
+    throw Error(name + ": model fingerprint " + hex(h.fingerprint) + " differs from this model's " + hex(model_fingerprint) +
+                " (written for another model)");
+  if (h.numerics != options_.numerics)
+    throw Error(name + ": numerics is " + (h.numerics == Numerics::kReference ? "reference" : "precise") + ", this session runs " +
+                (options_.numerics == Numerics::kReference ? "reference" : "precise"));
+  if (h.rewind_horizon != state_.rewind_horizon)
+    throw Error(name + ": rewind horizon is " + std::to_string(h.rewind_horizon) + ", this session uses " +
+                std::to_string(state_.rewind_horizon));
+  if (h.n_tokens > context_)
+    throw Error(name + ": token count " + std::to_string(h.n_tokens) + " exceeds this session's context " + std::to_string(context_));
+  if (bytes.size() != h.file_bytes())
+    throw Error(name + ": file size is " + std::to_string(bytes.size()) + " bytes, the header announces " + std::to_string(h.file_bytes()) +
+                (bytes.size() < h.file_bytes() ? " (truncated)" : " (trailing bytes)"));
+  std::vector<int64_t> toks = parse_state_tokens(bytes, h, name);
+  if (!toks.empty()) {
+    try {
+      check_tokens(c, toks.data(), static_cast<int64_t>(toks.size()));
+    } catch (const Error& e) {
+      throw Error(name + ": tokens: " + e.what());
+    }
+  }
+  const std::string_view payload = bytes.substr(kStateHeaderBytes + toks.size() * 4);
+  if (crc32_bytes(payload.data(), payload.size()) != h.payload_crc) throw Error(name + ": payload crc mismatch (corrupt state data)");
+  ByteReader r(payload, name);
+  std::vector<float> logits(static_cast<size_t>(c.vocab_size));
+  const bool with_logits = (h.flags & StateFileHeader::kHasLogits) != 0;
+  if (with_logits) {
+    const uint64_t v = r.get<uint64_t>("logits size");
+    if (v != static_cast<uint64_t>(c.vocab_size))
+      r.fail("logits size is " + std::to_string(v) + ", the model's vocabulary is " + std::to_string(c.vocab_size));
+    r.bytes(logits.data(), logits.size() * sizeof(float), "logits");
+  }
+  SequenceState st(c, options_.numerics, options_.rewind_horizon);
+  load_state(r, st);
+  if (st.pos != h.n_tokens)
+    r.fail("state pos is " + std::to_string(st.pos) + ", the file holds " + std::to_string(h.n_tokens) + " tokens");
+  std::optional<SequenceState> ckpt;
+  std::vector<int64_t> ckpt_tokens;
+  if (h.flags & StateFileHeader::kHasCheckpoint) {
+    const uint64_t m = r.get<uint64_t>("checkpoint token count");
+    if (m > static_cast<uint64_t>(context_) || m * 4 > r.remaining())
+      r.fail("checkpoint token count " + std::to_string(m) + " out of range");
+    ckpt_tokens.resize(static_cast<size_t>(m));
+    for (uint64_t i = 0; i < m; ++i) ckpt_tokens[i] = r.get<int32_t>("checkpoint tokens");
+    if (m > 0) {
+      try {
+        check_tokens(c, ckpt_tokens.data(), static_cast<int64_t>(m));
+      } catch (const Error& e) {
+        throw Error(name + ": checkpoint tokens: " + e.what());
+      }
+    }
+    ckpt.emplace(c, options_.numerics, options_.rewind_horizon);
+    load_state(r, *ckpt, &st);
+    if (ckpt->pos != static_cast<int64_t>(m))
+      r.fail("checkpoint pos is " + std::to_string(ckpt->pos) + ", the checkpoint holds " + std::to_string(m) + " tokens");
+  }
+  if (r.remaining() != 0) r.fail(std::to_string(r.remaining()) + " unexpected bytes after the state");
+  // Everything checked: commit.
+  state_ = std::move(st);
+  tokens_ = std::move(toks);
+  logits_ = std::move(logits);
+  logits_valid_ = with_logits;
+  checkpoint_ = std::move(ckpt);
+  checkpoint_tokens_ = std::move(ckpt_tokens);
 }
 
 size_t Session::memory_bytes() const {

@@ -21,6 +21,8 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/forward.h"
@@ -112,8 +114,22 @@ class Session {
   // checkpoint serves it, otherwise starts over empty. Returns the tokens kept (the reuse); the
   // caller then appends prompt[kept..]. Checks the prompt as prefill() does.
   int64_t reuse_prefix(std::span<const int64_t> prompt);
+  // What reuse_prefix(prompt) would keep, without changing anything (0 when it would start
+  // over): lets a prefix cache rank its entries by real reuse and leave alone an entry whose
+  // shared prefix it could not rewind to.
+  int64_t reusable_prefix(std::span<const int64_t> prompt) const;
 
   void reset();
+
+  // Serialisation (the server's disk prefix cache; the file format is in model/state_io.h):
+  // header, tokens, last logits if valid, the state, and the checkpoint if any (sharing its
+  // compressed rows with the state where they agree). `model_fingerprint` identifies the
+  // weights (model_fingerprint(model()); computed once by the caller).
+  std::string save(uint64_t model_fingerprint) const;
+  // Replaces this session's content with a saved one. Checks everything (fingerprint, numerics,
+  // rewind horizon, context, CRCs, every structural field, token ids) and throws Error naming
+  // `name` and the field; on error the session is unchanged.
+  void load(std::string_view bytes, uint64_t model_fingerprint, const std::string& name);
 
   // Approximate bytes held by this session (state, checkpoint, token list, logits): what a
   // cache of finished sessions budgets against.
@@ -129,6 +145,7 @@ class Session {
   bool logits_valid_ = false;
   // Rewinds to n tokens if that needs no recomputation (rewind horizon or checkpoint).
   bool rewind_without_recompute(int64_t n);
+  bool can_rewind_without_recompute(int64_t n) const;
   void check_prompt(std::span<const int64_t> prompt) const;
   // The longest common prefix of the tokens and `prompt`, at most prompt.size() - 1.
   int64_t common_prefix(std::span<const int64_t> prompt) const;

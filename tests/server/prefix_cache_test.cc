@@ -57,6 +57,33 @@ TEST(PrefixCache, LongestCommonPrefixWins) {
   EXPECT_EQ(cache.entries(), 2);
 }
 
+TEST(PrefixCache, EntryItCannotRewindToIsLeftAlone) {
+  SessionOptions o = opts();
+  o.rewind_horizon = 4;
+  PrefixCache cache(tiny(), o, size_t(1) << 30);
+  std::vector<int64_t> a(20);
+  for (int64_t i = 0; i < 20; ++i) a[static_cast<size_t>(i)] = 100 + i;
+  {
+    auto l = cache.acquire(a);
+    l.session->prefill(a);
+    cache.release(std::move(l.session));
+  }
+  // Shares 3 tokens, 17 back from the entry's end: beyond the horizon (and no checkpoint), so
+  // taking the entry would only reset it. A fresh session; the entry stays.
+  const std::vector<int64_t> b = {100, 101, 102, 7, 8};
+  auto lb = cache.acquire(b);
+  EXPECT_EQ(lb.common_prefix, 0);
+  EXPECT_EQ(lb.session->size(), 0);
+  EXPECT_EQ(cache.entries(), 1);
+  // Within the horizon: reused.
+  std::vector<int64_t> c(a.begin(), a.begin() + 17);
+  c.push_back(9);
+  auto lc = cache.acquire(c);
+  EXPECT_EQ(lc.common_prefix, 17);
+  EXPECT_EQ(lc.session->reuse_prefix(c), 17);
+  EXPECT_EQ(cache.entries(), 0);
+}
+
 TEST(PrefixCache, EvictsLeastRecentlyUsedWithinBudget) {
   Session probe(tiny(), opts());
   probe.prefill(std::vector<int64_t>{1, 2, 3});
@@ -73,7 +100,7 @@ TEST(PrefixCache, EvictsLeastRecentlyUsedWithinBudget) {
   EXPECT_EQ(cache.entries(), 2);
   EXPECT_LE(cache.bytes(), static_cast<int64_t>(one * 2 + one / 2));
   EXPECT_EQ(cache.acquire(std::vector<int64_t>{100, 1}).common_prefix, 0);  // oldest evicted
-  EXPECT_EQ(cache.acquire(std::vector<int64_t>{103, 1}).common_prefix, 2);  // newest kept
+  EXPECT_EQ(cache.acquire(std::vector<int64_t>{103, 1, 5}).common_prefix, 2);  // newest kept
 }
 
 }  // namespace

@@ -20,6 +20,7 @@ int cmd_serve(int argc, char** argv) {
   server::ServerOptions o;
   int64_t cache_mb = 4096;
   int64_t max_body_mb = 16;
+  int64_t cache_disk_mb = 16384;
   bool quiet = false;
   int64_t prefill_chunk = SessionOptions{}.prefill_chunk;
   std::string alias;
@@ -34,6 +35,11 @@ int cmd_serve(int argc, char** argv) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   app.add_option("--max-queue", o.scheduler.max_queue, "requests waiting for a slot before 503")->check(CLI::Range(1, 1 << 20));
   app.add_option("--cache-mb", cache_mb, "memory budget of the prefix cache in MiB")->check(CLI::Range(int64_t(0), int64_t(1) << 30));
+  app.add_option("--prefix-cache-dir", o.scheduler.cache_disk.dir,
+                 "keep the prefix cache on disk too: entries evicted from RAM and all entries at shutdown are written "
+                 "here and reused after a restart");
+  app.add_option("--prefix-cache-disk-mb", cache_disk_mb, "disk budget of --prefix-cache-dir in MiB")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
   app.add_option("--max-body-mb", max_body_mb, "largest request body in MiB")->check(CLI::Range(int64_t(1), int64_t(1024)));
   app.add_option("--alias", alias, "model id reported by /v1/models (default deepseek-v4-flash)");
   app.add_option("--default-max-tokens", o.info.default_max_tokens, "max_tokens when a chat request gives none (0: up to the context)");
@@ -56,6 +62,7 @@ int cmd_serve(int argc, char** argv) {
     o.scheduler.session = session_options(g);
     o.scheduler.session.prefill_chunk = prefill_chunk;
     o.scheduler.cache_budget_bytes = static_cast<size_t>(cache_mb) << 20;
+    o.scheduler.cache_disk.budget_bytes = static_cast<size_t>(cache_disk_mb) << 20;
     o.max_body_bytes = static_cast<size_t>(max_body_mb) << 20;
     o.log_requests = !quiet;
     // One HTTP worker per connection that may be waiting or generating, so queued requests still

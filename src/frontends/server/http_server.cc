@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -47,6 +48,7 @@ struct HttpServer::Impl {
   httplib::Server svr;
   std::mutex log_mu;
   int port = 0;
+  std::atomic<bool> stopped{false};
 
   Impl(std::shared_ptr<const ModelWeights> m, std::shared_ptr<const Tokenizer> t, ServerOptions o)
       : model(std::move(m)), tok(std::move(t)), opt(std::move(o)), scheduler(model, tok, opt.scheduler, metrics) {
@@ -479,8 +481,11 @@ struct HttpServer::Impl {
                     "application/json");
     });
     svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
+      const PrefixCache::DiskStats d = scheduler.cache().disk_stats();
+      DiskCacheMetrics dm{d.enabled, d.entries, d.bytes, d.hits, d.hit_tokens, d.writes, d.errors, d.skipped};
       r.set_content(metrics.prometheus(scheduler.active(), scheduler.queued(), scheduler.parallel(), scheduler.cache().entries(),
-                                       scheduler.cache().bytes()),
+                                       scheduler.cache().bytes()) +
+                        prometheus_disk_cache(dm),
                     "text/plain; version=0.0.4");
     });
   }
@@ -502,12 +507,14 @@ int HttpServer::bind() {
 void HttpServer::serve() { impl_->svr.listen_after_bind(); }
 
 void HttpServer::stop() {
-  if (!impl_) return;
+  if (!impl_ || impl_->stopped.exchange(true)) return;
   impl_->scheduler.shutdown();
   // Give cancelled streams a moment to write their last chunk before the sockets close.
   for (int i = 0; i < 100 && impl_->scheduler.active() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   impl_->svr.stop();
+  // Every session is back in the prefix cache once the scheduler thread ends: write it out.
+  impl_->scheduler.stop_and_persist();
 }
 
 }  // namespace dsv4::server

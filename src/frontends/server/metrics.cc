@@ -46,4 +46,18 @@ std::string Metrics::prometheus(int64_t active, int64_t queued, int64_t parallel
   return o;
 }
 
+std::string prometheus_disk_cache(const DiskCacheMetrics& d) {
+  std::string o;
+  if (!d.enabled) return o;
+  auto c = [&](const char* n, const char* h, uint64_t v) { line(o, n, "counter", h, static_cast<double>(v)); };
+  c("dsv4_prefix_cache_disk_hits_total", "Requests whose cached prefix was loaded from the disk tier.", d.hits);
+  c("dsv4_prefix_cache_disk_hit_tokens_total", "Prompt tokens served by prefixes loaded from the disk tier.", d.hit_tokens);
+  c("dsv4_prefix_cache_disk_writes_total", "Session files written to the disk tier.", d.writes);
+  c("dsv4_prefix_cache_disk_errors_total", "Failed disk tier writes or loads.", d.errors);
+  c("dsv4_prefix_cache_disk_skipped_files_total", "Files in the cache directory skipped (corrupt, foreign, unreadable).", d.skipped);
+  line(o, "dsv4_prefix_cache_disk_entries", "gauge", "Session files in the disk tier.", static_cast<double>(d.entries));
+  line(o, "dsv4_prefix_cache_disk_bytes", "gauge", "Bytes of the session files in the disk tier.", static_cast<double>(d.bytes));
+  return o;
+}
+
 }  // namespace dsv4::server

@@ -24,4 +24,13 @@ struct Metrics {
                          int64_t cache_bytes) const;
 };
 
+// The prefix cache's disk tier (PrefixCache::DiskStats), rendered after the page above; empty
+// when the server has no --prefix-cache-dir.
+struct DiskCacheMetrics {
+  bool enabled = false;
+  int64_t entries = 0, bytes = 0;
+  uint64_t hits = 0, hit_tokens = 0, writes = 0, errors = 0, skipped = 0;
+};
+std::string prometheus_disk_cache(const DiskCacheMetrics& d);
+
 }  // namespace dsv4::server

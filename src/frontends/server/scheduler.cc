@@ -60,7 +60,7 @@ Scheduler::Scheduler(std::shared_ptr<const ModelWeights> model, std::shared_ptr<
       tok_(std::move(tokenizer)),
       options_(options),
       metrics_(metrics),
-      cache_(model_, options.session, options.cache_budget_bytes) {
+      cache_(model_, options.session, options.cache_budget_bytes, options.cache_disk) {
   if (options_.parallel < 1) options_.parallel = 1;
   eos_ = static_cast<int32_t>(model_->config.eos_token_id);
   table_ = TokenTable::build(*tok_, eos_, model_->config.vocab_size);
@@ -70,6 +70,12 @@ Scheduler::Scheduler(std::shared_ptr<const ModelWeights> model, std::shared_ptr<
 Scheduler::~Scheduler() {
   shutdown();
   if (thread_.joinable()) thread_.join();
+}
+
+void Scheduler::stop_and_persist() {
+  shutdown();
+  if (thread_.joinable()) thread_.join();
+  cache_.persist();
 }
 
 int64_t Scheduler::context() const {
@@ -131,6 +137,7 @@ bool Scheduler::admit(Slot& slot, std::shared_ptr<Job> job) {
     slot.admission = admissions_++;
     slot.r.prompt_tokens = static_cast<int64_t>(spec.prompt.size());
     slot.r.cached_tokens = slot.prefill_done;
+    if (lease.from_disk) cache_.note_disk_reuse(slot.prefill_done);
     slot.sampler = std::make_unique<Sampler>(slot.session->vocab_size(), spec.sampling);
     slot.history = std::make_unique<TokenHistory>(slot.session->vocab_size());
     if (spec.sampling.repetition_penalty != 1.0f) {

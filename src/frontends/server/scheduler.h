@@ -109,6 +109,7 @@ struct SchedulerOptions {
   int max_queue = 256;
   SessionOptions session;
   size_t cache_budget_bytes = size_t(1) << 30;
+  PrefixCacheDiskOptions cache_disk;  // disk tier of the prefix cache (dir empty: none)
 };
 
 class Scheduler {
@@ -121,6 +122,9 @@ class Scheduler {
   void submit(const std::shared_ptr<Job>& job);
   // Stops accepting work; cancels queued jobs and finishes running ones as cancelled.
   void shutdown();
+  // shutdown(), waits for the scheduler thread to finish (every session back in the cache),
+  // then writes the prefix cache to its disk tier. Idempotent.
+  void stop_and_persist();
 
   int64_t active() const { return active_.load(); }
   int64_t queued() const;
