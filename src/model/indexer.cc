@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "backend/thread_pool.h"
@@ -14,6 +15,40 @@
 #include "ops/vec_kernels.h"
 
 namespace dsv4 {
+namespace {
+
+constexpr int64_t kFp4Block = 32;
+
+// Smallest and largest block maximum |x| over the non-zero FP4 blocks of x.
+struct BlockRange {
+  double lo = 0, hi = 0;  // hi == 0: all zero
+};
+BlockRange block_range(const float* x, int64_t n) {
+  BlockRange r;
+  r.lo = std::numeric_limits<double>::infinity();
+  for (int64_t b0 = 0; b0 < n; b0 += kFp4Block) {
+    float m = 0.0f;
+    for (int64_t i = b0; i < std::min(n, b0 + kFp4Block); ++i) m = std::max(m, std::fabs(x[i]));
+    if (m > 0.0f) {
+      r.lo = std::min(r.lo, static_cast<double>(m));
+      r.hi = std::max(r.hi, static_cast<double>(m));
+    }
+  }
+  return r;
+}
+
+// FP4 values are c * 2^s with c a multiple of 1/2 up to 6, so a block's maximum M <= 6 * 2^s
+// and its values are multiples of 2^(s-1) >= M/12. A q block times a k block gives products
+// that are multiples of u = 2^(sq+sk-2) >= Mq*Mk/144 with a sum below 1152 * 2^(sq+sk) = 4608 u, exact in FP32 if u is not below FP32's
+// smallest step (2^-149) and nothing overflows; the block sums then add exactly in double
+// if their magnitudes span less than 2^40.
+bool fp32_block_sums_exact(const BlockRange& q, const BlockRange& k) {
+  if (q.hi == 0 || k.hi == 0) return true;  // all products zero
+  const double lo = q.lo * k.lo, hi = q.hi * k.hi;
+  return lo >= std::ldexp(1.0, -140) && hi <= std::ldexp(1.0, 120) && hi <= lo * std::ldexp(1.0, 40);
+}
+
+}  // namespace
 
 void indexer_project(const ModelConfig& c, const IndexerWeights& w, int64_t cd, const float* x, const float* qr,
                      int64_t N, Numerics nm, float* q, float* wt, float* A, float* Z) {
@@ -59,11 +94,23 @@ void indexer_select(const ModelConfig& c, const IndexerWeights& w, LayerState& l
   const float* wts = wt;
   const CompressorState& cache = ls.indexer;
   ThreadPool& pool = default_thread_pool();
+  // Reference mode: queries and keys are FP4 values with power-of-two block scales, so a
+  // block's 32 products and their sum are exact in FP32 whenever the scales keep them in range
+  // (checked per key below); the dots then come from FP32 block sums over the transposed
+  // queries (no horizontal sums), bit-identical to the double sums.
+  const bool fp4_fast = is_ref(nm) && cI % kFp4Block == 0;
+  float* qT = fp4_fast ? ws.iqt.get(static_cast<size_t>(cI * HI)) : nullptr;
   for (int64_t t = 0; t < n; ++t) {
     const int64_t p = start + t;
     const int64_t T = (p + 1) / r;  // visible entries
     const float* qt = q + t * HI * cI;
     const float* wtt = wts + t * HI;
+    BlockRange qrange;
+    if (fp4_fast) {
+      for (int64_t h = 0; h < HI; ++h)
+        for (int64_t e = 0; e < cI; ++e) qT[e * HI + h] = qt[h * cI + e];
+      qrange = block_range(qt, HI * cI);
+    }
     // Scores of keys [i0, i1): one key's dots with all heads at a time (reference: FP4 x FP4
     // products, exact sums in double). Keys are split between threads when there are many.
     auto score_keys = [&](int64_t i0, int64_t i1, int) {
@@ -79,7 +126,11 @@ void indexer_select(const ModelConfig& c, const IndexerWeights& w, LayerState& l
           cache.read_entry(i, kbuf);
           k = kbuf;
         }
-        dot_rows_f64(qt, HI, cI, k, cI, dots);
+        if (fp4_fast && fp32_block_sums_exact(qrange, block_range(k, cI))) {
+          dot_cols_blocks_f32(qT, HI, k, cI, kFp4Block, dots);
+        } else {
+          dot_rows_f64(qt, HI, cI, k, cI, dots);
+        }
         float s = 0.0f;
         for (int64_t h = 0; h < HI; ++h) {
           float dh = round_ref(static_cast<float>(dots[h]), nm);

@@ -197,7 +197,7 @@ struct Workspace {
   Scratch q, qr, kv, o, u, att_s, att_p, acc;
   Scratch ca, cz, cpool;
   Scratch ica, icz;  // the indexer compressor's projections (live beside ca, cz in a batch)
-  Scratch iq, iw, iscore;
+  Scratch iq, iw, iscore, iqt;  // iqt: one token's indexer queries transposed [cI, HI]
   Scratch gate_s, gate_w, ex_in, ex_h1, ex_h3, ex_out, moe_y;
   ScratchI64 sel, sel_n, gate_idx, ex_rows, list;
   std::vector<KvRow> rows;         // attention index list (both null = masked)

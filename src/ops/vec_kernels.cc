@@ -4,6 +4,8 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 
+#include <algorithm>
+
 #include "ops/vec_kernels.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -78,6 +80,32 @@ void AxpyF64(double p, const float* HWY_RESTRICT x, int64_t n, double* HWY_RESTR
   for (; e < n; ++e) acc[e] += p * static_cast<double>(x[e]);
 }
 
+void DotColsBlocksF32(const float* HWY_RESTRICT at, int64_t rows, const float* HWY_RESTRICT v, int64_t n,
+                      int64_t block, double* HWY_RESTRICT out) {
+  const hn::ScalableTag<float> df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  for (int64_t r = 0; r < rows; ++r) out[r] = 0.0;
+  int64_t r0 = 0;
+  for (; r0 + N <= rows; r0 += N) {
+    for (int64_t b0 = 0; b0 < n; b0 += block) {
+      const int64_t b1 = std::min(n, b0 + block);
+      auto acc = hn::Zero(df);
+      for (int64_t e = b0; e < b1; ++e) acc = hn::MulAdd(hn::LoadU(df, at + e * rows + r0), hn::Set(df, v[e]), acc);
+      alignas(64) float lanes[64];
+      hn::Store(acc, df, lanes);
+      for (int64_t j = 0; j < N; ++j) out[r0 + j] += static_cast<double>(lanes[j]);
+    }
+  }
+  for (; r0 < rows; ++r0) {
+    for (int64_t b0 = 0; b0 < n; b0 += block) {
+      const int64_t b1 = std::min(n, b0 + block);
+      float acc = 0.0f;
+      for (int64_t e = b0; e < b1; ++e) acc += at[e * rows + r0] * v[e];
+      out[r0] += static_cast<double>(acc);
+    }
+  }
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace dsv4::vec_kernels
 HWY_AFTER_NAMESPACE();
@@ -87,6 +115,7 @@ namespace dsv4 {
 namespace vec_kernels {
 HWY_EXPORT(DotRowsF64);
 HWY_EXPORT(AxpyF64);
+HWY_EXPORT(DotColsBlocksF32);
 }  // namespace vec_kernels
 
 void dot_rows_f64(const float* a, int64_t rows, int64_t lda, const float* v, int64_t n, double* out) {
@@ -95,6 +124,10 @@ void dot_rows_f64(const float* a, int64_t rows, int64_t lda, const float* v, int
 
 void axpy_f64(double p, const float* x, int64_t n, double* acc) {
   HWY_DYNAMIC_DISPATCH(vec_kernels::AxpyF64)(p, x, n, acc);
+}
+
+void dot_cols_blocks_f32(const float* at, int64_t rows, const float* v, int64_t n, int64_t block, double* out) {
+  HWY_DYNAMIC_DISPATCH(vec_kernels::DotColsBlocksF32)(at, rows, v, n, block, out);
 }
 
 }  // namespace dsv4

@@ -16,4 +16,11 @@ void dot_rows_f64(const float* a, int64_t rows, int64_t lda, const float* v, int
 // own order, so a loop of these calls gives the same bits as the scalar loop.
 void axpy_f64(double p, const float* x, int64_t n, double* acc);
 
+// out[r] = sum over blocks b of ( FP32 sum_{e in b} at[e * rows + r] * v[e] ), the block sums
+// added in double in block order; `at` is the transposed matrix [n, rows] (rows = heads, so
+// one token's many dots need no horizontal sums). Only for inputs whose FP32 block sums are
+// exact (the reference indexer's FP4 x FP4 products, checked by the caller): then it equals
+// dot_rows_f64 bit for bit.
+void dot_cols_blocks_f32(const float* at, int64_t rows, const float* v, int64_t n, int64_t block, double* out);
+
 }  // namespace dsv4

@@ -1,0 +1,88 @@
+// vec_kernels: the SIMD double dots equal the sequential double loop up to double rounding;
+// the FP32 block-sum dots equal them bit for bit on FP4 data (the reference indexer's case),
+// on every compiled dispatch target; axpy_f64 equals the scalar loop bit for bit.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "ops/linear_kernels.h"
+#include "ops/quant_sim.h"
+#include "ops/vec_kernels.h"
+
+namespace dsv4 {
+namespace {
+
+std::vector<float> fp4_data(int64_t rows, int64_t cols, std::mt19937& rng, float spread) {
+  std::normal_distribution<float> nd;
+  std::uniform_real_distribution<float> ex(-spread, spread);
+  std::vector<float> x(static_cast<size_t>(rows * cols));
+  for (int64_t b = 0; b < rows * cols; b += 32) {
+    const float scale = std::exp2(ex(rng));  // blocks of different magnitudes
+    for (int64_t i = b; i < b + 32; ++i) x[static_cast<size_t>(i)] = nd(rng) * scale;
+  }
+  for (int64_t r = 0; r < rows; ++r) fp4_simulate(x.data() + r * cols, cols, 32);
+  return x;
+}
+
+TEST(VecKernels, Fp4BlockSumsEqualDoubleDotsOnEveryTarget) {
+  const int64_t H = 37, d = 128;  // 37 heads: a partial vector of heads too
+  std::mt19937 rng(5);
+  int checked = 0;
+  for (int64_t target : linear_kernels::available_targets()) {
+    linear_kernels::force_target(target);
+    for (int rep = 0; rep < 20; ++rep) {
+      const std::vector<float> q = fp4_data(H, d, rng, 6.0f), k = fp4_data(1, d, rng, 6.0f);
+      std::vector<float> qT(static_cast<size_t>(H * d));
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t e = 0; e < d; ++e) qT[static_cast<size_t>(e * H + h)] = q[static_cast<size_t>(h * d + e)];
+      std::vector<double> fast(static_cast<size_t>(H)), ref(static_cast<size_t>(H));
+      dot_cols_blocks_f32(qT.data(), H, k.data(), d, 32, fast.data());
+      dot_rows_f64(q.data(), H, d, k.data(), d, ref.data());
+      for (int64_t h = 0; h < H; ++h) {
+        double seq = 0;  // the sequential double loop (exact here)
+        for (int64_t e = 0; e < d; ++e) seq += static_cast<double>(q[static_cast<size_t>(h * d + e)]) * k[static_cast<size_t>(e)];
+        ASSERT_EQ(fast[static_cast<size_t>(h)], seq) << linear_kernels::target_name(target) << " head " << h;
+        ASSERT_EQ(ref[static_cast<size_t>(h)], seq) << linear_kernels::target_name(target) << " head " << h;
+        ++checked;
+      }
+    }
+  }
+  linear_kernels::force_target(0);
+  EXPECT_GT(checked, 0);
+}
+
+TEST(VecKernels, DoubleDotsAndAxpyMatchScalarLoops) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd;
+  for (int64_t target : linear_kernels::available_targets()) {
+    linear_kernels::force_target(target);
+    for (int64_t n : {1, 7, 64, 131, 512}) {
+      const int64_t rows = 6;
+      std::vector<float> a(static_cast<size_t>(rows * n)), v(static_cast<size_t>(n));
+      for (float& x : a) x = nd(rng);
+      for (float& x : v) x = nd(rng);
+      std::vector<double> out(static_cast<size_t>(rows));
+      dot_rows_f64(a.data(), rows, n, v.data(), n, out.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        double seq = 0, mag = 0;
+        for (int64_t e = 0; e < n; ++e) {
+          const double p = static_cast<double>(a[static_cast<size_t>(r * n + e)]) * v[static_cast<size_t>(e)];
+          seq += p;
+          mag += std::fabs(p);
+        }
+        EXPECT_NEAR(out[static_cast<size_t>(r)], seq, mag * 1e-15) << linear_kernels::target_name(target);
+      }
+      std::vector<double> acc(static_cast<size_t>(n), 0.25), acc_ref = acc;
+      const double p = 0.3719;
+      axpy_f64(p, v.data(), n, acc.data());
+      for (int64_t e = 0; e < n; ++e) acc_ref[static_cast<size_t>(e)] += p * static_cast<double>(v[static_cast<size_t>(e)]);
+      EXPECT_EQ(acc, acc_ref) << linear_kernels::target_name(target) << " n " << n;
+    }
+  }
+  linear_kernels::force_target(0);
+}
+
+}  // namespace
+}  // namespace dsv4
