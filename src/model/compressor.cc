@@ -11,6 +11,30 @@
 
 namespace dsv4 {
 
+float window_sum_f32(const float* v, int64_t n) {
+  // The official pooling is `(kv * score.softmax(dim)).sum(dim)` over the window's rows, and
+  // the reference runs it with torch's CPU sum, whose reduction over an outer dimension
+  // (SumKernel's cascade sum) adds 16 rows at a time into a fresh FP32 accumulator and carries
+  // each finished chunk into the next level (up to 4 levels of 16). A plain running sum gives
+  // the same bits for windows of <= 16 rows (CSA, tiny HCA) but not for HCA's 128: one rounding
+  // apart, which the entry's BF16 / FP8 roundings then amplify.
+  constexpr int kLevels = 4, kStepLog2 = 4;
+  constexpr int64_t kStep = int64_t{1} << kStepLog2;
+  float acc[kLevels] = {0.0f, 0.0f, 0.0f, 0.0f};
+  int64_t i = 0;
+  while (i + kStep <= n) {
+    for (int64_t j = 0; j < kStep; ++j, ++i) acc[0] += v[i];
+    for (int lv = 1; lv < kLevels; ++lv) {
+      acc[lv] += acc[lv - 1];
+      acc[lv - 1] = 0.0f;
+      if ((i & ((kStep - 1) << (lv * kStepLog2))) != 0) break;
+    }
+  }
+  for (; i < n; ++i) acc[0] += v[i];
+  for (int lv = 1; lv < kLevels; ++lv) acc[0] += acc[lv];
+  return acc[0];
+}
+
 void compressor_pool(const CompressorState& cs, int64_t p, float* out) {
   const int64_t r = cs.ratio, d = cs.d, cd = cs.coff * d;
   // Slots in the reference order: (previous window, channels [0, d)) then current window
@@ -19,8 +43,10 @@ void compressor_pool(const CompressorState& cs, int64_t p, float* out) {
   thread_local std::vector<int64_t> pos, off;
   thread_local std::vector<const float*> arow, zrow;
   thread_local std::vector<double> e;
+  thread_local std::vector<float> prod;
   const size_t max_slots = static_cast<size_t>(cs.coff * r);
   if (pos.size() < max_slots) {
+    prod.resize(max_slots);
     pos.resize(max_slots);
     off.resize(max_slots);
     arow.resize(max_slots);
@@ -58,12 +84,11 @@ void compressor_pool(const CompressorState& cs, int64_t p, float* out) {
       e[s] = std::exp(static_cast<double>(zrow[s][ch]) - m);
       sum += e[s];
     }
-    float acc = 0.0f;
     for (int64_t s = 0; s < ns; ++s) {
       float w = static_cast<float>(e[s] / sum);  // softmax, evaluated in double, rounded once
-      acc += w * arow[s][ch];
+      prod[s] = w * arow[s][ch];                 // the official `kv * softmax`: FP32 products
     }
-    out[ch] = acc;
+    out[ch] = window_sum_f32(prod.data(), ns);
   }
 }
 

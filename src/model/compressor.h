@@ -33,4 +33,8 @@ void compressor_update(const ModelConfig& c, const CompressorWeights& w, Compres
 // out: [d] FP32, before post-processing. Exposed for unit tests.
 void compressor_pool(const CompressorState& cs, int64_t p, float* out);
 
+// Sum of n FP32 values in the order of the official code's pooling sum (torch's CPU cascade sum
+// over an outer dimension: chunks of 16 rows, chunk totals carried up to 4 levels). n <= 65536.
+float window_sum_f32(const float* v, int64_t n);
+
 }  // namespace dsv4
