@@ -1,16 +1,11 @@
 #include "frontends/server/anthropic.h"
 
+#include "frontends/server/json_fields.h"
 #include "frontends/server/openai_response.h"
 
 namespace dsv4::server {
 
 namespace {
-const Json* field(const Json& obj, const char* key) {
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
 std::string text_of_blocks(const Json& c, const std::string& where) {
   if (c.is_string()) return c.get<std::string>();
   if (!c.is_array()) throw bad_request(where + ": content must be a string or an array of blocks", "messages");
