@@ -75,6 +75,7 @@ const char* kSeeds[] = {
     R"({"messages":[{"role":"developer","content":"x"},{"role":"user","content":"y"},{"role":"assistant","content":"z","prefix":true}],"stream":true,"stream_options":{"include_usage":true},"tool_choice":{"type":"function","function":{"name":"f"}},"tools":[{"type":"function","function":{"name":"f"}}]})",
 };
 const char* kAnthropicSeeds[] = {
+    R"({"model":"deepseek-v4-flash","max_tokens":64,"stream":true,"system":[{"type":"text","text":"You are an agent.","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":[{"type":"text","text":"fix it","cache_control":{"type":"ephemeral"}}]},{"role":"system","content":"reminder"},{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"s"},{"type":"tool_use","id":"t1","name":"Bash","input":{"command":"ls"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","is_error":true,"content":[{"type":"text","text":"err"}]}]}],"thinking":{"type":"adaptive"},"output_config":{"effort":"max"},"context_management":{"edits":[]},"metadata":{"user_id":"u"},"tools":[{"name":"Bash","input_schema":{"type":"object","properties":{"command":{"type":"string"}}}}],"tool_choice":{"type":"auto"}})",
     R"({"model":"deepseek-v4-flash","max_tokens":16,"system":[{"type":"text","text":"sys"}],"messages":[{"role":"user","content":"Hi"}],"thinking":{"type":"enabled","budget_tokens":100}})",
     R"({"max_tokens":8,"tools":[{"name":"w","input_schema":{"type":"object"}}],"tool_choice":{"type":"tool","name":"w"},"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"thinking","thinking":"t"},{"type":"tool_use","id":"t1","name":"w","input":{"q":1}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"ok"}]},{"type":"text","text":"go"}]}]})",
 };
@@ -180,6 +181,8 @@ TEST(ServerRequestFuzz, BadInputStatuses) {
   EXPECT_EQ(handle(tool_turn + R"(,"thinking":{"type":"disabled"}})", false), 200);
   EXPECT_EQ(handle(R"({"max_tokens":4,"messages":[{"role":"user","content":[{"type":"image","source":{}}]}]})", true), 400);
   // Responses API
+  EXPECT_EQ(handle(R"({"max_tokens":4,"messages":[{"role":"user","content":"x"}],"output_config":{"effort":"huge"}})", kAnthropic), 400);
+  EXPECT_EQ(handle(R"({"max_tokens":4,"messages":[{"role":"user","content":"x"}],"tools":[{"type":"bash_20250124","name":"bash"}]})", kAnthropic), 400);
   EXPECT_EQ(handle(R"({"input":"x","previous_response_id":"resp_missing"})", kResponses), 404);
   EXPECT_EQ(handle(R"({"input":"x","tools":[{"type":"web_search"}]})", kResponses), 400);
   EXPECT_EQ(handle(R"({"input":[{"type":"reasoning","encrypted_content":"dsv4r1:###="},{"role":"user","content":"x"}]})", kResponses), 400);

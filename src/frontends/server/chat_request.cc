@@ -224,7 +224,7 @@ ChatRequest parse_chat_request(const Json& body, const ServerInfo& info) {
   // --- tools
   if (const Json* tools = field(body, "tools")) {
     if (!tools->is_array()) throw bad_request("'tools' must be an array", "tools");
-    if (tools->size() > 128) throw bad_request("at most 128 tools are allowed", "tools");
+    if (tools->size() > 512) throw bad_request("at most 512 tools are allowed", "tools");
     for (size_t i = 0; i < tools->size(); ++i) {
       const Json& t = (*tools)[i];
       const std::string w = "tools[" + std::to_string(i) + "]";

@@ -354,6 +354,23 @@ struct HttpServer::Impl {
     }
   }
 
+  // POST /v1/messages/count_tokens: the prompt the request would be rendered to, counted.
+  void handle_count_tokens(const httplib::Request& req, httplib::Response& res) {
+    try {
+      Json body = parse_body(req);
+      if (body.is_object() && !body.contains("max_tokens")) body["max_tokens"] = 1;
+      Json chat_body = anthropic_to_openai(body);
+      chat_body.erase("stream");
+      ChatRequest cr = parse_chat_request(chat_body, opt.info);
+      Prompt prompt = build_chat_prompt(cr, *tok, &memory);
+      res.set_content(dump(Json::object({{"input_tokens", static_cast<int64_t>(prompt.tokens.size())}})) + "\n", "application/json");
+    } catch (const ApiError& e) {
+      send_error(res, e, true);
+    } catch (const std::exception& e) {
+      send_error(res, ApiError(500, std::string("internal error: ") + e.what(), "server_error"), true);
+    }
+  }
+
   ApiError response_not_found(const std::string& id) {
     return ApiError(404, "Response with id '" + id + "' not found.", "invalid_request_error", "response_id", "not_found");
   }
@@ -556,6 +573,7 @@ struct HttpServer::Impl {
     for (const std::string prefix : {"/v1", ""}) {
       svr.Post(prefix + "/chat/completions", [this](const httplib::Request& q, httplib::Response& r) { handle_chat(q, r, false); });
       svr.Post(prefix + "/messages", [this](const httplib::Request& q, httplib::Response& r) { handle_chat(q, r, true); });
+      svr.Post(prefix + "/messages/count_tokens", [this](const httplib::Request& q, httplib::Response& r) { handle_count_tokens(q, r); });
       svr.Post(prefix + "/completions", [this](const httplib::Request& q, httplib::Response& r) { handle_completion(q, r); });
       svr.Get(prefix + "/models", [this](const httplib::Request&, httplib::Response& r) {
         Json m = Json::object({{"id", opt.info.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "dsv4"},
@@ -591,6 +609,7 @@ struct HttpServer::Impl {
       });
     }
     svr.Post("/anthropic/v1/messages", [this](const httplib::Request& q, httplib::Response& r) { handle_chat(q, r, true); });
+    svr.Post("/anthropic/v1/messages/count_tokens", [this](const httplib::Request& q, httplib::Response& r) { handle_count_tokens(q, r); });
     svr.Post("/tokenize", [this](const httplib::Request& q, httplib::Response& r) { handle_tokenize(q, r); });
     svr.Post("/detokenize", [this](const httplib::Request& q, httplib::Response& r) { handle_detokenize(q, r); });
     svr.Get("/health", [this](const httplib::Request&, httplib::Response& r) {

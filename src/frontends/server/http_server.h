@@ -2,7 +2,7 @@
 //
 //   POST /v1/chat/completions  OpenAI / DeepSeek chat (JSON or SSE)
 //   POST /v1/completions       raw prompt completion (JSON or SSE)
-//   POST /v1/messages          Anthropic Messages (JSON or SSE events)
+//   POST /v1/messages          Anthropic Messages (JSON or SSE events); .../count_tokens
 //   POST /v1/responses         OpenAI Responses (JSON or SSE events); GET / DELETE
 //                              /v1/responses/{id}, POST /v1/responses/{id}/cancel
 //   GET  /v1/models, GET /health, GET /metrics (Prometheus), POST /tokenize, POST /detokenize
