@@ -10,6 +10,7 @@
 
 #include "frontends/server/anthropic.h"
 #include "frontends/server/chat_request.h"
+#include "frontends/server/responses_request.h"
 
 namespace dsv4::server {
 namespace {
@@ -25,11 +26,29 @@ ServerInfo info() {
   return i;
 }
 
+enum Api { kChat = 0, kAnthropic = 1, kResponses = 2 };
+
+// A store holding one response ("resp_seed") that the Responses seeds continue.
+ResponsesStore& store() {
+  static ResponsesStore st(16, std::chrono::seconds(3600));
+  static const bool filled = [] {
+    StoredResponse r;
+    r.response = Json::object({{"id", "resp_seed"}});
+    r.messages = json_py::loads(
+        R"([{"role":"user","content":"w?"},{"role":"assistant","content":"","reasoning_content":"r","tool_calls":[{"id":"call_1","type":"function","function":{"name":"get","arguments":"{}"}}]}])");
+    st.put("resp_seed", r);
+    return true;
+  }();
+  (void)filled;
+  return st;
+}
+
 // Runs one body through the handler path. Returns the HTTP status the server would answer.
-int handle(const std::string& body, bool anthropic) {
+int handle(const std::string& body, int api) {
   try {
     Json j = json_py::loads(body);
-    if (anthropic) j = anthropic_to_openai(j);
+    if (api == kAnthropic) j = anthropic_to_openai(j);
+    if (api == kResponses) j = parse_responses_request(j, store()).chat_body;
     ChatRequest r = parse_chat_request(j, info());
     ToolCallMemory memory;
     Prompt p = build_chat_prompt(r, tokenizer(), &memory);
@@ -56,8 +75,16 @@ const char* kSeeds[] = {
     R"({"messages":[{"role":"developer","content":"x"},{"role":"user","content":"y"},{"role":"assistant","content":"z","prefix":true}],"stream":true,"stream_options":{"include_usage":true},"tool_choice":{"type":"function","function":{"name":"f"}},"tools":[{"type":"function","function":{"name":"f"}}]})",
 };
 const char* kAnthropicSeeds[] = {
+    R"({"model":"deepseek-v4-flash","max_tokens":64,"stream":true,"system":[{"type":"text","text":"You are an agent.","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":[{"type":"text","text":"fix it","cache_control":{"type":"ephemeral"}}]},{"role":"system","content":"reminder"},{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"s"},{"type":"tool_use","id":"t1","name":"Bash","input":{"command":"ls"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","is_error":true,"content":[{"type":"text","text":"err"}]}]}],"thinking":{"type":"adaptive"},"output_config":{"effort":"max"},"context_management":{"edits":[]},"metadata":{"user_id":"u"},"tools":[{"name":"Bash","input_schema":{"type":"object","properties":{"command":{"type":"string"}}}}],"tool_choice":{"type":"auto"}})",
     R"({"model":"deepseek-v4-flash","max_tokens":16,"system":[{"type":"text","text":"sys"}],"messages":[{"role":"user","content":"Hi"}],"thinking":{"type":"enabled","budget_tokens":100}})",
     R"({"max_tokens":8,"tools":[{"name":"w","input_schema":{"type":"object"}}],"tool_choice":{"type":"tool","name":"w"},"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"thinking","thinking":"t"},{"type":"tool_use","id":"t1","name":"w","input":{"q":1}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"ok"}]},{"type":"text","text":"go"}]}]})",
+};
+
+const char* kResponsesSeeds[] = {
+    R"({"model":"deepseek-v4-flash","input":"Hi","instructions":"Be brief.","max_output_tokens":8,"reasoning":{"effort":"high","summary":"auto"},"store":false,"metadata":{"a":"b"},"truncation":"auto","user":"u"})",
+    R"({"input":[{"role":"developer","content":"d"},{"type":"message","role":"user","content":[{"type":"input_text","text":"w?"}]},{"type":"reasoning","id":"rs_1","summary":[{"type":"summary_text","text":"s"}],"encrypted_content":"dsv4r1:cmVhc29u"},{"type":"function_call","id":"fc_1","call_id":"c1","name":"get","arguments":"{\"city\": \"P\"}"},{"type":"function_call_output","call_id":"c1","output":"sun"}],"tools":[{"type":"function","name":"get","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}],"tool_choice":"auto","include":["reasoning.encrypted_content"],"parallel_tool_calls":false})",
+    R"({"previous_response_id":"resp_seed","input":[{"type":"function_call_output","call_id":"call_1","output":[{"type":"input_text","text":"ok"}]}],"text":{"format":{"type":"json_schema","name":"x","schema":{"type":"object","properties":{"a":{"type":"integer"}}}}},"reasoning":{"effort":"xhigh"},"tools":[{"type":"function","name":"get"}],"tool_choice":"auto"})",
+    R"({"input":[{"role":"user","content":"x"}],"tools":[{"type":"function","name":"get"}],"tool_choice":{"type":"function","name":"get"},"temperature":0.5,"top_p":0.9})",
 };
 
 std::string mutate(std::string s, std::mt19937& rng) {
@@ -102,8 +129,10 @@ TEST(ServerRequestFuzz, MutatedBodiesNeverCrash) {
   std::mt19937 rng(12345);
   int ok = 0, rejected = 0;
   for (int iter = 0; iter < 4000; ++iter) {
-    const bool anth = iter % 4 == 3;
-    std::string seed = anth ? kAnthropicSeeds[rng() % std::size(kAnthropicSeeds)] : kSeeds[rng() % std::size(kSeeds)];
+    const int api = iter % 4 == 3 ? kAnthropic : iter % 4 == 1 ? kResponses : kChat;
+    std::string seed = api == kAnthropic   ? kAnthropicSeeds[rng() % std::size(kAnthropicSeeds)]
+                       : api == kResponses ? kResponsesSeeds[rng() % std::size(kResponsesSeeds)]
+                                           : kSeeds[rng() % std::size(kSeeds)];
     std::string body;
     if (iter % 2 == 0) {
       body = mutate(seed, rng);
@@ -113,7 +142,7 @@ TEST(ServerRequestFuzz, MutatedBodiesNeverCrash) {
       body = j.dump();
     }
     int status = 0;
-    ASSERT_NO_THROW(status = handle(body, anth)) << body;
+    ASSERT_NO_THROW(status = handle(body, api)) << body;
     (status == 200 ? ok : rejected)++;
   }
   // The loop must exercise both paths to mean anything.
@@ -124,6 +153,7 @@ TEST(ServerRequestFuzz, MutatedBodiesNeverCrash) {
 TEST(ServerRequestFuzz, SeedsAreValid) {
   for (const char* s : kSeeds) EXPECT_EQ(handle(s, false), 200) << s;
   for (const char* s : kAnthropicSeeds) EXPECT_EQ(handle(s, true), 200) << s;
+  for (const char* s : kResponsesSeeds) EXPECT_EQ(handle(s, kResponses), 200) << s;
 }
 
 TEST(ServerRequestFuzz, BadInputStatuses) {
@@ -150,6 +180,24 @@ TEST(ServerRequestFuzz, BadInputStatuses) {
   EXPECT_EQ(handle(tool_turn + "}", false), 400);
   EXPECT_EQ(handle(tool_turn + R"(,"thinking":{"type":"disabled"}})", false), 200);
   EXPECT_EQ(handle(R"({"max_tokens":4,"messages":[{"role":"user","content":[{"type":"image","source":{}}]}]})", true), 400);
+  // Responses API
+  EXPECT_EQ(handle(R"({"max_tokens":4,"messages":[{"role":"user","content":"x"}],"output_config":{"effort":"huge"}})", kAnthropic), 400);
+  EXPECT_EQ(handle(R"({"max_tokens":4,"messages":[{"role":"user","content":"x"}],"tools":[{"type":"bash_20250124","name":"bash"}]})", kAnthropic), 400);
+  EXPECT_EQ(handle(R"({"input":"x","previous_response_id":"resp_missing"})", kResponses), 404);
+  EXPECT_EQ(handle(R"({"input":"x","tools":[{"type":"web_search"}]})", kResponses), 400);
+  EXPECT_EQ(handle(R"({"input":[{"type":"reasoning","encrypted_content":"dsv4r1:###="},{"role":"user","content":"x"}]})", kResponses), 400);
+  EXPECT_EQ(handle(R"({"input":[{"role":"user","content":[{"type":"input_image","image_url":"x"}]}]})", kResponses), 400);
+  EXPECT_EQ(handle(R"({"input":"x","background":true})", kResponses), 400);
+}
+
+TEST(ServerRequestFuzz, ReasoningContentRoundTrips) {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 200; ++i) {
+    std::string s(rng() % 40, '\0');
+    for (char& c : s) c = static_cast<char>(rng() % 256);
+    EXPECT_EQ(decode_reasoning_content(encode_reasoning_content(s), "x"), s);
+  }
+  EXPECT_EQ(encode_reasoning_content("reason"), "dsv4r1:cmVhc29u");  // RFC 4648 base64 of "reason"
 }
 
 }  // namespace

@@ -191,6 +191,40 @@ try {
       { role: 'user', content: [{ type: 'tool_result', tool_use_id: tu?.id ?? 'x', content: 'sunny' }] }] });
   check(at2.usage.cache_read_input_tokens >= at.usage.input_tokens + at.usage.cache_read_input_tokens + at.usage.output_tokens,
         'anthropic tool loop reuses the first exchange', [at.usage, at2.usage]);
+  // today's Anthropic clients: system-role messages inside `messages` (merged into the system
+  // prompt in order), adaptive thinking + output_config.effort, ignored fields, count_tokens
+  const count = (b) => anthropic.messages.countTokens({ model: 'deepseek-v4-flash', ...b });
+  const sysIn = { system: 'Rule A.', messages: [{ role: 'system', content: 'Rule B.' }, { role: 'user', content: 'Hi' }] };
+  const merged = { system: 'Rule A.\n\nRule B.', messages: [{ role: 'user', content: 'Hi' }] };
+  const [cIn, cMerged] = [await count(sysIn), await count(merged)];
+  check(Number.isInteger(cIn.input_tokens) && cIn.input_tokens === cMerged.input_tokens, 'a system-role message is merged into the system prompt', [cIn, cMerged]);
+  const a4 = await anthropic.messages.create({ model: 'deepseek-v4-flash', max_tokens: 6, ...sysIn, thinking: { type: 'adaptive' },
+    output_config: { effort: 'high' }, metadata: { user_id: 'u1' }, context_management: { edits: [{ type: 'clear_tool_uses_20250919' }] },
+    service_tier: 'auto', seed: 2 });
+  check(a4.content[0]?.type === 'thinking' && a4.usage.input_tokens + a4.usage.cache_read_input_tokens === cIn.input_tokens + 0,
+        'adaptive + effort high: thinking; count_tokens == input tokens; unknown fields ignored', [a4, cIn]);
+  const eff = async (effort) => (await count({ ...sysIn, thinking: { type: 'adaptive' }, output_config: { effort } })).input_tokens;
+  const [eLow, eMed, eHigh, eMax] = [await eff('low'), await eff('medium'), await eff('high'), await eff('max')];
+  check(eMed === eHigh && eMax > eHigh && eLow === cIn.input_tokens - 0 && eHigh === cIn.input_tokens, 'effort medium == high, max adds the prefix', [eLow, eMed, eHigh, eMax]);
+  const aLow = await anthropic.messages.create({ model: 'deepseek-v4-flash', max_tokens: 6, ...sysIn, thinking: { type: 'adaptive' }, output_config: { effort: 'low' } });
+  check(aLow.content.every((b) => b.type !== 'thinking') && aLow.content[0]?.type === 'text', 'adaptive + effort low: no thinking', aLow.content);
+  // tool_use -> tool_result with is_error and a content array; cache_control marks ignored
+  const tools = Array.from({ length: 24 }, (_, i) => ({ name: `tool_${i}`, description: `Tool number ${i}`,
+    input_schema: { type: 'object', properties: { arg: { type: 'string' } } }, ...(i === 23 ? { cache_control: { type: 'ephemeral' } } : {}) }));
+  const ae1 = await anthropic.messages.create({ model: 'deepseek-v4-flash', max_tokens: 40, thinking: { type: 'disabled' }, tools,
+    tool_choice: { type: 'any' }, messages: [{ role: 'user', content: [{ type: 'text', text: 'Run something', cache_control: { type: 'ephemeral' } }] }], seed: 6 });
+  const tu2 = ae1.content.find((b) => b.type === 'tool_use');
+  check(ae1.stop_reason === 'tool_use' && tu2?.name?.startsWith('tool_'), 'tool_choice any: a tool_use block', ae1.content);
+  const ae2 = await anthropic.messages.create({ model: 'deepseek-v4-flash', max_tokens: 6, thinking: { type: 'disabled' }, tools,
+    messages: [{ role: 'user', content: [{ type: 'text', text: 'Run something', cache_control: { type: 'ephemeral' } }] }, { role: 'assistant', content: ae1.content },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: tu2?.id ?? 'x', is_error: true, content: [{ type: 'text', text: 'Error: ' }, { type: 'text', text: 'no such file' }] }] }] });
+  check(ae2.type === 'message' && ae2.usage.cache_read_input_tokens >= ae1.usage.input_tokens + ae1.usage.cache_read_input_tokens + ae1.usage.output_tokens,
+        'tool_result with is_error and a content array: accepted, the exchange reused', [ae1.usage, ae2.usage]);
+  const img = await raw('/v1/messages', { body: JSON.stringify({ max_tokens: 4, messages: [{ role: 'user', content: [{ type: 'text', text: 'a' },
+    { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'AAAA' } }] }] }) });
+  check(img.status === 400 && img.json?.error?.message.includes("messages[0].content[1]") && img.json.error.message.includes("'image'"), 'an image block -> 400 naming the block', img.text);
+  const srvTool = await raw('/v1/messages', { body: JSON.stringify({ max_tokens: 4, tools: [{ type: 'web_search_20250305', name: 'web_search' }], messages: [{ role: 'user', content: 'a' }] }) });
+  check(srvTool.status === 400 && srvTool.json?.error?.message.includes('web_search_20250305'), 'a server tool -> 400 naming its type', srvTool.text);
   const aerr = await raw('/v1/messages', { body: JSON.stringify({ max_tokens: 4, messages: 'x' }) });
   check(aerr.status === 400 && aerr.json?.type === 'error' && aerr.json?.error?.type === 'invalid_request_error', 'anthropic error shape', aerr.text);
 

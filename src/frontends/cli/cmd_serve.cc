@@ -43,6 +43,11 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--max-body-mb", max_body_mb, "largest request body in MiB")->check(CLI::Range(int64_t(1), int64_t(1024)));
   app.add_option("--alias", alias, "model id reported by /v1/models (default deepseek-v4-flash)");
   app.add_option("--default-max-tokens", o.info.default_max_tokens, "max_tokens when a chat request gives none (0: up to the context)");
+  app.add_option("--responses-store", o.responses_max_entries,
+                 "Responses API: finished responses kept for previous_response_id / GET (0: none)")
+      ->check(CLI::Range(0, 1 << 24));
+  app.add_option("--responses-ttl", o.responses_ttl_seconds, "Responses API: seconds a stored response is kept")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   app.add_option("--numerics", g.numerics, "reference | precise")->check(CLI::IsMember({"reference", "precise"}));
   app.add_flag("-q,--quiet", quiet, "no per-request log lines");
   CLI11_PARSE(app, argc, argv);

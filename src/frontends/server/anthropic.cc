@@ -1,48 +1,78 @@
 #include "frontends/server/anthropic.h"
 
+#include "frontends/server/json_fields.h"
 #include "frontends/server/openai_response.h"
 
 namespace dsv4::server {
 
 namespace {
-const Json* field(const Json& obj, const char* key) {
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
+// Text of a string or an array of text blocks (cache_control and citations ignored); any other
+// block is a 400 naming it.
 std::string text_of_blocks(const Json& c, const std::string& where) {
   if (c.is_string()) return c.get<std::string>();
   if (!c.is_array()) throw bad_request(where + ": content must be a string or an array of blocks", "messages");
   std::string out;
-  for (const Json& b : c) {
-    if (!b.is_object() || !b.contains("type") || b["type"] != "text" || !b.contains("text") || !b["text"].is_string())
-      throw bad_request(where + ": only text blocks are supported here", "messages");
+  for (size_t k = 0; k < c.size(); ++k) {
+    const Json& b = c[k];
+    const std::string bw = where + ".content[" + std::to_string(k) + "]";
+    if (!b.is_object() || !field(b, "type") || !b["type"].is_string()) throw bad_request(bw + ": a block needs a string 'type'", "messages");
+    if (b["type"] != "text")
+      throw bad_request(bw + ": content block type '" + b["type"].get<std::string>() + "' is not supported here (text only)", "messages");
+    if (!field(b, "text") || !b["text"].is_string()) throw bad_request(bw + ": a text block needs a string 'text'", "messages");
     out += b["text"].get<std::string>();
   }
   return out;
+}
+
+// thinking {type} and output_config.effort -> the chat body's thinking / reasoning_effort:
+// disabled -> non-think; enabled -> think (effort max -> think-max); adaptive or absent -> by
+// effort: low -> non-think, medium / high -> think-high, max (xhigh) -> think-max, none given ->
+// think-high.
+void map_thinking(const Json& body, Json& o) {
+  std::string type;
+  if (const Json* t = field(body, "thinking")) {
+    if (!t->is_object()) throw bad_request("'thinking' must be an object like {\"type\": \"enabled\"}", "thinking");
+    type = get_string(*t, "type", "", "thinking");
+    if (type != "enabled" && type != "disabled" && type != "adaptive")
+      throw bad_request("'thinking.type' must be enabled, disabled or adaptive", "thinking");
+    // budget_tokens is not enforced: reasoning ends on its own (or at max_tokens).
+  }
+  std::string effort;
+  if (const Json* oc = field(body, "output_config")) {
+    if (!oc->is_object()) throw bad_request("'output_config' must be an object", "output_config");
+    effort = get_string(*oc, "effort", "", "output_config");
+    if (!effort.empty() && effort != "low" && effort != "medium" && effort != "high" && effort != "max" && effort != "xhigh")
+      throw bad_request("'output_config.effort' must be low, medium, high, xhigh or max", "output_config");
+  }
+  if (type.empty() && effort.empty()) return;  // the chat default (thinking on; off for deepseek-chat)
+  bool think = type != "disabled";
+  if ((type.empty() || type == "adaptive") && effort == "low") think = false;
+  o["thinking"] = Json::object({{"type", think ? "enabled" : "disabled"}});
+  if (think && (effort == "max" || effort == "xhigh")) o["reasoning_effort"] = "max";
 }
 }  // namespace
 
 Json anthropic_to_openai(const Json& body) {
   if (!body.is_object()) throw bad_request("the request body must be a JSON object");
   Json o = Json::object();
-  for (const char* k : {"model", "temperature", "top_p", "top_k", "stream", "thinking", "seed"})
+  // Copied fields; everything else at the top level (metadata, context_management,
+  // service_tier, container, mcp_servers, ...) is ignored, as the official API does for fields it
+  // does not know.
+  for (const char* k : {"model", "temperature", "top_p", "top_k", "stream", "seed"})
     if (const Json* v = field(body, k)) o[k] = *v;
   if (const Json* v = field(body, "max_tokens")) o["max_tokens"] = *v;
   if (const Json* v = field(body, "stop_sequences")) o["stop"] = *v;
-  if (const Json* oc = field(body, "output_config")) {
-    if (!oc->is_object()) throw bad_request("'output_config' must be an object", "output_config");
-    if (const Json* e = field(*oc, "effort")) o["reasoning_effort"] = *e;
-  }
-  if (const Json* t = field(body, "thinking"); t && t->is_object()) {
-    // Anthropic also has "adaptive"; budget_tokens is not enforced (reasoning ends on its own).
-    Json tt = Json::object();
-    if (const Json* type = field(*t, "type")) tt["type"] = (*type == "adaptive") ? Json("enabled") : *type;
-    o["thinking"] = tt;
-  }
+  map_thinking(body, o);
+  // System text: the top-level `system`, then every system-role message inside `messages`, in
+  // order, as one system prompt.
   Json msgs = Json::array();
-  if (const Json* sys = field(body, "system")) msgs.push_back(Json::object({{"role", "system"}, {"content", text_of_blocks(*sys, "system")}}));
+  std::string system;
+  bool has_system = false;
+  auto add_system = [&](const std::string& t) {
+    system += (has_system && !system.empty() && !t.empty() ? "\n\n" : "") + t;
+    has_system = true;
+  };
+  if (const Json* sys = field(body, "system")) add_system(text_of_blocks(*sys, "system"));
   const Json* in = field(body, "messages");
   if (!in || !in->is_array() || in->empty()) throw bad_request("'messages' must be a non-empty array", "messages");
   for (size_t i = 0; i < in->size(); ++i) {
@@ -50,10 +80,14 @@ Json anthropic_to_openai(const Json& body) {
     const std::string where = "messages[" + std::to_string(i) + "]";
     if (!m.is_object()) throw bad_request(where + " must be an object", "messages");
     const Json* role = field(m, "role");
-    if (!role || !role->is_string() || (*role != "user" && *role != "assistant"))
-      throw bad_request(where + ": 'role' must be user or assistant", "messages");
+    if (!role || !role->is_string() || (*role != "user" && *role != "assistant" && *role != "system"))
+      throw bad_request(where + ": 'role' must be user, assistant or system", "messages");
     const Json* content = field(m, "content");
     if (!content) throw bad_request(where + ": 'content' is required", "messages");
+    if (*role == "system") {
+      add_system(text_of_blocks(*content, where));
+      continue;
+    }
     if (content->is_string()) {
       msgs.push_back(Json::object({{"role", *role}, {"content", *content}}));
       continue;
@@ -62,8 +96,10 @@ Json anthropic_to_openai(const Json& body) {
     if (*role == "user") {
       std::string text;
       bool has_text = false;
-      for (const Json& b : *content) {
-        if (!b.is_object() || !field(b, "type") || !b["type"].is_string()) throw bad_request(where + ": blocks need a 'type'", "messages");
+      for (size_t k = 0; k < content->size(); ++k) {
+        const Json& b = (*content)[k];
+        const std::string bw = where + ".content[" + std::to_string(k) + "]";
+        if (!b.is_object() || !field(b, "type") || !b["type"].is_string()) throw bad_request(bw + ": a block needs a string 'type'", "messages");
         const std::string type = b["type"].get<std::string>();
         if (type == "text") {
           if (!field(b, "text") || !b["text"].is_string()) throw bad_request(where + ": a text block needs 'text'", "messages");
@@ -71,11 +107,13 @@ Json anthropic_to_openai(const Json& body) {
           has_text = true;
         } else if (type == "tool_result") {
           const Json* id = field(b, "tool_use_id");
-          if (!id || !id->is_string()) throw bad_request(where + ": tool_result needs 'tool_use_id'", "messages");
+          if (!id || !id->is_string()) throw bad_request(bw + ": tool_result needs a string 'tool_use_id'", "messages");
+          // is_error: the text says what went wrong; the V4 format has no separate error flag.
+          get_bool(b, "is_error", false);
           const Json* c = field(b, "content");
-          msgs.push_back(Json::object({{"role", "tool"}, {"tool_call_id", *id}, {"content", c ? text_of_blocks(*c, where) : std::string()}}));
+          msgs.push_back(Json::object({{"role", "tool"}, {"tool_call_id", *id}, {"content", c ? text_of_blocks(*c, bw) : std::string()}}));
         } else {
-          throw bad_request(where + ": unsupported content block type '" + type + "'", "messages");
+          throw bad_request(bw + ": content block type '" + type + "' is not supported (text and tool_result only)", "messages");
         }
       }
       if (has_text) msgs.push_back(Json::object({{"role", "user"}, {"content", text}}));
@@ -83,8 +121,10 @@ Json anthropic_to_openai(const Json& body) {
       Json a = Json::object({{"role", "assistant"}, {"content", ""}, {"reasoning_content", ""}});
       std::string text, reasoning;
       Json calls = Json::array();
-      for (const Json& b : *content) {
-        if (!b.is_object() || !field(b, "type") || !b["type"].is_string()) throw bad_request(where + ": blocks need a 'type'", "messages");
+      for (size_t k = 0; k < content->size(); ++k) {
+        const Json& b = (*content)[k];
+        const std::string bw = where + ".content[" + std::to_string(k) + "]";
+        if (!b.is_object() || !field(b, "type") || !b["type"].is_string()) throw bad_request(bw + ": a block needs a string 'type'", "messages");
         const std::string type = b["type"].get<std::string>();
         if (type == "text") {
           if (!field(b, "text") || !b["text"].is_string()) throw bad_request(where + ": a text block needs 'text'", "messages");
@@ -102,7 +142,7 @@ Json anthropic_to_openai(const Json& body) {
           calls.push_back(Json::object({{"id", *id}, {"type", "function"},
                                         {"function", Json::object({{"name", *name}, {"arguments", json_py::dumps(input ? *input : Json::object())}})}}));
         } else {
-          throw bad_request(where + ": unsupported content block type '" + type + "'", "messages");
+          throw bad_request(bw + ": content block type '" + type + "' is not supported (text, thinking, tool_use only)", "messages");
         }
       }
       a["content"] = text;
@@ -111,12 +151,18 @@ Json anthropic_to_openai(const Json& body) {
       msgs.push_back(std::move(a));
     }
   }
+  if (has_system) msgs.insert(msgs.begin(), Json::object({{"role", "system"}, {"content", system}}));
   o["messages"] = std::move(msgs);
   if (const Json* tools = field(body, "tools")) {
     if (!tools->is_array()) throw bad_request("'tools' must be an array", "tools");
     Json ot = Json::array();
-    for (const Json& t : *tools) {
-      if (!t.is_object() || !field(t, "name") || !t["name"].is_string()) throw bad_request("each tool needs a string 'name'", "tools");
+    for (size_t i = 0; i < tools->size(); ++i) {
+      const Json& t = (*tools)[i];
+      const std::string w = "tools[" + std::to_string(i) + "]";
+      if (!t.is_object() || !field(t, "name") || !t["name"].is_string()) throw bad_request(w + ": a tool needs a string 'name'", "tools");
+      const std::string type = get_string(t, "type", "custom", "tools");
+      if (type != "custom")
+        throw bad_request(w + ": tool type '" + type + "' is not supported (client tools with input_schema only)", "tools");
       Json fn = Json::object({{"name", t["name"]}});
       if (const Json* d = field(t, "description")) fn["description"] = *d;
       fn["parameters"] = field(t, "input_schema") ? t["input_schema"] : Json::object({{"type", "object"}});

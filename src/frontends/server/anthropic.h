@@ -1,8 +1,13 @@
 // Anthropic Messages API (/v1/messages) on top of the OpenAI request path: the request is
-// rewritten into an OpenAI chat body (system -> system message, thinking / tool_use /
-// tool_result blocks -> reasoning_content / tool_calls / tool messages, tools with
-// input_schema -> functions, tool_choice auto/any/tool/none -> auto/required/named/none,
-// output_config.effort -> reasoning_effort), then parsed and validated by parse_chat_request.
+// rewritten into an OpenAI chat body (the top-level system and the system-role messages inside
+// `messages`, in order -> one system message; thinking / tool_use / tool_result blocks ->
+// reasoning_content / tool_calls / tool messages, tools with input_schema -> functions,
+// tool_choice auto/any/tool/none -> auto/required/named/none), then parsed and validated by
+// parse_chat_request. Reasoning: thinking disabled -> non-think; enabled -> think-high
+// (output_config.effort max / xhigh -> think-max); adaptive or absent with output_config.effort
+// low -> non-think, medium / high -> think-high, max / xhigh -> think-max. Unknown top-level
+// fields (metadata, context_management, service_tier, ...) and cache_control marks are ignored;
+// image / document blocks and server tools are a 400 naming the block.
 //
 // Difference from the OpenAI route: an assistant tool_use turn without a thinking block is
 // accepted (reasoning taken as ""), since Anthropic clients often drop thinking blocks.

@@ -1,5 +1,7 @@
 #include "frontends/server/chat_request.h"
 
+#include "frontends/server/json_fields.h"
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -7,45 +9,6 @@
 namespace dsv4::server {
 
 namespace {
-
-const Json* field(const Json& obj, const char* key) {
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
-double get_number(const Json& body, const char* key, double lo, double hi, double def) {
-  const Json* v = field(body, key);
-  if (!v) return def;
-  if (!v->is_number() || json_py::is_bigint(*v)) throw bad_request(std::string("'") + key + "' must be a number", key);
-  const double d = v->get<double>();
-  if (!std::isfinite(d) || d < lo || d > hi)
-    throw bad_request(std::string("'") + key + "' must be between " + json_py::float_repr(lo) + " and " + json_py::float_repr(hi), key);
-  return d;
-}
-
-int64_t get_int(const Json& body, const char* key, int64_t lo, int64_t hi, int64_t def) {
-  const Json* v = field(body, key);
-  if (!v) return def;
-  if (!v->is_number_integer()) throw bad_request(std::string("'") + key + "' must be an integer", key);
-  int64_t x;
-  if (v->is_number_unsigned()) {
-    const uint64_t u = v->get<uint64_t>();
-    if (u > static_cast<uint64_t>(hi)) throw bad_request(std::string("'") + key + "' is too large", key);
-    x = static_cast<int64_t>(u);
-  } else {
-    x = v->get<int64_t>();
-  }
-  if (x < lo || x > hi) throw bad_request(std::string("'") + key + "' must be between " + std::to_string(lo) + " and " + std::to_string(hi), key);
-  return x;
-}
-
-bool get_bool(const Json& body, const char* key, bool def) {
-  const Json* v = field(body, key);
-  if (!v) return def;
-  if (!v->is_boolean()) throw bad_request(std::string("'") + key + "' must be a boolean", key);
-  return v->get<bool>();
-}
 
 // OpenAI content: a string or an array of text parts -> one string.
 std::string flatten_content(const Json& c, const std::string& where) {
@@ -261,7 +224,7 @@ ChatRequest parse_chat_request(const Json& body, const ServerInfo& info) {
   // --- tools
   if (const Json* tools = field(body, "tools")) {
     if (!tools->is_array()) throw bad_request("'tools' must be an array", "tools");
-    if (tools->size() > 128) throw bad_request("at most 128 tools are allowed", "tools");
+    if (tools->size() > 512) throw bad_request("at most 512 tools are allowed", "tools");
     for (size_t i = 0; i < tools->size(); ++i) {
       const Json& t = (*tools)[i];
       const std::string w = "tools[" + std::to_string(i) + "]";

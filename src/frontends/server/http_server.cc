@@ -10,6 +10,9 @@
 
 #include "frontends/server/anthropic.h"
 #include "frontends/server/openai_response.h"
+#include "frontends/server/responses.h"
+#include "frontends/server/responses_request.h"
+#include "frontends/server/responses_store.h"
 
 namespace dsv4::server {
 
@@ -45,13 +48,18 @@ struct HttpServer::Impl {
   Metrics metrics;
   Scheduler scheduler;
   ToolCallMemory memory;
+  ResponsesStore responses;
   httplib::Server svr;
   std::mutex log_mu;
   int port = 0;
   std::atomic<bool> stopped{false};
 
   Impl(std::shared_ptr<const ModelWeights> m, std::shared_ptr<const Tokenizer> t, ServerOptions o)
-      : model(std::move(m)), tok(std::move(t)), opt(std::move(o)), scheduler(model, tok, opt.scheduler, metrics) {
+      : model(std::move(m)),
+        tok(std::move(t)),
+        opt(std::move(o)),
+        scheduler(model, tok, opt.scheduler, metrics),
+        responses(opt.responses_max_entries, std::chrono::seconds(opt.responses_ttl_seconds)) {
     opt.info.context = scheduler.context();
     routes();
   }
@@ -268,6 +276,105 @@ struct HttpServer::Impl {
     }
   }
 
+  // POST /v1/responses: the request becomes a chat request (responses_request.h); the output is
+  // a response object or its event stream (responses.h). Finished responses go to the store.
+  void handle_responses(const httplib::Request& req, httplib::Response& res) {
+    ++metrics.requests_total;
+    const std::string id = "resp_" + random_hex(48);
+    try {
+      Json body = parse_body(req);
+      ResponsesRequest rr = parse_responses_request(body, responses);
+      auto cr = std::make_shared<ChatRequest>(parse_chat_request(rr.chat_body, opt.info));
+      Prompt prompt = build_chat_prompt(*cr, *tok, &memory);
+      JobSpec spec = make_job_spec(*cr, prompt, opt.info);
+      auto job = std::make_shared<Job>(std::move(spec));
+      job->id = id;
+      ResponseShell shell;
+      shell.id = id;
+      shell.created = unix_now();
+      shell.model = cr->model;
+      shell.echo = rr.echo;
+      shell.include_encrypted_reasoning = rr.include_encrypted_reasoning;
+      responses.track(id, job, response_object(shell, "in_progress", Json::array(), nullptr));
+      try {
+        scheduler.submit(job);
+      } catch (...) {
+        responses.untrack(id);
+        throw;
+      }
+      auto ctx = std::make_shared<StreamCtx>();
+      ctx->job = job;
+      auto final_response = std::make_shared<Json>();
+      auto ids = std::make_shared<std::vector<std::string>>();
+      const chat::ThinkingMode mode = cr->encode.thinking_mode;
+      if (rr.stream) {
+        auto st = std::make_shared<ResponsesStreamer>(shell);
+        ctx->start = [st] { return responses_sse(st->start()); };
+        ctx->events = [st](const std::vector<JobEvent>& ev) { return responses_sse(st->on_events(ev)); };
+        ctx->finish = [st, final_response, ids](const JobResult& r) {
+          std::string s = responses_sse(st->finish(r));
+          *final_response = st->final_response();
+          *ids = st->call_ids();
+          return s;
+        };
+        ctx->error = [st](const std::string& m) { return responses_sse(st->failed(m)); };
+        ctx->keepalive = ": keep-alive\n\n";
+      } else {
+        ctx->start = [] { return std::string(); };
+        ctx->events = [](const std::vector<JobEvent>&) { return std::string(); };
+        ctx->finish = [shell, mode, final_response, ids](const JobResult& r) {
+          *final_response = response_object(shell, response_status(r), response_output(shell, r, mode, *ids), &r);
+          return dump(*final_response) + "\n";
+        };
+        ctx->error = [](const std::string& m) { return dump(openai_error_json(ApiError(500, m, "server_error"))) + "\n"; };
+        ctx->keepalive = "\n";
+      }
+      const std::string path = req.path;
+      const bool store = rr.store;
+      Json conversation = std::move(rr.conversation);
+      ctx->on_end = [this, id, path, cr, ids, final_response, store, conversation](const std::shared_ptr<Job>& j) {
+        responses.untrack(id);
+        log_request(id, path, *j);
+        if (!j->error.empty() || final_response->is_null()) return;
+        remember_tool_turn(*cr, j->result, *ids);
+        if (!store) return;
+        StoredResponse sr;
+        sr.response = *final_response;
+        sr.messages = conversation;
+        sr.messages.push_back(output_to_chat_message((*final_response)["output"]));
+        responses.put(id, std::move(sr));
+      };
+      stream(res, rr.stream ? "text/event-stream" : "application/json", ctx);
+    } catch (const ApiError& e) {
+      send_error(res, e, false);
+      log_line("request " + id + " " + req.path + " status=" + std::to_string(e.status()) + " error=" + e.what());
+    } catch (const std::exception& e) {
+      send_error(res, ApiError(500, std::string("internal error: ") + e.what(), "server_error"), false);
+      log_line("request " + id + " " + req.path + " status=500 error=" + e.what());
+    }
+  }
+
+  // POST /v1/messages/count_tokens: the prompt the request would be rendered to, counted.
+  void handle_count_tokens(const httplib::Request& req, httplib::Response& res) {
+    try {
+      Json body = parse_body(req);
+      if (body.is_object() && !body.contains("max_tokens")) body["max_tokens"] = 1;
+      Json chat_body = anthropic_to_openai(body);
+      chat_body.erase("stream");
+      ChatRequest cr = parse_chat_request(chat_body, opt.info);
+      Prompt prompt = build_chat_prompt(cr, *tok, &memory);
+      res.set_content(dump(Json::object({{"input_tokens", static_cast<int64_t>(prompt.tokens.size())}})) + "\n", "application/json");
+    } catch (const ApiError& e) {
+      send_error(res, e, true);
+    } catch (const std::exception& e) {
+      send_error(res, ApiError(500, std::string("internal error: ") + e.what(), "server_error"), true);
+    }
+  }
+
+  ApiError response_not_found(const std::string& id) {
+    return ApiError(404, "Response with id '" + id + "' not found.", "invalid_request_error", "response_id", "not_found");
+  }
+
   void handle_completion(const httplib::Request& req, httplib::Response& res) {
     ++metrics.requests_total;
     const std::string id = "cmpl-" + random_hex(24);
@@ -466,6 +573,7 @@ struct HttpServer::Impl {
     for (const std::string prefix : {"/v1", ""}) {
       svr.Post(prefix + "/chat/completions", [this](const httplib::Request& q, httplib::Response& r) { handle_chat(q, r, false); });
       svr.Post(prefix + "/messages", [this](const httplib::Request& q, httplib::Response& r) { handle_chat(q, r, true); });
+      svr.Post(prefix + "/messages/count_tokens", [this](const httplib::Request& q, httplib::Response& r) { handle_count_tokens(q, r); });
       svr.Post(prefix + "/completions", [this](const httplib::Request& q, httplib::Response& r) { handle_completion(q, r); });
       svr.Get(prefix + "/models", [this](const httplib::Request&, httplib::Response& r) {
         Json m = Json::object({{"id", opt.info.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "dsv4"},
@@ -473,7 +581,35 @@ struct HttpServer::Impl {
         r.set_content(dump(Json::object({{"object", "list"}, {"data", Json::array({m})}})) + "\n", "application/json");
       });
     }
+    // Responses API: create, retrieve, delete, cancel (ids are resp_ + hex).
+    for (const std::string prefix : {"/v1", ""}) {
+      svr.Post(prefix + "/responses", [this](const httplib::Request& q, httplib::Response& r) { handle_responses(q, r); });
+      svr.Get(prefix + R"(/responses/([A-Za-z0-9_-]+))", [this](const httplib::Request& q, httplib::Response& r) {
+        const std::string rid = q.matches[1];
+        if (auto s = responses.get(rid)) r.set_content(dump(s->response) + "\n", "application/json");
+        else send_error(r, response_not_found(rid), false);
+      });
+      svr.Delete(prefix + R"(/responses/([A-Za-z0-9_-]+))", [this](const httplib::Request& q, httplib::Response& r) {
+        const std::string rid = q.matches[1];
+        if (responses.erase(rid))
+          r.set_content(dump(Json::object({{"id", rid}, {"object", "response"}, {"deleted", true}})) + "\n", "application/json");
+        else send_error(r, response_not_found(rid), false);
+      });
+      svr.Post(prefix + R"(/responses/([A-Za-z0-9_-]+)/cancel)", [this](const httplib::Request& q, httplib::Response& r) {
+        const std::string rid = q.matches[1];
+        if (auto snap = responses.cancel(rid)) {
+          (*snap)["status"] = "cancelled";
+          r.set_content(dump(*snap) + "\n", "application/json");
+        } else if (auto s = responses.get(rid)) {
+          send_error(r, bad_request("Response '" + rid + "' has already finished (status " + s->response["status"].get<std::string>() +
+                                    "); only a response in progress can be cancelled"), false);
+        } else {
+          send_error(r, response_not_found(rid), false);
+        }
+      });
+    }
     svr.Post("/anthropic/v1/messages", [this](const httplib::Request& q, httplib::Response& r) { handle_chat(q, r, true); });
+    svr.Post("/anthropic/v1/messages/count_tokens", [this](const httplib::Request& q, httplib::Response& r) { handle_count_tokens(q, r); });
     svr.Post("/tokenize", [this](const httplib::Request& q, httplib::Response& r) { handle_tokenize(q, r); });
     svr.Post("/detokenize", [this](const httplib::Request& q, httplib::Response& r) { handle_detokenize(q, r); });
     svr.Get("/health", [this](const httplib::Request&, httplib::Response& r) {

@@ -2,7 +2,9 @@
 //
 //   POST /v1/chat/completions  OpenAI / DeepSeek chat (JSON or SSE)
 //   POST /v1/completions       raw prompt completion (JSON or SSE)
-//   POST /v1/messages          Anthropic Messages (JSON or SSE events)
+//   POST /v1/messages          Anthropic Messages (JSON or SSE events); .../count_tokens
+//   POST /v1/responses         OpenAI Responses (JSON or SSE events); GET / DELETE
+//                              /v1/responses/{id}, POST /v1/responses/{id}/cancel
 //   GET  /v1/models, GET /health, GET /metrics (Prometheus), POST /tokenize, POST /detokenize
 // (each also without the /v1 prefix, as DeepSeek's base URL accepts both).
 //
@@ -33,6 +35,8 @@ struct ServerOptions {
   size_t max_body_bytes = 16u << 20;
   int http_threads = 64;
   bool log_requests = true;
+  size_t responses_max_entries = 1024;  // stored Responses API responses (oldest dropped first)
+  int64_t responses_ttl_seconds = 3600;
   SchedulerOptions scheduler;
   ServerInfo info;
 };
