@@ -1,0 +1,682 @@
+#include "train/model.h"
+
+#include <torch/autograd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <set>
+
+#include "base/error.h"
+#include "model/init.h"
+#include "model/safetensors.h"
+#include "model/weights.h"
+#include "ops/formats.h"
+#include "ops/rope.h"
+#include "ops/weight_matrix.h"
+
+namespace dsv4::train {
+
+using torch::Tensor;
+namespace F = torch::autograd;
+using torch::indexing::Slice;
+
+// ------------------------------------------------------------------------------------------
+// Parameters
+// ------------------------------------------------------------------------------------------
+
+const Tensor& TrainModel::p(const std::string& name) const {
+  auto it = params.find(name);
+  if (it == params.end()) throw Error("train model: no parameter " + name);
+  return it->second;
+}
+const Tensor& TrainModel::buf(const std::string& name) const {
+  auto it = buffers.find(name);
+  if (it == buffers.end()) throw Error("train model: no buffer " + name);
+  return it->second;
+}
+int64_t TrainModel::n_params() const {
+  int64_t n = 0;
+  for (const auto& [k, v] : params) n += v.numel();
+  return n;
+}
+TrainModel TrainModel::to(torch::Dtype dtype) const {
+  TrainModel m = *this;
+  for (auto& [k, v] : m.params) v = v.detach().to(dtype).clone().set_requires_grad(true);
+  for (auto& [k, v] : m.buffers) v = v.is_floating_point() ? v.to(dtype).clone() : v.clone();
+  return m;
+}
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+
+// The release layout of `c`, as (parameter name, format, logical shape); scales, tid2eid and
+// gate.bias are not trainable parameters.
+struct LayoutEntry {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;  // logical (FP4: in, not in/2)
+};
+std::vector<LayoutEntry> layout(const ModelConfig& c) {
+  std::vector<LayoutEntry> out;
+  for (const TensorSpec& s : expected_tensors(c)) {
+    if (ends_with(s.name, ".scale") && (s.dtype == DType::F8_E8M0)) continue;
+    LayoutEntry e{s.name, s.dtype, s.shape};
+    if (s.dtype == DType::I8) e.shape[1] *= 2;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+StoreFormat format_of(DType dt) {
+  switch (dt) {
+    case DType::F8_E4M3: return StoreFormat::kFp8Block;
+    case DType::I8: return StoreFormat::kFp4;
+    case DType::BF16: return StoreFormat::kBf16;
+    default: return StoreFormat::kF32;
+  }
+}
+
+// Muon takes the hidden 2-D matrices; embeddings, head, gates, mHC parameters, ape (2-D
+// but positional biases) go to AdamW.
+bool is_muon(const std::string& name, const std::vector<int64_t>& shape) {
+  if (shape.size() != 2) return false;
+  if (name == "embed.weight" || name == "head.weight") return false;
+  if (ends_with(name, ".ffn.gate.weight")) return false;
+  if (name.find("hc_") != std::string::npos) return false;
+  if (ends_with(name, ".ape")) return false;
+  return true;
+}
+
+bool is_buffer(const std::string& name) { return ends_with(name, ".gate.tid2eid") || ends_with(name, ".gate.bias"); }
+
+void register_param(TrainModel& m, const LayoutEntry& e, Tensor t) {
+  m.names.push_back(e.name);
+  m.info[e.name] = ParamInfo{format_of(e.dtype), is_muon(e.name, e.shape)};
+  m.params[e.name] = t.set_requires_grad(true);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------
+// Loading and initialisation
+// ------------------------------------------------------------------------------------------
+
+TrainModel load_official(const std::string& dir) {
+  TrainModel m;
+  auto w = load_model(dir);  // validates config.json and every tensor
+  m.config = w->config;
+  const TensorStore& store = *w->store;
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+  for (const LayoutEntry& e : layout(m.config)) {
+    const dsv4::Tensor& t = store.get(e.name);
+    if (e.dtype == DType::I64) {
+      Tensor v = torch::empty(e.shape, torch::kInt64);
+      std::memcpy(v.data_ptr<int64_t>(), t.data, t.nbytes);
+      m.buffers[e.name] = v;
+      continue;
+    }
+    Tensor v = torch::empty(e.shape, f32);
+    float* out = v.data_ptr<float>();
+    const int64_t n = v.numel();
+    if (e.dtype == DType::F32) {
+      std::memcpy(out, t.data, t.nbytes);
+    } else if (e.dtype == DType::BF16) {
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t b;
+        std::memcpy(&b, t.data + 2 * i, 2);
+        out[i] = bf16_to_f32(b);
+      }
+    } else {
+      WeightMatrix wm;
+      wm.format = e.dtype == DType::I8 ? WeightFormat::kFp4 : WeightFormat::kFp8Block;
+      wm.data = t.data;
+      wm.scale = store.get(e.name.substr(0, e.name.size() - 7) + ".scale").data;
+      wm.rows = e.shape[0];
+      wm.cols = e.shape[1];
+      wm.total_rows = e.shape[0];
+      wm.block = m.config.weight_block;
+      dequantize_rows(wm, 0, wm.rows, out);
+    }
+    if (is_buffer(e.name))
+      m.buffers[e.name] = v;
+    else
+      register_param(m, e, v);
+  }
+  return m;
+}
+
+TrainModel init_model(const ModelConfig& c, uint64_t seed) {
+  TrainModel m;
+  m.config = c;
+  torch::manual_seed(seed);
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+  for (const LayoutEntry& e : layout(c)) {
+    const std::string& n = e.name;
+    if (ends_with(n, ".gate.tid2eid")) {
+      // Each token gets n_activated distinct experts (a random permutation's head).
+      Tensor ids = torch::empty(e.shape, torch::kInt64);
+      for (int64_t t = 0; t < e.shape[0]; ++t)
+        ids[t] = torch::randperm(c.n_routed_experts, torch::kInt64).slice(0, 0, e.shape[1]);
+      m.buffers[n] = ids;
+      continue;
+    }
+    Tensor v;
+    if (ends_with(n, ".gate.bias") || ends_with(n, ".ape") || ends_with(n, "attn_sink") || ends_with(n, "_base")) {
+      v = torch::zeros(e.shape, f32);
+      if (ends_with(n, "_base") && e.shape[0] == c.hc_mix_dim()) {
+        // comb bias favours the identity (each stream keeps itself).
+        for (int64_t j = 0; j < c.hc_mult; ++j) v[2 * c.hc_mult + j * c.hc_mult + j] = 2.0;
+      }
+    } else if (ends_with(n, "_scale")) {
+      v = torch::full(e.shape, 0.1, f32);
+    } else if (ends_with(n, "_fn")) {
+      v = torch::randn(e.shape, f32) * 0.02;
+    } else if (e.shape.size() == 1) {
+      v = torch::ones(e.shape, f32);  // norm weights
+    } else if (n == "embed.weight") {
+      v = torch::randn(e.shape, f32);
+    } else {
+      // fan-in scaled normal; output projections start smaller (residual streams).
+      double std = 1.0 / std::sqrt(static_cast<double>(e.shape[1]));
+      if (ends_with(n, ".wo_b.weight") || ends_with(n, ".w2.weight")) std *= 0.5;
+      v = torch::randn(e.shape, f32) * std;
+    }
+    if (is_buffer(n))
+      m.buffers[n] = v;
+    else
+      register_param(m, e, v);
+  }
+  return m;
+}
+
+// ------------------------------------------------------------------------------------------
+// Custom autograd functions
+// ------------------------------------------------------------------------------------------
+
+namespace {
+
+// Forward iterations; with `trace`, the input of every normalisation step and the softmax.
+Tensor sinkhorn_iterate(const Tensor& x, int64_t iters, double eps, std::vector<Tensor>* trace) {
+  Tensor sm = torch::softmax(x, -1);
+  if (trace) trace->push_back(sm);
+  Tensor m = sm + eps;
+  for (int64_t it = 0; it < iters; ++it) {
+    if (it > 0) {  // row normalisation (the first one is the softmax)
+      if (trace) trace->push_back(m);
+      m = m / (m.sum(-1, true) + eps);
+    }
+    if (trace) trace->push_back(m);
+    m = m / (m.sum(-2, true) + eps);
+  }
+  return m;
+}
+
+struct SinkhornFn : public F::Function<SinkhornFn> {
+  static Tensor forward(F::AutogradContext* ctx, const Tensor& x, int64_t iters, double eps) {
+    ctx->save_for_backward({x});
+    ctx->saved_data["iters"] = iters;
+    ctx->saved_data["eps"] = eps;
+    torch::NoGradGuard ng;
+    return sinkhorn_iterate(x, iters, eps, nullptr);
+  }
+  static F::variable_list backward(F::AutogradContext* ctx, F::variable_list grads) {
+    const Tensor x = ctx->get_saved_variables()[0];
+    const int64_t iters = ctx->saved_data["iters"].toInt();
+    const double eps = ctx->saved_data["eps"].toDouble();
+    std::vector<Tensor> tr;
+    {
+      torch::NoGradGuard ng;
+      sinkhorn_iterate(x, iters, eps, &tr);
+    }
+    Tensor g = grads[0];
+    // y = m / (sum_dim(m) + eps): dm = g / d - sum_dim(g * m) / d^2 (d broadcast along dim).
+    auto norm_back = [&](const Tensor& m, const Tensor& g, int64_t dim) {
+      Tensor d = m.sum(dim, true) + eps;
+      return g / d - (g * m).sum(dim, true) / (d * d);
+    };
+    // trace: sm, then per iteration [row input (it > 0)], col input.
+    size_t k = tr.size();
+    for (int64_t it = iters - 1; it >= 0; --it) {
+      g = norm_back(tr[--k], g, -2);
+      if (it > 0) g = norm_back(tr[--k], g, -1);
+    }
+    const Tensor& sm = tr[--k];
+    Tensor gx = sm * (g - (g * sm).sum(-1, true));
+    return {gx, Tensor(), Tensor()};
+  }
+};
+
+// Fake quantisation through the release's own encoders (model/init.h): the values are
+// exactly what export writes and the engine dequantises.
+Tensor quantize_values(const Tensor& w, StoreFormat format, int64_t block) {
+  Tensor x = w.detach().to(torch::kFloat32).contiguous();
+  Tensor out = torch::empty_like(x);
+  const float* src = x.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  const int64_t n = x.numel();
+  if (format == StoreFormat::kBf16) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = round_bf16(src[i]);
+  } else if (format == StoreFormat::kF32) {
+    std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+  } else {
+    const int64_t rows = x.size(0), cols = x.size(1);
+    WeightMatrix wm;
+    wm.rows = rows;
+    wm.cols = cols;
+    wm.total_rows = rows;
+    wm.block = block;
+    std::vector<uint8_t> codes, scales;
+    if (format == StoreFormat::kFp8Block) {
+      const int64_t sb = (cols + block - 1) / block, rb = (rows + block - 1) / block;
+      codes.resize(static_cast<size_t>(rows * cols));
+      scales.resize(static_cast<size_t>(rb * sb));
+      init_codec::quantize_fp8(src, rows, cols, block, codes.data(), scales.data());
+      wm.format = WeightFormat::kFp8Block;
+    } else {
+      if (cols % 32 != 0) throw Error("fake_quant: FP4 weight with " + std::to_string(cols) + " inputs (not a multiple of 32)");
+      codes.resize(static_cast<size_t>(rows * cols / 2));
+      scales.resize(static_cast<size_t>(rows * cols / 32));
+      for (int64_t r = 0; r < rows; ++r)
+        init_codec::quantize_fp4_row(src + r * cols, cols, codes.data() + r * cols / 2, scales.data() + r * cols / 32);
+      wm.format = WeightFormat::kFp4;
+    }
+    wm.data = codes.data();
+    wm.scale = scales.data();
+    dequantize_rows(wm, 0, rows, dst);
+  }
+  return out.to(w.scalar_type());
+}
+
+struct FakeQuantFn : public F::Function<FakeQuantFn> {
+  static Tensor forward(F::AutogradContext*, const Tensor& w, int64_t format, int64_t block) {
+    return quantize_values(w, static_cast<StoreFormat>(format), block);
+  }
+  static F::variable_list backward(F::AutogradContext*, F::variable_list grads) {
+    return {grads[0], Tensor(), Tensor()};
+  }
+};
+
+}  // namespace
+
+Tensor sinkhorn(const Tensor& logits, int64_t iters, double eps) { return SinkhornFn::apply(logits, iters, eps); }
+Tensor sinkhorn_plain(const Tensor& logits, int64_t iters, double eps) {
+  return sinkhorn_iterate(logits, iters, eps, nullptr);
+}
+Tensor fake_quant(const Tensor& w, StoreFormat format, int64_t block) {
+  return FakeQuantFn::apply(w, static_cast<int64_t>(format), block);
+}
+
+// ------------------------------------------------------------------------------------------
+// Forward
+// ------------------------------------------------------------------------------------------
+
+namespace {
+
+// RoPE tables of one layer for positions 0..S-1: cos, sin [S, rd/2], computed as the engine
+// does (FP32 angle, cos / sin in double rounded once).
+struct Rope {
+  Tensor cos, sin;
+};
+Rope rope_tables(const ModelConfig& c, int64_t layer, int64_t S, torch::Dtype dtype) {
+  RopeParams rp;
+  rp.rope_dim = c.rope_dim;
+  if (c.compress_ratio(layer) > 0) {
+    rp.theta = c.compress_rope_theta;
+    rp.yarn = c.original_seq_len > 0;
+    rp.factor = c.rope_factor;
+    rp.original_seq_len = c.original_seq_len;
+    rp.beta_fast = c.beta_fast;
+    rp.beta_slow = c.beta_slow;
+  } else {
+    rp.theta = c.rope_theta;
+  }
+  const RopeTable tab = make_rope_table(rp);
+  const int64_t P = c.rope_dim / 2;
+  Tensor cs = torch::empty({S, P}, torch::kFloat32), sn = torch::empty({S, P}, torch::kFloat32);
+  float* cp = cs.data_ptr<float>();
+  float* sp = sn.data_ptr<float>();
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t i = 0; i < P; ++i) {
+      const float angle = static_cast<float>(s) * tab.freqs[static_cast<size_t>(i)];
+      cp[s * P + i] = static_cast<float>(std::cos(static_cast<double>(angle)));
+      sp[s * P + i] = static_cast<float>(std::sin(static_cast<double>(angle)));
+    }
+  return {cs.to(dtype), sn.to(dtype)};
+}
+
+// Rotates the last rd dims of x (interleaved pairs). cos / sin broadcast against x[..., rd/2]
+// (the caller shapes them). inverse: rotation by -angle.
+Tensor apply_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t rd, bool inverse) {
+  const int64_t hd = x.size(-1);
+  Tensor pass = x.narrow(-1, 0, hd - rd);
+  std::vector<int64_t> shp = x.sizes().vec();
+  shp.back() = rd / 2;
+  shp.push_back(2);
+  Tensor r = x.narrow(-1, hd - rd, rd).reshape(shp);
+  Tensor a = r.select(-1, 0), b = r.select(-1, 1);
+  Tensor s = inverse ? -sin : sin;
+  Tensor re = a * cos - b * s, im = a * s + b * cos;
+  Tensor rot = torch::stack({re, im}, -1).flatten(-2);
+  return torch::cat({pass, rot}, -1);
+}
+
+Tensor rms_norm(const Tensor& x, const Tensor& w, double eps) {
+  Tensor y = x * torch::rsqrt(x.pow(2).mean(-1, true) + eps);
+  return w.defined() ? y * w : y;
+}
+
+// Sylvester Hadamard matrix / sqrt(n).
+Tensor hadamard_matrix(int64_t n, torch::Dtype dtype) {
+  Tensor h = torch::ones({1, 1}, torch::kFloat64);
+  while (h.size(0) < n) h = torch::cat({torch::cat({h, h}, 1), torch::cat({h, -h}, 1)}, 0);
+  if (h.size(0) != n) throw Error("hadamard: size " + std::to_string(n) + " is not a power of two");
+  return (h / std::sqrt(static_cast<double>(n))).to(dtype);
+}
+
+// Row-wise top-k with the engine's rule (higher score first, ties by lower index) over the
+// entries where `valid` is set; returns a bool mask of the selected entries.
+Tensor topk_mask(const Tensor& score, const Tensor& valid, int64_t k) {
+  Tensor s = score.detach().to(torch::kFloat64).contiguous();
+  Tensor v = valid.contiguous();
+  const int64_t T = s.size(-1), R = s.numel() / std::max<int64_t>(T, 1);
+  Tensor mask = torch::zeros(s.sizes(), torch::kBool);
+  if (T == 0) return mask;
+  const double* sp = s.data_ptr<double>();
+  const bool* vp = v.data_ptr<bool>();
+  bool* mp = mask.data_ptr<bool>();
+  std::vector<int64_t> idx;
+  for (int64_t r = 0; r < R; ++r) {
+    idx.clear();
+    for (int64_t i = 0; i < T; ++i)
+      if (vp[r * T + i]) idx.push_back(i);
+    const int64_t m = std::min<int64_t>(k, static_cast<int64_t>(idx.size()));
+    const double* row = sp + r * T;
+    std::partial_sort(idx.begin(), idx.begin() + m, idx.end(), [row](int64_t a, int64_t b) {
+      if (row[a] != row[b]) return row[a] > row[b];
+      return a < b;
+    });
+    for (int64_t j = 0; j < m; ++j) mp[r * T + idx[static_cast<size_t>(j)]] = true;
+  }
+  return mask;
+}
+
+struct Ctx {
+  const TrainModel& m;
+  const ModelConfig& c;
+  const ForwardOptions& opt;
+  int64_t B, S;
+  torch::Dtype dtype;
+  Tensor balance_loss, indexer_kl;
+  std::vector<int64_t> routed_layers;
+  std::vector<Tensor> expert_load;
+
+  // A weight as the forward uses it (fake-quantised under QAT).
+  Tensor w(const std::string& name) const {
+    const Tensor& t = m.p(name);
+    if (!opt.qat) return t;
+    const StoreFormat f = m.info.at(name).format;
+    if (f == StoreFormat::kF32) return t;
+    return fake_quant(t, f, c.weight_block);
+  }
+};
+
+Tensor mm_t(const Tensor& x, const Tensor& w) { return torch::matmul(x, w.t()); }
+
+struct HcMix {
+  Tensor pre, post, comb;  // [B,S,hc], [B,S,hc], [B,S,hc,hc]
+};
+
+// mixes = (fn . flat(X)) * rsqrt(mean(flat(X)^2) + norm_eps)
+Tensor hc_mixes(const Ctx& cx, const std::string& site, const Tensor& X) {
+  Tensor flat = X.flatten(-2);
+  Tensor mixes = mm_t(flat, cx.w(site + "_fn"));
+  return mixes * torch::rsqrt(flat.pow(2).mean(-1, true) + cx.c.norm_eps);
+}
+
+HcMix hc_coeffs(const Ctx& cx, const std::string& site, const Tensor& X) {
+  const int64_t hc = cx.c.hc_mult;
+  Tensor mx = hc_mixes(cx, site, X);
+  Tensor scale = cx.w(site + "_scale"), base = cx.w(site + "_base");
+  HcMix r;
+  r.pre = torch::sigmoid(mx.narrow(-1, 0, hc) * scale[0] + base.narrow(0, 0, hc)) + cx.c.hc_eps;
+  r.post = 2.0 * torch::sigmoid(mx.narrow(-1, hc, hc) * scale[1] + base.narrow(0, hc, hc));
+  Tensor comb = mx.narrow(-1, 2 * hc, hc * hc) * scale[2] + base.narrow(0, 2 * hc, hc * hc);
+  std::vector<int64_t> shp = comb.sizes().vec();
+  shp.back() = hc;
+  shp.push_back(hc);
+  r.comb = sinkhorn(comb.reshape(shp), cx.c.hc_sinkhorn_iters, cx.c.hc_eps);
+  return r;
+}
+
+// y = sum_j pre_j X_j
+Tensor hc_collapse(const Tensor& X, const Tensor& pre) { return (pre.unsqueeze(-1) * X).sum(-2); }
+// out_k = post_k f + sum_j comb[j, k] X_j
+Tensor hc_expand(const Tensor& f, const Tensor& X, const HcMix& h) {
+  return h.post.unsqueeze(-1) * f.unsqueeze(-2) + torch::matmul(h.comb.transpose(-1, -2), X);
+}
+
+// Compressed entries [B, T, d] (T = S / ratio) of a compressor (spec 3.4), normalised, with
+// RoPE at position ratio * i; indexer keys also Hadamard-rotated.
+Tensor compress(const Ctx& cx, const std::string& pre, const Tensor& x, int64_t ratio, int64_t d, const Rope& rope,
+                const Tensor& hadamard) {
+  const int64_t B = x.size(0), S = x.size(1), r = ratio, coff = r == 4 ? 2 : 1, cd = coff * d;
+  const int64_t T = S / r;
+  if (T == 0) return torch::zeros({B, 0, d}, x.options());
+  Tensor A = mm_t(x.narrow(1, 0, T * r), cx.w(pre + ".wkv.weight")).view({B, T, r, cd});
+  Tensor Z = mm_t(x.narrow(1, 0, T * r), cx.w(pre + ".wgate.weight")).view({B, T, r, cd}) + cx.w(pre + ".ape");
+  Tensor wts, vals;
+  if (coff == 1) {
+    wts = torch::softmax(Z, 2);
+    vals = A;
+  } else {
+    Tensor Ap = A.narrow(-1, 0, d), Zp = Z.narrow(-1, 0, d);
+    // previous window of entry i = window i-1; entry 0 has none (score -inf).
+    Tensor Aprev = torch::cat({torch::zeros({B, 1, r, d}, A.options()), Ap.narrow(1, 0, T - 1)}, 1);
+    Tensor Zprev = torch::cat({torch::full({B, 1, r, d}, -INFINITY, Z.options()), Zp.narrow(1, 0, T - 1)}, 1);
+    vals = torch::cat({Aprev, A.narrow(-1, d, d)}, 2);
+    wts = torch::softmax(torch::cat({Zprev, Z.narrow(-1, d, d)}, 2), 2);
+  }
+  Tensor C = (wts * vals).sum(2);  // [B, T, d]
+  C = rms_norm(C, cx.w(pre + ".norm.weight"), cx.c.norm_eps);
+  Tensor pos = torch::arange(T, torch::kInt64) * r;
+  C = apply_rope(C, rope.cos.index_select(0, pos), rope.sin.index_select(0, pos), cx.c.rope_dim, false);
+  if (hadamard.defined()) C = torch::matmul(C, hadamard);
+  return C;
+}
+
+// Attention sublayer (spec 3.3) over whole sequences. x: normalised input [B, S, D].
+Tensor attention(Ctx& cx, const std::string& pre, int64_t layer, const Tensor& x) {
+  const ModelConfig& c = cx.c;
+  const int64_t B = cx.B, S = cx.S, H = c.n_heads, hd = c.head_dim, rd = c.rope_dim, W = c.window;
+  const int64_t ratio = c.compress_ratio(layer);
+  const Rope rope = rope_tables(c, layer, S, cx.dtype);
+  const Tensor cos_h = rope.cos.view({S, 1, rd / 2}), sin_h = rope.sin.view({S, 1, rd / 2});
+  Tensor qr = rms_norm(mm_t(x, cx.w(pre + ".wq_a.weight")), cx.w(pre + ".q_norm.weight"), c.norm_eps);
+  Tensor q = mm_t(qr, cx.w(pre + ".wq_b.weight")).view({B, S, H, hd});
+  q = rms_norm(q, Tensor(), c.norm_eps);
+  q = apply_rope(q, cos_h, sin_h, rd, false);
+  Tensor kv = rms_norm(mm_t(x, cx.w(pre + ".wkv.weight")), cx.w(pre + ".kv_norm.weight"), c.norm_eps);
+  kv = apply_rope(kv, rope.cos, rope.sin, rd, false);  // [B, S, hd]
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  Tensor qh = q.transpose(1, 2);  // [B, H, S, hd]
+  Tensor s_win = torch::matmul(qh, kv.unsqueeze(1).transpose(-1, -2)) * scale;  // [B, H, S, S]
+  Tensor pos = torch::arange(S, torch::kInt64);
+  Tensor win_ok = (pos.view({1, S}) <= pos.view({S, 1})) & (pos.view({1, S}) > pos.view({S, 1}) - W);  // [S, S]
+  std::vector<Tensor> scores{s_win.masked_fill(win_ok.logical_not(), -INFINITY)};
+  Tensor entries;  // [B, T, hd]
+  if (ratio > 0) {
+    entries = compress(cx, pre + ".compressor", x, ratio, hd, rope, Tensor());
+    const int64_t T = entries.size(1);
+    Tensor ent = torch::arange(T, torch::kInt64);
+    Tensor visible = ent.view({1, T}) < (pos.view({S, 1}) + 1).div(ratio, "floor");  // [S, T]
+    Tensor s_cmp = torch::matmul(qh, entries.unsqueeze(1).transpose(-1, -2)) * scale;  // [B, H, S, T]
+    Tensor allowed = visible.unsqueeze(0).expand({B, S, T});
+    Tensor iscore;
+    if (c.attention_kind(layer) == AttentionKind::kCsa) {
+      // Lightning indexer (spec 3.5). Its inputs are detached: it learns from its KL only.
+      const int64_t HI = c.index_n_heads, cI = c.index_head_dim;
+      const Tensor had = hadamard_matrix(cI, cx.dtype);
+      const std::string ip = pre + ".indexer";
+      Tensor xi = x.detach(), qri = qr.detach();
+      Tensor iq = mm_t(qri, cx.w(ip + ".wq_b.weight")).view({B, S, HI, cI});
+      iq = torch::matmul(apply_rope(iq, cos_h, sin_h, rd, false), had);
+      Tensor iw = mm_t(xi, cx.w(ip + ".weights_proj.weight")) *
+                  (1.0 / std::sqrt(static_cast<double>(cI)) / std::sqrt(static_cast<double>(HI)));
+      Tensor keys = compress(cx, ip + ".compressor", xi, ratio, cI, rope, had);  // [B, T, cI]
+      Tensor dots = torch::matmul(iq, keys.unsqueeze(1).transpose(-1, -2));  // [B, S, HI, T]
+      iscore = (torch::relu(dots) * iw.unsqueeze(-1)).sum(2);                // [B, S, T]
+      if (cx.opt.indexer == IndexerPhase::kSparse) allowed = topk_mask(iscore, allowed, c.index_topk);
+    }
+    scores.push_back(s_cmp.masked_fill(allowed.unsqueeze(1).logical_not(), -INFINITY));
+    if (iscore.defined() && cx.opt.indexer_loss && T > 0) {
+      // KL(target || indexer) over the attended entries; target: the main attention's
+      // probabilities over those entries, summed over heads and renormalised (detached).
+      Tensor sink = cx.w(pre + ".attn_sink").view({1, H, 1, 1}).expand({B, H, S, 1});
+      Tensor all = torch::cat({scores[0], scores[1], sink}, -1).detach();
+      Tensor p_cmp = torch::softmax(all, -1).narrow(-1, S, T).sum(1);  // [B, S, T]
+      Tensor row_ok = allowed.any(-1);                                   // [B, S]
+      Tensor tgt = p_cmp / (p_cmp.sum(-1, true) + 1e-30);
+      Tensor logq = torch::log_softmax(iscore.masked_fill(allowed.logical_not(), -1e30), -1);
+      Tensor kl = torch::where(allowed, tgt * (torch::log(tgt.clamp_min(1e-30)) - logq), torch::zeros_like(tgt)).sum(-1);
+      Tensor n_rows = row_ok.sum().clamp_min(1).to(kl.scalar_type());
+      Tensor l = (kl * row_ok.to(kl.scalar_type())).sum() / n_rows;
+      cx.indexer_kl = cx.indexer_kl.defined() ? cx.indexer_kl + l : l;
+    }
+  }
+  Tensor sink = cx.w(pre + ".attn_sink").view({1, H, 1, 1}).expand({B, H, S, 1});
+  scores.push_back(sink);
+  Tensor probs = torch::softmax(torch::cat(scores, -1), -1);  // [B, H, S, S (+T) + 1]
+  Tensor o = torch::matmul(probs.narrow(-1, 0, S), kv.unsqueeze(1));
+  if (entries.defined() && entries.size(1) > 0)
+    o = o + torch::matmul(probs.narrow(-1, S, entries.size(1)), entries.unsqueeze(1));
+  o = apply_rope(o.transpose(1, 2), cos_h, sin_h, rd, true);  // [B, S, H, hd]
+  // Grouped low-rank output.
+  const int64_t G = c.o_groups, dg = c.o_lora_rank, gin = H * hd / G;
+  Tensor og = o.reshape({B, S, G, 1, gin});
+  Tensor wa = cx.w(pre + ".wo_a.weight").view({G, dg, gin});
+  Tensor u = torch::matmul(og, wa.transpose(-1, -2)).reshape({B, S, G * dg});
+  return mm_t(u, cx.w(pre + ".wo_b.weight"));
+}
+
+Tensor expert(const Ctx& cx, const std::string& pre, const Tensor& x, const Tensor& rw) {
+  Tensor a1 = mm_t(x, cx.w(pre + ".w1.weight")), a3 = mm_t(x, cx.w(pre + ".w3.weight"));
+  const double lim = cx.c.swiglu_limit;
+  if (lim > 0) {
+    a1 = torch::clamp_max(a1, lim);
+    a3 = torch::clamp(a3, -lim, lim);
+  }
+  Tensor h = torch::silu(a1) * a3;
+  if (rw.defined()) h = h * rw.unsqueeze(-1);
+  return mm_t(h, cx.w(pre + ".w2.weight"));
+}
+
+// MoE sublayer (spec 3.7). x [B, S, D], tokens [B, S].
+Tensor moe(Ctx& cx, const std::string& pre, int64_t layer, const Tensor& x, const Tensor& tokens) {
+  const ModelConfig& c = cx.c;
+  const int64_t E = c.n_routed_experts, k = c.n_activated_experts, D = c.dim;
+  const int64_t B = x.size(0), S = x.size(1), N = B * S;
+  Tensor xf = x.reshape({N, D});
+  Tensor s = torch::sqrt(torch::softplus(mm_t(xf, cx.w(pre + ".gate.weight"))));  // [N, E]
+  Tensor idx;
+  const bool hash = c.is_hash_layer(layer);
+  if (hash) {
+    idx = cx.m.buf(pre + ".gate.tid2eid").index_select(0, tokens.reshape({N}));
+  } else {
+    Tensor biased = s.detach() + cx.m.buf(pre + ".gate.bias").to(s.scalar_type());
+    idx = std::get<1>(torch::topk(biased, k, -1, true, true));
+  }
+  Tensor g = s.gather(1, idx);
+  g = g / g.sum(-1, true) * c.route_scale;
+  Tensor y = torch::zeros({N, D}, x.options());
+  Tensor flat_idx = idx.reshape({N * k});
+  for (int64_t e = 0; e < E; ++e) {
+    Tensor sel = (flat_idx == e).nonzero().squeeze(-1);
+    if (sel.numel() == 0) continue;
+    Tensor rows = sel.div(k, "floor");
+    Tensor ye = expert(cx, pre + ".experts." + std::to_string(e), xf.index_select(0, rows),
+                       g.reshape({N * k}).index_select(0, sel));
+    y = y.index_add(0, rows, ye);
+  }
+  if (c.n_shared_experts > 0) y = y + expert(cx, pre + ".shared_experts", xf, Tensor());
+  if (!hash) {
+    Tensor load = torch::bincount(flat_idx, {}, E).to(torch::kFloat32);
+    cx.routed_layers.push_back(layer);
+    cx.expert_load.push_back(load);
+    // Sequence-wise balance loss (V3): sum_e f_e P_e per sequence, f_e = E / (k S) * tokens
+    // of the sequence routed to e, P_e = mean over the sequence of the normalised scores.
+    Tensor onehot = torch::zeros({N, E}, s.options()).scatter_(1, idx, 1.0).view({B, S, E});
+    Tensor f = onehot.sum(1) * (static_cast<double>(E) / static_cast<double>(k * S));
+    Tensor P = (s / s.sum(-1, true)).view({B, S, E}).mean(1);
+    Tensor l = (f * P).sum(-1).mean();
+    cx.balance_loss = cx.balance_loss.defined() ? cx.balance_loss + l : l;
+  }
+  return y.view({B, S, D});
+}
+
+Tensor block(Ctx& cx, const std::string& pre, int64_t layer, Tensor X, const Tensor& tokens) {
+  const double eps = cx.c.norm_eps;
+  HcMix h = hc_coeffs(cx, pre + ".hc_attn", X);
+  Tensor a = rms_norm(hc_collapse(X, h.pre), cx.w(pre + ".attn_norm.weight"), eps);
+  X = hc_expand(attention(cx, pre + ".attn", layer, a), X, h);
+  h = hc_coeffs(cx, pre + ".hc_ffn", X);
+  Tensor f = rms_norm(hc_collapse(X, h.pre), cx.w(pre + ".ffn_norm.weight"), eps);
+  return hc_expand(moe(cx, pre + ".ffn", layer, f, tokens), X, h);
+}
+
+Tensor head(const Ctx& cx, const std::string& hc_site, const std::string& norm, const Tensor& X) {
+  Tensor mx = hc_mixes(cx, hc_site, X);
+  Tensor pre = torch::sigmoid(mx * cx.w(hc_site + "_scale")[0] + cx.w(hc_site + "_base")) + cx.c.hc_eps;
+  Tensor y = rms_norm(hc_collapse(X, pre), cx.w(norm), cx.c.norm_eps);
+  return mm_t(y, cx.w("head.weight"));
+}
+
+}  // namespace
+
+ForwardResult forward(const TrainModel& m, const Tensor& tokens, const ForwardOptions& opt) {
+  const ModelConfig& c = m.config;
+  if (tokens.dim() != 2) throw Error("train forward: tokens must be [B, S]");
+  const int64_t B = tokens.size(0), S = tokens.size(1);
+  if (S < 1) throw Error("train forward: empty sequences");
+  {
+    const int64_t lo = tokens.min().item<int64_t>(), hi = tokens.max().item<int64_t>();
+    if (lo < 0 || hi >= c.vocab_size)
+      throw Error("train forward: token id " + std::to_string(lo < 0 ? lo : hi) + " out of range [0, " +
+                  std::to_string(c.vocab_size) + ")");
+  }
+  const Tensor& embed = m.p("embed.weight");
+  Ctx cx{m, c, opt, B, S, embed.scalar_type(), Tensor(), Tensor(), {}, {}};
+  Tensor emb = cx.w("embed.weight").index_select(0, tokens.reshape({B * S})).view({B, S, 1, c.dim});
+  Tensor X = emb.expand({B, S, c.hc_mult, c.dim});
+  for (int64_t l = 0; l < c.n_layers; ++l) X = block(cx, "layers." + std::to_string(l), l, X, tokens);
+  ForwardResult r;
+  r.logits = head(cx, "hc_head", "norm.weight", X);
+  if (opt.mtp && c.n_mtp_layers > 0 && S >= 2) {
+    // Position i: final streams at i + embedding of token i+1; predicts token i+2.
+    const std::string p = "mtp.0";
+    Tensor next = tokens.narrow(1, 1, S - 1);
+    Tensor e = cx.w("embed.weight").index_select(0, next.reshape({B * (S - 1)})).view({B, S - 1, c.dim});
+    e = mm_t(rms_norm(e, cx.w(p + ".enorm.weight"), c.norm_eps), cx.w(p + ".e_proj.weight"));
+    Tensor hn = rms_norm(X.narrow(1, 0, S - 1), cx.w(p + ".hnorm.weight"), c.norm_eps);
+    Tensor Xm = e.unsqueeze(2) + mm_t(hn, cx.w(p + ".h_proj.weight"));
+    Ctx mc{m, c, opt, B, S - 1, cx.dtype, cx.balance_loss, cx.indexer_kl, std::move(cx.routed_layers),
+           std::move(cx.expert_load)};
+    Xm = block(mc, p, c.n_layers, Xm, next);
+    r.mtp_logits = head(mc, p + ".hc_head", p + ".norm.weight", Xm);
+    cx.balance_loss = mc.balance_loss;
+    cx.indexer_kl = mc.indexer_kl;
+    cx.routed_layers = std::move(mc.routed_layers);
+    cx.expert_load = std::move(mc.expert_load);
+  }
+  r.balance_loss = cx.balance_loss.defined() ? cx.balance_loss : torch::zeros({}, embed.options().requires_grad(false));
+  r.indexer_kl = cx.indexer_kl.defined() ? cx.indexer_kl : torch::zeros({}, embed.options().requires_grad(false));
+  r.routed_layers = std::move(cx.routed_layers);
+  r.expert_load = std::move(cx.expert_load);
+  return r;
+}
+
+}  // namespace dsv4::train
