@@ -15,6 +15,11 @@ double measure_read_bandwidth(ThreadPool& pool, int64_t bytes = int64_t{1} << 30
 // thread, widest SIMD target; best of `repeats`. Returns FLOP per second (an FMA counts 2).
 double measure_fp32_fma_peak(ThreadPool& pool, int repeats = 5);
 
+// BF16 dot-product peak (AVX512-BF16 `vdpbf16ps`: pairs of BF16 products accumulated into FP32
+// lanes; one instruction = 64 FLOP on 512 bits), independent chains on every thread, best of
+// `repeats`. Returns FLOP per second, or 0 where the CPU has no BF16 dot instruction.
+double measure_bf16_dot_peak(ThreadPool& pool, int repeats = 5);
+
 // Cost of one empty parallel_for on the pool (the barrier), in seconds; median of many calls.
 double measure_barrier_cost(ThreadPool& pool, int calls = 2000);
 

@@ -180,5 +180,14 @@ TEST(BenchCli, JsonFields) {
   for (const auto& l : j["long_context"]) {
     EXPECT_TRUE(l.contains("context"));
     EXPECT_TRUE(l.contains("decode_tok_s"));
+    EXPECT_EQ(l["decode_bytes_per_token"].get<int64_t>(),
+              l["decode_weight_bytes_per_token"].get<int64_t>() + l["decode_kv_bytes_per_token"].get<int64_t>());
   }
+  // Both matmul yardsticks (BF16 is 0 on CPUs without a BF16 dot instruction).
+  EXPECT_GT(j["gemm_peak_gflops"]["fp32"].get<double>(), 0.0);
+  EXPECT_GE(j["gemm_peak_gflops"]["bf16"].get<double>(), 0.0);
+  // Bytes read per decoded token, split: weights touched + KV read.
+  EXPECT_EQ(j["decode_bytes_per_token"].get<int64_t>(),
+            j["decode_weight_bytes_per_token"].get<int64_t>() + j["decode_kv_bytes_per_token"].get<int64_t>());
+  EXPECT_GT(j["decode_kv_bytes_per_token"].get<int64_t>(), 0);
 }
