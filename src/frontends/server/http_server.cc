@@ -407,12 +407,9 @@ struct HttpServer::Impl {
       if (spec.prompt.empty()) throw bad_request("'prompt' is empty", "prompt");
       const int64_t n = static_cast<int64_t>(spec.prompt.size());
       if (n >= opt.info.context)
-        throw ApiError(400, "the prompt (" + std::to_string(n) + " tokens) does not fit the context of " + std::to_string(opt.info.context),
+        throw ApiError(400, "the prompt (" + std::to_string(n) + " tokens) does not fit the context of " + std::to_string(opt.info.context) + " tokens",
                        "invalid_request_error", "prompt", "context_length_exceeded");
-      if (max_tokens > opt.info.context - n)
-        throw ApiError(400, "max_tokens plus the prompt exceeds the context length of " + std::to_string(opt.info.context),
-                       "invalid_request_error", "max_tokens", "context_length_exceeded");
-      spec.max_tokens = max_tokens > 0 ? max_tokens : std::min<int64_t>(16, opt.info.context - n);  // OpenAI's default
+      spec.max_tokens = clamp_max_tokens(max_tokens > 0 ? max_tokens : std::min<int64_t>(16, opt.info.context - n), n, opt.info);  // 16: OpenAI's default
       spec.parse_chat = false;
       int top = 0;
       if (auto lp = body.find("logprobs"); lp != body.end() && !lp->is_null()) {
