@@ -10,6 +10,7 @@ PKGS=(
   nlohmann-json3-dev libpcre2-dev libhwy-dev libcli11-dev libfmt-dev
   libcpp-httplib-dev libedit-dev zlib1g-dev
   python3 tmux
+  chromium
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -27,7 +28,8 @@ fi
 
 # Test oracles (only with --with-test-oracles, as scripts/test.sh passes): HF tokenizers (Rust,
 # via its Node binding) for the tokenizer cross-check and benchmark, and the official openai /
-# @anthropic-ai/sdk clients for the dsv4 serve tests, pinned by tests/oracle/package-lock.json.
+# @anthropic-ai/sdk clients for the dsv4 serve tests, and puppeteer-core (drives Debian's chromium
+# in the web page test), pinned by tests/oracle/package-lock.json.
 # Reinstalled when the lock file changes
 # (a copy of the lock file used for the install is kept in node_modules as a stamp).
 [ "${1:-}" = "--with-test-oracles" ] || exit 0
