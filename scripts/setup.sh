@@ -11,6 +11,7 @@ PKGS=(
   libcpp-httplib-dev libedit-dev zlib1g-dev
   python3 tmux
   libtorch-dev libopenblas0-openmp libtcmalloc-minimal4
+  chromium
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -28,7 +29,8 @@ fi
 
 # Test oracles (only with --with-test-oracles, as scripts/test.sh passes): HF tokenizers (Rust,
 # via its Node binding) for the tokenizer cross-check and benchmark, and the official openai /
-# @anthropic-ai/sdk clients for the dsv4 serve tests, pinned by tests/oracle/package-lock.json.
+# @anthropic-ai/sdk clients for the dsv4 serve tests, and puppeteer-core (drives Debian's chromium
+# in the web page test), pinned by tests/oracle/package-lock.json.
 # Reinstalled when the lock file changes
 # (a copy of the lock file used for the install is kept in node_modules as a stamp).
 [ "${1:-}" = "--with-test-oracles" ] || exit 0

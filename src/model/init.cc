@@ -457,7 +457,9 @@ ModelConfig tiny_config() {
   // SWA, CSA, a heavy ratio small enough that short test prompts produce compressed entries,
   // CSA again with learned routing; MTP (window only).
   c.compress_ratios = {0, 4, 16, 4, 0};
-  c.max_position_embeddings = 4096;
+  // Long-context like every V4 model: Flash's 1M positions with Flash's YaRN settings
+  // (base_config); the context only bounds a session, it reserves nothing.
+  c.max_position_embeddings = 1048576;
   c.index_n_heads = 4;
   c.index_head_dim = 64;
   c.index_topk = 16;

@@ -2,7 +2,11 @@
 # ctest fixture: the `tiny` preset model (seed 0, V4 tokenizer) shared by the CLI tests.
 set -euo pipefail
 BIN=$1; DIR=$2
-[ -f "$DIR/config.json" ] && exit 0
+# A model made before the tiny preset became long-context (4096 positions) is rebuilt.
+if [ -f "$DIR/config.json" ]; then
+  grep -q '"max_position_embeddings": *1048576' "$DIR/config.json" && exit 0
+  rm -rf "$DIR"
+fi
 mkdir -p "$(dirname "$DIR")"
 TMP="$DIR.tmp.$$"
 rm -rf "$TMP"

@@ -465,6 +465,13 @@ TEST(InitConfig, PresetsHaveTheAdvertisedStructure) {
   EXPECT_TRUE(kinds.count(0) && kinds.count(4) && kinds.size() >= 3) << "tiny mixes SWA, CSA and a heavy ratio";
   EXPECT_GT(t.n_hash_layers, 0);
   EXPECT_EQ(t.n_mtp_layers, 1);
+  // Long-context like every V4 model (the default model serves agent prompts): Flash's 1M
+  // positions and YaRN settings.
+  const ModelConfig flash = official_config("flash");
+  EXPECT_EQ(t.max_position_embeddings, flash.max_position_embeddings);
+  EXPECT_EQ(t.max_position_embeddings, 1048576);
+  EXPECT_EQ(t.original_seq_len, flash.original_seq_len);
+  EXPECT_EQ(t.rope_factor, flash.rope_factor);
 
   const ModelConfig f = init_preset_config("flash-scaled");
   std::vector<int64_t> want{0, 0};

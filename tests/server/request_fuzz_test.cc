@@ -75,7 +75,7 @@ const char* kSeeds[] = {
     R"({"messages":[{"role":"developer","content":"x"},{"role":"user","content":"y"},{"role":"assistant","content":"z","prefix":true}],"stream":true,"stream_options":{"include_usage":true},"tool_choice":{"type":"function","function":{"name":"f"}},"tools":[{"type":"function","function":{"name":"f"}}]})",
 };
 const char* kAnthropicSeeds[] = {
-    R"({"model":"deepseek-v4-flash","max_tokens":64,"stream":true,"system":[{"type":"text","text":"You are an agent.","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":[{"type":"text","text":"fix it","cache_control":{"type":"ephemeral"}}]},{"role":"system","content":"reminder"},{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"s"},{"type":"tool_use","id":"t1","name":"Bash","input":{"command":"ls"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","is_error":true,"content":[{"type":"text","text":"err"}]}]}],"thinking":{"type":"adaptive"},"output_config":{"effort":"max"},"context_management":{"edits":[]},"metadata":{"user_id":"u"},"tools":[{"name":"Bash","input_schema":{"type":"object","properties":{"command":{"type":"string"}}}}],"tool_choice":{"type":"auto"}})",
+    R"({"model":"claude-sonnet-4-5","max_tokens":32000,"stream":true,"system":[{"type":"text","text":"You are an agent.","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":[{"type":"text","text":"fix it","cache_control":{"type":"ephemeral"}}]},{"role":"system","content":"reminder"},{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"s"},{"type":"tool_use","id":"t1","name":"Bash","input":{"command":"ls"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","is_error":true,"content":[{"type":"text","text":"err"}]}]}],"thinking":{"type":"adaptive"},"output_config":{"effort":"max"},"context_management":{"edits":[]},"metadata":{"user_id":"u"},"tools":[{"name":"Bash","input_schema":{"type":"object","properties":{"command":{"type":"string"}}}}],"tool_choice":{"type":"auto"}})",
     R"({"model":"deepseek-v4-flash","max_tokens":16,"system":[{"type":"text","text":"sys"}],"messages":[{"role":"user","content":"Hi"}],"thinking":{"type":"enabled","budget_tokens":100}})",
     R"({"max_tokens":8,"tools":[{"name":"w","input_schema":{"type":"object"}}],"tool_choice":{"type":"tool","name":"w"},"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"thinking","thinking":"t"},{"type":"tool_use","id":"t1","name":"w","input":{"q":1}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"ok"}]},{"type":"text","text":"go"}]}]})",
 };
@@ -165,11 +165,23 @@ TEST(ServerRequestFuzz, BadInputStatuses) {
   EXPECT_EQ(handle(R"({"messages":"x"})", false), 400);
   EXPECT_EQ(handle(R"({"messages":[{"role":"robot","content":"x"}]})", false), 400);
   EXPECT_EQ(handle(chat(R"(,"temperature":"hot")"), false), 400);
-  EXPECT_EQ(handle(chat(R"(,"model":"gpt-x")"), false), 404);
+  EXPECT_EQ(handle(chat(R"(,"model":"gpt-x")"), false), 200);  // any name is served ...
+  ServerInfo strict = info();
+  strict.strict_model = true;
+  std::string model;
+  EXPECT_THROW(check_model_name(json_py::loads(R"({"model":"gpt-x"})"), strict, model), ApiError);  // ... unless --strict-model
+  check_model_name(json_py::loads(R"({"model":"gpt-x"})"), info(), model);
+  EXPECT_EQ(model, info().model_id);
   EXPECT_EQ(handle(chat(R"(,"n":3)"), false), 400);
   EXPECT_EQ(handle(chat(R"(,"reasoning_effort":"extreme")"), false), 400);
   EXPECT_EQ(handle(chat(R"(,"thinking":{"type":"maybe"})"), false), 400);
-  EXPECT_EQ(handle(R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":100000})", false), 400);
+  EXPECT_EQ(handle(R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":100000})", false), 200);  // clamped
+  EXPECT_EQ(clamp_max_tokens(100000, 500, info()), 12);
+  EXPECT_EQ(clamp_max_tokens(5, 500, info()), 5);
+  EXPECT_EQ(clamp_max_tokens(-1, 500, info()), 12);
+  ServerInfo capped = info();
+  capped.max_output_tokens = 7;
+  EXPECT_EQ(clamp_max_tokens(100000, 10, capped), 7);
   EXPECT_EQ(handle("{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}", false), 400);
   std::string long_prompt = R"({"messages":[{"role":"user","content":")";
   for (int i = 0; i < 600; ++i) long_prompt += "word ";

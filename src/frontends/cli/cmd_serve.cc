@@ -29,7 +29,7 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--port", o.port, "port (0: any free port; the chosen one is printed)")->check(CLI::Range(0, 65535));
   app.add_option("--api-key", o.api_key, "require Authorization: Bearer KEY (or x-api-key) on every endpoint but /health");
   app.add_option("--parallel", o.scheduler.parallel, "sequences decoded together")->check(CLI::Range(1, 1024));
-  app.add_option("-c,--ctx-size", g.context, "context size per sequence (0: the model's maximum)")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+  app.add_option("-c,--ctx-size", g.context, "context size per sequence (0: the model's max_position_embeddings)")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
   app.add_option("--prefill-chunk", prefill_chunk,
                  "prompt tokens prefilled per batched step (a long prompt is split so running streams keep decoding)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
@@ -42,6 +42,11 @@ int cmd_serve(int argc, char** argv) {
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
   app.add_option("--max-body-mb", max_body_mb, "largest request body in MiB")->check(CLI::Range(int64_t(1), int64_t(1024)));
   app.add_option("--alias", alias, "model id reported by /v1/models (default deepseek-v4-flash)");
+  app.add_option("-n,--n-predict", o.info.max_output_tokens,
+                 "most tokens one answer may generate (0: up to the context); a larger max_tokens is clamped (finish reason length)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+  app.add_flag("--strict-model", o.info.strict_model,
+               "answer 404 for a model name that is neither the served id nor a DeepSeek alias (default: serve any name)");
   app.add_option("--default-max-tokens", o.info.default_max_tokens, "max_tokens when a chat request gives none (0: up to the context)");
   app.add_option("--responses-store", o.responses_max_entries,
                  "Responses API: finished responses kept for previous_response_id / GET (0: none)")

@@ -48,7 +48,7 @@ std::string ensure_default_model(bool verbose) {
     if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) cache = x;
     else if (const char* h = std::getenv("HOME"); h && *h) cache = std::string(h) + "/.cache";
     else throw Error("cannot place the default model: neither HOME nor XDG_CACHE_HOME is set (use -m DIR)");
-    dir = cache + "/dsv4/models/tiny-default";
+    dir = cache + "/dsv4/models/tiny-default-1m";  // -1m: the long-context tiny preset (the 4K one lives in tiny-default)
   }
   if (file_exists(dir + "/config.json")) return dir;
   if (verbose) std::fprintf(stderr, "dsv4: creating the default model (preset tiny, random weights) in %s\n", dir.c_str());

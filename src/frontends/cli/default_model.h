@@ -9,7 +9,7 @@ namespace dsv4::cli {
 std::string find_tokenizer_asset();
 
 // The default model directory: $DSV4_DEFAULT_MODEL, else
-// ${XDG_CACHE_HOME:-$HOME/.cache}/dsv4/models/tiny-default. Created on first use as a `tiny`
+// ${XDG_CACHE_HOME:-$HOME/.cache}/dsv4/models/tiny-default-1m. Created on first use as a `tiny`
 // preset random model (seed 0) with the V4 tokenizer; a later issue ships a trained model.
 std::string ensure_default_model(bool verbose);
 

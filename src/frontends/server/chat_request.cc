@@ -111,6 +111,13 @@ void apply_reasoning_effort(const std::string& v, bool& thinking, std::optional<
   }
 }
 
+int64_t clamp_max_tokens(int64_t requested, int64_t prompt_tokens, const ServerInfo& info) {
+  int64_t room = info.context - prompt_tokens;
+  if (info.max_output_tokens > 0) room = std::min(room, info.max_output_tokens);
+  if (requested > 0) return std::min(requested, room);
+  return info.default_max_tokens > 0 ? std::min(room, info.default_max_tokens) : room;
+}
+
 void check_model_name(const Json& body, const ServerInfo& info, std::string& model) {
   model = info.model_id;
   const Json* m = field(body, "model");
@@ -120,9 +127,10 @@ void check_model_name(const Json& body, const ServerInfo& info, std::string& mod
   static const char* kAliases[] = {"deepseek-v4-flash", "deepseek-v4-pro", "deepseek-chat", "deepseek-reasoner", "dsv4"};
   bool ok = s == info.model_id;
   for (const char* a : kAliases) ok = ok || s == a;
-  if (!ok) throw ApiError(404, "The model '" + s + "' does not exist (this server serves '" + info.model_id + "')",
-                          "invalid_request_error", "model", "model_not_found");
-  model = s;
+  if (!ok && info.strict_model)
+    throw ApiError(404, "The model '" + s + "' does not exist (this server serves '" + info.model_id + "')",
+                   "invalid_request_error", "model", "model_not_found");
+  model = ok ? s : info.model_id;  // any other name: the served model, reported by its id
 }
 
 void parse_sampling_fields(const Json& body, SamplingParams& s, std::vector<std::string>& stop, int64_t& max_tokens) {
@@ -397,14 +405,11 @@ JobSpec make_job_spec(const ChatRequest& req, const Prompt& prompt, const Server
   const int64_t n = static_cast<int64_t>(prompt.tokens.size());
   if (n >= info.context)
     throw ApiError(400, "This model's maximum context length is " + std::to_string(info.context) + " tokens. However, you requested " +
-                            std::to_string(n) + " tokens in the messages. Please reduce the length of the messages.",
+                            std::to_string(n) + " tokens in the messages. Please reduce the length of the messages (or start dsv4 serve with a larger -c).",
                    "invalid_request_error", "messages", "context_length_exceeded");
-  const int64_t room = info.context - n;
-  if (req.max_tokens > room)
-    throw ApiError(400, "max_tokens (" + std::to_string(req.max_tokens) + ") plus the prompt (" + std::to_string(n) +
-                            " tokens) exceeds the context length of " + std::to_string(info.context) + " tokens",
-                   "invalid_request_error", "max_tokens", "context_length_exceeded");
-  j.max_tokens = req.max_tokens > 0 ? req.max_tokens : (info.default_max_tokens > 0 ? std::min(room, info.default_max_tokens) : room);
+  // A max_tokens beyond what is left of the context (or beyond --n-predict) is clamped, as
+  // llama.cpp does: the answer ends with finish reason "length" instead of a 400.
+  j.max_tokens = clamp_max_tokens(req.max_tokens, n, info);
   j.sampling = req.sampling;
   j.stop = req.stop;
   j.parse_chat = true;

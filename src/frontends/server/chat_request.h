@@ -32,6 +32,8 @@ struct ServerInfo {
   std::string model_id = "deepseek-v4-flash";  // what /v1/models lists and responses echo
   int64_t context = 0;
   int64_t default_max_tokens = 0;  // 0: up to the context
+  int64_t max_output_tokens = 0;   // --n-predict: most tokens of one answer (0: up to the context)
+  bool strict_model = false;       // unknown model names: 404 (else served by the one model)
 };
 
 enum class ToolChoice { None, Auto, Required, Named };
@@ -92,15 +94,20 @@ struct Prompt {
 // encoder rejects.
 Prompt build_chat_prompt(const ChatRequest& req, const Tokenizer& tok, const ToolCallMemory* memory);
 
-// The scheduler job for a parsed request and its prompt (resolves max_tokens against the
-// context; throws ApiError 400 when the prompt or max_tokens does not fit).
+// The scheduler job for a parsed request and its prompt (max_tokens clamped to what is left of
+// the context; throws ApiError 400, with both numbers, when the prompt does not fit).
 JobSpec make_job_spec(const ChatRequest& req, const Prompt& prompt, const ServerInfo& info);
 
 // Common sampling fields shared by /v1/completions (temperature, top_p, penalties, seed, stop,
 // max_tokens, logprobs as an int there). Throws ApiError.
 void parse_sampling_fields(const Json& body, SamplingParams& s, std::vector<std::string>& stop, int64_t& max_tokens);
 
-// Checks the `model` field against the served model id and the DeepSeek aliases (404 otherwise).
+// max_tokens of a job: the request's (-1: not given -> default_max_tokens or all that is left),
+// clamped to the room the context leaves after the prompt and to max_output_tokens.
+int64_t clamp_max_tokens(int64_t requested, int64_t prompt_tokens, const ServerInfo& info);
+
+// Resolves the `model` field: the served model id and the DeepSeek aliases are echoed; any
+// other name is served by the one model and reported as its id (404 with strict_model).
 void check_model_name(const Json& body, const ServerInfo& info, std::string& model);
 
 }  // namespace dsv4::server

@@ -13,6 +13,7 @@
 #include "frontends/server/responses.h"
 #include "frontends/server/responses_request.h"
 #include "frontends/server/responses_store.h"
+#include "frontends/server/web_page.h"
 
 namespace dsv4::server {
 
@@ -407,12 +408,9 @@ struct HttpServer::Impl {
       if (spec.prompt.empty()) throw bad_request("'prompt' is empty", "prompt");
       const int64_t n = static_cast<int64_t>(spec.prompt.size());
       if (n >= opt.info.context)
-        throw ApiError(400, "the prompt (" + std::to_string(n) + " tokens) does not fit the context of " + std::to_string(opt.info.context),
+        throw ApiError(400, "the prompt (" + std::to_string(n) + " tokens) does not fit the context of " + std::to_string(opt.info.context) + " tokens",
                        "invalid_request_error", "prompt", "context_length_exceeded");
-      if (max_tokens > opt.info.context - n)
-        throw ApiError(400, "max_tokens plus the prompt exceeds the context length of " + std::to_string(opt.info.context),
-                       "invalid_request_error", "max_tokens", "context_length_exceeded");
-      spec.max_tokens = max_tokens > 0 ? max_tokens : std::min<int64_t>(16, opt.info.context - n);  // OpenAI's default
+      spec.max_tokens = clamp_max_tokens(max_tokens > 0 ? max_tokens : std::min<int64_t>(16, opt.info.context - n), n, opt.info);  // 16: OpenAI's default
       spec.parse_chat = false;
       int top = 0;
       if (auto lp = body.find("logprobs"); lp != body.end() && !lp->is_null()) {
@@ -545,7 +543,9 @@ struct HttpServer::Impl {
     svr.set_read_timeout(30, 0);
     svr.set_write_timeout(30, 0);
     svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (req.path == "/health" || authorized(req)) return httplib::Server::HandlerResponse::Unhandled;
+      // The page itself is public (it holds no data; its API calls carry the key).
+      if (req.path == "/health" || (req.path == "/" && req.method == "GET") || authorized(req))
+        return httplib::Server::HandlerResponse::Unhandled;
       send_error(res, ApiError(401, "Authentication Fails: a valid API key is required (Authorization: Bearer KEY or x-api-key)",
                                "authentication_error", "", "invalid_api_key"),
                  req.path.find("/messages") != std::string::npos);
@@ -610,6 +610,10 @@ struct HttpServer::Impl {
     }
     svr.Post("/anthropic/v1/messages", [this](const httplib::Request& q, httplib::Response& r) { handle_chat(q, r, true); });
     svr.Post("/anthropic/v1/messages/count_tokens", [this](const httplib::Request& q, httplib::Response& r) { handle_count_tokens(q, r); });
+    svr.Get("/", [](const httplib::Request&, httplib::Response& r) {
+      r.set_header("Cache-Control", "no-cache");
+      r.set_content(chat_page_html(), "text/html; charset=utf-8");
+    });
     svr.Post("/tokenize", [this](const httplib::Request& q, httplib::Response& r) { handle_tokenize(q, r); });
     svr.Post("/detokenize", [this](const httplib::Request& q, httplib::Response& r) { handle_detokenize(q, r); });
     svr.Get("/health", [this](const httplib::Request&, httplib::Response& r) {

@@ -5,6 +5,7 @@
 //   POST /v1/messages          Anthropic Messages (JSON or SSE events); .../count_tokens
 //   POST /v1/responses         OpenAI Responses (JSON or SSE events); GET / DELETE
 //                              /v1/responses/{id}, POST /v1/responses/{id}/cancel
+//   GET  /                     the chat web page (web_page.h; no key needed to load it)
 //   GET  /v1/models, GET /health, GET /metrics (Prometheus), POST /tokenize, POST /detokenize
 // (each also without the /v1 prefix, as DeepSeek's base URL accepts both).
 //
