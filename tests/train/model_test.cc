@@ -52,7 +52,7 @@ double max_abs_diff(const torch::Tensor& t, const std::vector<float>& ref) {
 constexpr double kTol = 1e-4;
 
 TEST(TrainModel, LogitsMatchEngineOnTinyA) {
-  at::set_num_threads(2);
+  at::set_num_threads(1);
   torch::NoGradGuard ng;
   TrainModel m = load_official(kModel);
   // 533 tokens: many windows (32), CSA (4) and HCA (16) entries, index_topk 16 exceeded.
@@ -70,7 +70,7 @@ TEST(TrainModel, LogitsMatchEngineOnTinyA) {
 }
 
 TEST(TrainModel, BatchRowsEqualSingleSequences) {
-  at::set_num_threads(2);
+  at::set_num_threads(1);
   torch::NoGradGuard ng;
   TrainModel m = load_official(kModel);
   std::vector<int64_t> a = tokens_of("seq1");
