@@ -35,9 +35,7 @@ std::vector<float> to_f32(const Tensor& t) {
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
 }
 
-// Checkpoint tensors: param.NAME, buffer.NAME, optim.KEY, meta.* (see checkpoint.h).
-void save_checkpoint(const std::string& path, const RunConfig& r, const TrainModel& m, const Optimizer& opt,
-                     int64_t step) {
+std::vector<TensorData> model_tensors(const TrainModel& m) {
   std::vector<TensorData> out;
   for (const std::string& n : m.names) {
     const Tensor& p = m.params.at(n);
@@ -51,6 +49,13 @@ void save_checkpoint(const std::string& path, const RunConfig& r, const TrainMod
       out.push_back(TensorData::f32("buffer." + n, b.sizes().vec(), to_f32(b).data()));
     }
   }
+  return out;
+}
+
+// Checkpoint tensors: param.NAME, buffer.NAME, optim.KEY, meta.* (see checkpoint.h).
+void save_checkpoint(const std::string& path, const RunConfig& r, const TrainModel& m, const Optimizer& opt,
+                     int64_t step) {
+  std::vector<TensorData> out = model_tensors(m);
   for (const auto& [k, t] : opt.state()) out.push_back(TensorData::f32("optim." + k, t.sizes().vec(), to_f32(t).data()));
   CheckpointMeta meta;
   meta.step = step;
@@ -127,6 +132,25 @@ double eval_loss(const RunConfig& r, const TrainModel& m, const TokenData& d) {
 }
 
 }  // namespace
+
+void save_model_checkpoint(const std::string& path, const TrainModel& m, int64_t step) {
+  std::vector<TensorData> out = model_tensors(m);
+  CheckpointMeta meta;
+  meta.step = step;
+  meta.model_config = config_to_hf_json(m.config);
+  meta.run = "{}";
+  append_meta(out, meta);
+  write_safetensors(path, out);
+}
+
+TrainModel load_model_checkpoint(const std::string& path) {
+  TensorStore st = TensorStore::open_file(path);
+  const CheckpointMeta meta = read_meta(st, path);
+  TrainModel m = init_model(parse_config(meta.model_config, path + ": meta.model_config"), 0);
+  for (const std::string& n : m.names) copy_into(st.get("param." + n), m.params.at(n), path);
+  for (auto& [n, b] : m.buffers) copy_into(st.get("buffer." + n), b, path);
+  return m;
+}
 
 void run_training(const RunConfig& r, const RunOptions& o) {
   at::set_num_threads(r.threads > 0 ? r.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
