@@ -63,6 +63,11 @@ TrainModel load_official(const std::string& dir);
 // A freshly initialised model for `config` (deterministic from seed).
 TrainModel init_model(const ModelConfig& config, uint64_t seed);
 
+// Trainer checkpoints (train/checkpoint.h): writes the model part (param.*, buffer.*, meta.*
+// with the given step) atomically, or reads the parameters and buffers of one back.
+void save_model_checkpoint(const std::string& path, const TrainModel& m, int64_t step);
+TrainModel load_model_checkpoint(const std::string& path);
+
 // tokens: [B, S] int64 (every sequence from position 0).
 ForwardResult forward(const TrainModel& m, const torch::Tensor& tokens, const ForwardOptions& opt);
 

@@ -27,7 +27,7 @@ ModelConfig tiny() {
   c.dim = 32;
   c.n_layers = 3;
   c.n_heads = 2;
-  c.head_dim = 16;
+  c.head_dim = 72;  // 64 no-RoPE dims (the engine's FP8 KV blocks)
   c.rope_dim = 8;
   c.q_lora_rank = 16;
   c.o_groups = 2;
@@ -35,7 +35,7 @@ ModelConfig tiny() {
   c.window = 4;
   c.compress_ratios = {0, 4, 8, 0};
   c.index_n_heads = 2;
-  c.index_head_dim = 16;
+  c.index_head_dim = 32;
   c.index_topk = 2;
   c.n_routed_experts = 4;
   c.n_activated_experts = 2;

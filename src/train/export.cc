@@ -1,0 +1,90 @@
+// Export of a trainer checkpoint to the official release layout (no torch): the same encoders
+// as the QAT fake quantisation (model/init.h init_codec), so the engine reads back exactly the
+// weights the trainer's QAT forward used.
+#include <cstring>
+#include <filesystem>
+
+#include "base/error.h"
+#include "base/file.h"
+#include "model/init.h"
+#include "model/weights.h"
+#include "train/checkpoint.h"
+#include "train/run.h"
+
+namespace dsv4::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+std::vector<float> read_param(const TensorStore& st, const std::string& name, const std::vector<int64_t>& shape,
+                              const std::string& path) {
+  const dsv4::Tensor* t = st.find(name);
+  if (!t) throw Error(path + ": missing tensor " + name);
+  if (t->dtype != DType::F32 || t->shape != shape) throw Error(path + ": tensor " + name + " has dtype/shape " + t->shape_str() + " unlike the model config");
+  return st.read_f32(name);
+}
+bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+}  // namespace
+
+void export_checkpoint(const std::string& checkpoint, const std::string& model_dir, const std::string& tokenizer_json) {
+  const std::string path = fs::is_directory(checkpoint) ? (fs::path(checkpoint) / "checkpoint.safetensors").string() : checkpoint;
+  const TensorStore st = TensorStore::open_file(path);
+  const CheckpointMeta meta = read_meta(st, path);
+  const ModelConfig c = parse_config(meta.model_config, path + ": meta.model_config");
+  const std::vector<TensorSpec> specs = expected_tensors(c);
+  std::vector<TensorData> out;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const TensorSpec& s = specs[i];
+    const bool buffer = ends_with(s.name, ".gate.bias") || ends_with(s.name, ".gate.tid2eid");
+    const std::string src = (buffer ? "buffer." : "param.") + s.name;
+    if (s.dtype == DType::I64) {
+      const dsv4::Tensor* t = st.find(src);
+      if (!t || t->dtype != DType::I64 || t->shape != s.shape) throw Error(path + ": missing or misshaped tensor " + src);
+      std::vector<int64_t> v = st.read_i64(src);
+      out.push_back(TensorData::i64(s.name, s.shape, v.data()));
+    } else if (s.dtype == DType::F32) {
+      std::vector<float> v = read_param(st, src, s.shape, path);
+      out.push_back(TensorData::f32(s.name, s.shape, v.data()));
+    } else if (s.dtype == DType::BF16) {
+      std::vector<float> v = read_param(st, src, s.shape, path);
+      TensorData t{s.name, DType::BF16, s.shape, std::vector<uint8_t>(v.size() * 2)};
+      for (size_t k = 0; k < v.size(); ++k) {
+        const uint16_t b = init_codec::f32_to_bf16(v[k]);
+        std::memcpy(t.bytes.data() + 2 * k, &b, 2);
+      }
+      out.push_back(std::move(t));
+    } else if (s.dtype == DType::F8_E4M3) {
+      const int64_t rows = s.shape[0], cols = s.shape[1];
+      std::vector<float> v = read_param(st, src, s.shape, path);
+      const TensorSpec& sc = specs.at(i + 1);
+      TensorData w{s.name, DType::F8_E4M3, s.shape, std::vector<uint8_t>(static_cast<size_t>(rows * cols))};
+      TensorData sd{sc.name, DType::F8_E8M0, sc.shape, std::vector<uint8_t>(static_cast<size_t>(sc.shape[0] * sc.shape[1]))};
+      init_codec::quantize_fp8(v.data(), rows, cols, c.weight_block, w.bytes.data(), sd.bytes.data());
+      out.push_back(std::move(w));
+      out.push_back(std::move(sd));
+      ++i;
+    } else if (s.dtype == DType::I8) {
+      const int64_t rows = s.shape[0], cols = 2 * s.shape[1];
+      std::vector<float> v = read_param(st, src, {rows, cols}, path);
+      const TensorSpec& sc = specs.at(i + 1);
+      TensorData w{s.name, DType::I8, s.shape, std::vector<uint8_t>(static_cast<size_t>(rows * cols / 2))};
+      TensorData sd{sc.name, DType::F8_E8M0, sc.shape, std::vector<uint8_t>(static_cast<size_t>(rows * cols / 32))};
+      for (int64_t r = 0; r < rows; ++r)
+        init_codec::quantize_fp4_row(v.data() + r * cols, cols, w.bytes.data() + r * cols / 2, sd.bytes.data() + r * cols / 32);
+      out.push_back(std::move(w));
+      out.push_back(std::move(sd));
+      ++i;
+    } else {
+      throw Error("export: unexpected dtype of " + s.name);
+    }
+  }
+  fs::create_directories(model_dir);
+  write_safetensors((fs::path(model_dir) / "model.safetensors").string(), out);
+  write_file_atomic((fs::path(model_dir) / "config.json").string(), meta.model_config);
+  if (!tokenizer_json.empty())
+    write_file_atomic((fs::path(model_dir) / "tokenizer.json").string(), read_file(tokenizer_json));
+}
+
+}  // namespace dsv4::train

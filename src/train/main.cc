@@ -1,0 +1,112 @@
+// dsv4-train: the trainer's executable (`dsv4 train ...` runs it). Kept apart from the dsv4
+// binary so that only this program links libtorch.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "base/file.h"
+#include "text/tokenizer.h"
+#include "train/run.h"
+#include "train/token_data.h"
+
+namespace {
+
+int cmd_data_prepare(int argc, char** argv) {
+  CLI::App app{"dsv4 train data: tokenise text files into token shards (manifest.json + *.u32)"};
+  std::string tokenizer, out;
+  std::vector<std::string> inputs;
+  double val_fraction = 0.05;
+  int64_t vocab = 0, eos = -1;
+  app.add_option("--tokenizer", tokenizer, "tokenizer.json")->required();
+  app.add_option("--out", out, "output data directory")->required();
+  app.add_option("--val-fraction", val_fraction, "fraction of the documents held out (default 0.05)");
+  app.add_option("--vocab-size", vocab, "vocabulary size of the model (default: the tokenizer's)");
+  app.add_option("--eos", eos, "document separator id (default: the tokenizer's EOS)");
+  app.add_option("inputs", inputs, "*.txt (one document per file) or *.jsonl ({\"text\": ...} per line)")->required();
+  CLI11_PARSE(app, argc, argv);
+  const dsv4::Tokenizer tok = dsv4::Tokenizer::load(tokenizer);
+  if (vocab <= 0) vocab = tok.vocab_size();
+  if (eos < 0) eos = tok.token_id("<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence" "\xef\xbd\x9c>");  // <｜end▁of▁sentence｜>
+  if (eos < 0) throw dsv4::Error(tokenizer + ": no <｜end▁of▁sentence｜> token; give --eos");
+  std::vector<std::vector<int64_t>> docs;
+  auto add = [&](const std::string& text) {
+    std::vector<int32_t> ids = tok.encode(text, false);
+    docs.emplace_back(ids.begin(), ids.end());
+  };
+  for (const std::string& in : inputs) {
+    if (in.size() > 6 && in.substr(in.size() - 6) == ".jsonl") {
+      std::ifstream f(in);
+      if (!f) throw dsv4::Error(in + ": cannot open");
+      int64_t line_no = 0;
+      for (std::string line; std::getline(f, line);) {
+        ++line_no;
+        if (line.empty()) continue;
+        nlohmann::json j;
+        try {
+          j = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::exception& e) {
+          throw dsv4::Error(in + ":" + std::to_string(line_no) + ": invalid JSON: " + e.what());
+        }
+        if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
+          throw dsv4::Error(in + ":" + std::to_string(line_no) + ": expected an object with a string field text");
+        add(j["text"].get<std::string>());
+      }
+    } else {
+      add(dsv4::read_file(in));
+    }
+  }
+  dsv4::train::write_token_data(out, docs, vocab, eos, val_fraction);
+  int64_t n = 0;
+  for (const auto& d : docs) n += static_cast<int64_t>(d.size()) + 1;
+  std::printf("%zu documents, %lld tokens -> %s\n", docs.size(), static_cast<long long>(n), out.c_str());
+  return 0;
+}
+
+int cmd_export(int argc, char** argv) {
+  CLI::App app{"dsv4 train export: a trainer checkpoint -> the official release layout"};
+  std::string ckpt, out, tokenizer;
+  app.add_option("--checkpoint", ckpt, "checkpoint.safetensors or the run's out directory")->required();
+  app.add_option("--out", out, "model directory to write")->required();
+  app.add_option("--tokenizer", tokenizer, "tokenizer.json to install");
+  CLI11_PARSE(app, argc, argv);
+  dsv4::train::export_checkpoint(ckpt, out, tokenizer);
+  std::printf("exported %s -> %s\n", ckpt.c_str(), out.c_str());
+  return 0;
+}
+
+int cmd_run(int argc, char** argv) {
+  CLI::App app{"dsv4 train: pre-train a V4-architecture model (see README: `dsv4 train`)"};
+  std::string config;
+  int64_t steps = -1;
+  dsv4::train::RunOptions o;
+  app.add_option("--config", config, "run.json")->required();
+  app.add_flag("--resume", o.resume, "continue from OUT/checkpoint.safetensors");
+  app.add_option("--steps", steps, "override the run's steps");
+  app.add_flag("--quiet", o.quiet, "no progress lines");
+  app.add_option("--stop-after", o.stop_after, "stop (with a checkpoint) after this many steps; --resume continues");
+  CLI11_PARSE(app, argc, argv);
+  dsv4::train::RunConfig r = dsv4::train::load_run_config(config);
+  if (steps >= 0) r.steps = steps;
+  dsv4::train::run_training(r, o);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    if (argc >= 2 && std::string(argv[1]) == "export") return cmd_export(argc - 1, argv + 1);
+    if (argc >= 3 && std::string(argv[1]) == "data" && std::string(argv[2]) == "prepare")
+      return cmd_data_prepare(argc - 2, argv + 2);
+    return cmd_run(argc, argv);
+  } catch (const dsv4::Error& e) {
+    std::fprintf(stderr, "dsv4 train: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dsv4 train: error: %s\n", e.what());
+    return 1;
+  }
+}
