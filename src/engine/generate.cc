@@ -81,6 +81,7 @@ GenerateResult generate(Session& session, const Tokenizer& tokenizer, std::span<
     // Speculative decoding: the same per-token decisions as the plain loop below (history,
     // logprobs, stop strings, EOS, context and max_tokens limits), several tokens per pass.
     SpeculativeDecoder spec(session, sampler, &history, params.spec_draft);
+    spec.set_min_acceptance(params.spec_min_acceptance);
     const int64_t n_prompt = static_cast<int64_t>(prompt.size());
     auto take = [&](const SampleResult& s) -> bool {
       const int32_t tok = s.token;

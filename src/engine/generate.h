@@ -34,6 +34,9 @@ struct GenerateParams {
   // Speculative decoding with the MTP block (engine/speculative.h): tokens drafted per step,
   // 0 = off. Needs a session made with SessionOptions::mtp on a model with an MTP block.
   int spec_draft = 0;
+  // Stop drafting for the rest of the generation when fewer than this fraction of the first
+  // SpeculativeDecoder::kAutoProbeDrafts drafts (and later) are accepted (0: never).
+  double spec_min_acceptance = 0.0;
 };
 
 struct GenerateStats {

@@ -49,7 +49,8 @@ SpeculativeDecoder::StepResult SpeculativeDecoder::step(int32_t pending, int64_t
   auto prepare = [&](std::span<const float> raw) { return hooks.prepare ? hooks.prepare(raw) : raw; };
   const size_t V = static_cast<size_t>(V_);
   const int64_t room = session_.context() - session_.size() - 1;
-  const int n = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>({n_draft_, max_new - 1, room})));
+  int n = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>({n_draft_, max_new - 1, room})));
+  if (min_acceptance_ > 0.0 && stats_.drafted >= kAutoProbeDrafts && stats_.acceptance() < min_acceptance_) n = 0;
 
   auto plain_step = [&]() -> StepResult {
     std::span<const float> adj = prepare(session_.step(pending));

@@ -78,6 +78,11 @@ class SpeculativeDecoder {
   // draft from, it is a plain decode step.
   StepResult step(int32_t pending, int64_t max_new, const SpecHooks& hooks);
 
+  // Automatic policy: once kAutoProbeDrafts drafts have been checked, steps stop drafting
+  // (plain decode steps) while the acceptance rate is below `rate` (0: never; the default).
+  static constexpr int64_t kAutoProbeDrafts = 32;
+  void set_min_acceptance(double rate) { min_acceptance_ = rate; }
+
   const SpecStats& stats() const { return stats_; }
   int n_draft() const { return n_draft_; }
 
@@ -92,6 +97,7 @@ class SpeculativeDecoder {
   std::vector<float> residual_;  // [V]
   std::vector<int64_t> verify_tokens_;
   SpecStats stats_;
+  double min_acceptance_ = 0.0;
 };
 
 }  // namespace dsv4
