@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "base/error.h"
+#include "engine/speculative.h"
 #include "engine/stop_strings.h"
 
 namespace dsv4 {
@@ -76,6 +77,61 @@ GenerateResult generate(Session& session, const Tokenizer& tokenizer, std::span<
   const bool want_logprobs = params.sampling.logprobs || params.sampling.top_logprobs > 0;
   bool running = true;
   r.finish = FinishReason::kLength;
+  if (params.spec_draft > 0) {
+    // Speculative decoding: the same per-token decisions as the plain loop below (history,
+    // logprobs, stop strings, EOS, context and max_tokens limits), several tokens per pass.
+    SpeculativeDecoder spec(session, sampler, &history, params.spec_draft);
+    spec.set_min_acceptance(params.spec_min_acceptance);
+    const int64_t n_prompt = static_cast<int64_t>(prompt.size());
+    auto take = [&](const SampleResult& s) -> bool {
+      const int32_t tok = s.token;
+      r.tokens.push_back(tok);
+      ++r.stats.generated_tokens;
+      history.add_output(tok);
+      if (want_logprobs) r.samples.push_back(s);
+      if (cb.on_token) cb.on_token(tok, s);
+      const bool is_eos = tok == eos && !params.ignore_eos;
+      if (!push_text(decoder.push(tok))) return false;
+      if (is_eos) {
+        r.finish = FinishReason::kEos;
+        return false;
+      }
+      // The plain loop's session holds the prompt and every generated token but this one.
+      if (n_prompt + r.stats.generated_tokens - 1 >= session.context()) {
+        r.finish = FinishReason::kLength;
+        return false;
+      }
+      if (params.max_tokens >= 0 && r.stats.generated_tokens >= params.max_tokens) {
+        r.finish = FinishReason::kLength;
+        return false;
+      }
+      return true;
+    };
+    SpecHooks hooks;
+    hooks.commit = take;
+    running = params.max_tokens != 0 && !(cb.should_stop && cb.should_stop());
+    if (!running) r.finish = params.max_tokens == 0 ? FinishReason::kLength : FinishReason::kCancelled;
+    int32_t pending = -1;
+    if (running) {
+      const SampleResult s = sampler.sample(logits, &history);
+      pending = s.token;
+      running = take(s);
+    }
+    while (running) {
+      if (cb.should_stop && cb.should_stop()) {
+        r.finish = FinishReason::kCancelled;
+        break;
+      }
+      const int64_t left = params.max_tokens >= 0 ? params.max_tokens - r.stats.generated_tokens : session.context();
+      const SpeculativeDecoder::StepResult st = spec.step(pending, left, hooks);
+      running = st.running;
+      pending = st.pending;
+    }
+    r.stats.spec_steps = spec.stats().steps;
+    r.stats.drafted_tokens = spec.stats().drafted;
+    r.stats.accepted_tokens = spec.stats().accepted;
+    running = false;
+  }
   while (running) {
     if (params.max_tokens >= 0 && r.stats.generated_tokens >= params.max_tokens) {
       r.finish = FinishReason::kLength;

@@ -31,6 +31,12 @@ struct GenerateParams {
   bool ignore_eos = false;
   chat::ThinkingMode mode = chat::ThinkingMode::Thinking;  // how to parse the output
   bool checkpoint_after_prompt = true;  // keep a session checkpoint for cheap multi-turn rewinds
+  // Speculative decoding with the MTP block (engine/speculative.h): tokens drafted per step,
+  // 0 = off. Needs a session made with SessionOptions::mtp on a model with an MTP block.
+  int spec_draft = 0;
+  // Stop drafting for the rest of the generation when fewer than this fraction of the first
+  // SpeculativeDecoder::kAutoProbeDrafts drafts (and later) are accepted (0: never).
+  double spec_min_acceptance = 0.0;
 };
 
 struct GenerateStats {
@@ -39,6 +45,9 @@ struct GenerateStats {
   int64_t generated_tokens = 0;
   double prefill_seconds = 0.0;
   double decode_seconds = 0.0;
+  int64_t spec_steps = 0;      // speculative verify passes
+  int64_t drafted_tokens = 0;  // tokens the MTP block drafted
+  int64_t accepted_tokens = 0; // drafted tokens kept
   double prefill_tok_s() const;  // computed prompt tokens per second
   double decode_tok_s() const;   // generated tokens per second
 };

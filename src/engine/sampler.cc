@@ -293,4 +293,31 @@ std::span<const float> Sampler::distribution(std::span<const float> logits, cons
   return work_;
 }
 
+double Sampler::uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+
+int32_t Sampler::draw_from(std::span<const float> weights) {
+  if (static_cast<int64_t>(weights.size()) != vocab_)
+    throw Error("Sampler::draw_from: got " + std::to_string(weights.size()) + " weights for a vocabulary of " + std::to_string(vocab_));
+  double total = 0.0;
+  for (float w : weights) total += w;
+  if (!(total > 0.0)) return -1;
+  const double u = uniform() * total;
+  double cum = 0.0;
+  int32_t last = -1;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (weights[i] <= 0.0f) continue;
+    cum += weights[i];
+    last = static_cast<int32_t>(i);
+    if (u < cum) return last;
+  }
+  return last;  // u within rounding of the total
+}
+
+SampleResult Sampler::result_for(std::span<const float> logits, int32_t token) const {
+  SampleResult r;
+  r.token = token;
+  if (params_.logprobs || params_.top_logprobs > 0) fill_logprobs(logits, r);
+  return r;
+}
+
 }  // namespace dsv4

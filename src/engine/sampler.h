@@ -97,6 +97,17 @@ class Sampler {
   // tokens; one-hot for greedy). Valid until the next call. For tests and diagnostics.
   std::span<const float> distribution(std::span<const float> logits, const TokenHistory* history);
 
+  // Speculative decoding (engine/speculative.h) draws with the sampler's own generator:
+  // a uniform double in [0, 1) (53 random bits);
+  double uniform();
+  // a token from an unnormalised distribution (vocab_size entries >= 0, walked in id order as
+  // step 7 walks them; -1 when every entry is 0);
+  int32_t draw_from(std::span<const float> weights);
+  // the SampleResult sample() returns for `token` chosen on `logits` (logprobs as asked).
+  SampleResult result_for(std::span<const float> logits, int32_t token) const;
+  // True when sampling is greedy (temperature below kGreedyTemperature).
+  bool greedy() const { return params_.temperature < kGreedyTemperature; }
+
   // Applies step 1 in place.
   static void apply_penalties(const SamplingParams& p, const TokenHistory& history, std::span<float> logits);
 

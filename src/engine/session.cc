@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "model/forward.h"
+#include "model/mtp.h"
 #include "model/state_io.h"
 
 namespace dsv4 {
@@ -28,6 +29,117 @@ Session::Session(std::shared_ptr<const ModelWeights> model, const SessionOptions
   if (options_.prefill_chunk <= 0) options_.prefill_chunk = 256;
   state_ = SequenceState(c, options_.numerics, options_.rewind_horizon);
   logits_.resize(static_cast<size_t>(c.vocab_size));
+  mtp_ = options_.mtp && !model_->mtp.empty() && !state_.mtp.empty();
+  if (mtp_) {
+    hcd_ = c.hc_mult * c.dim;
+    h_ring_.assign(static_cast<size_t>(kMtpStreamHistory * hcd_), 0.0f);
+    h_pos_.assign(static_cast<size_t>(kMtpStreamHistory), -1);
+    mtp_logits_.resize(static_cast<size_t>(c.vocab_size));
+    mtp_stream_.resize(static_cast<size_t>(hcd_));
+    mtp_gather_.resize(static_cast<size_t>(kMtpStreamHistory * hcd_));
+  }
+}
+
+float* Session::streams_for(int64_t n) {
+  if (streams_.size() < static_cast<size_t>(n * hcd_)) streams_.resize(static_cast<size_t>(n * hcd_));
+  return streams_.data();
+}
+
+void Session::mtp_after_forward(const float* h, int64_t start, int64_t n) {
+  if (!mtp_) return;
+  const int64_t R = kMtpStreamHistory;
+  // MTP positions before `start` need recorded streams: continue from the longest run of
+  // recorded positions ending at start - 1; positions before it are skipped.
+  const int64_t mp = state_.mtp_pos;
+  if (mp < start) {
+    int64_t from = start;
+    while (from > mp && h_pos_[static_cast<size_t>((from - 1) % R)] == from - 1) --from;
+    state_.mtp_pos = from;
+    const int64_t k = start - from;
+    if (k > 0) {
+      for (int64_t i = 0; i < k; ++i)
+        std::copy_n(h_ring_.data() + ((from + i) % R) * hcd_, hcd_, mtp_gather_.data() + i * hcd_);
+      mtp_forward(*model_, state_, mtp_gather_.data(), tokens_.data() + from + 1, k, nullptr, false, nullptr, nullptr);
+    }
+  }
+  if (n > 1) mtp_forward(*model_, state_, h, tokens_.data() + start + 1, n - 1, nullptr, false, nullptr, nullptr);
+  for (int64_t i = std::max<int64_t>(0, n - R); i < n; ++i) {
+    const int64_t p = start + i;
+    std::copy_n(h + i * hcd_, hcd_, h_ring_.data() + (p % R) * hcd_);
+    h_pos_[static_cast<size_t>(p % R)] = p;
+  }
+}
+
+void Session::drop_drafts() {
+  if (draft_start_ >= 0) {
+    state_.truncate_mtp(draft_start_);
+    draft_start_ = -1;
+  }
+}
+
+void Session::settle() {
+  if (verify_start_ >= 0)
+    commit_verified(verify_n_);
+  else
+    drop_drafts();
+}
+
+std::span<const float> Session::draft_first(int64_t token) {
+  if (!mtp_) throw Error("draft: the session does not run the MTP block");
+  if (verify_start_ >= 0) throw Error("draft: a verification is pending");
+  drop_drafts();
+  const int64_t p = size() - 1;
+  if (p < 0 || state_.mtp_pos != p || h_pos_[static_cast<size_t>(p % kMtpStreamHistory)] != p) return {};
+  draft_start_ = p;
+  mtp_forward(*model_, state_, h_ring_.data() + (p % kMtpStreamHistory) * hcd_, &token, 1, mtp_logits_.data(), false,
+              mtp_stream_.data(), nullptr);
+  return mtp_logits_;
+}
+
+std::span<const float> Session::draft_next(int64_t token) {
+  if (draft_start_ < 0) throw Error("draft_next: no draft_first before it");
+  std::copy_n(mtp_stream_.data(), hcd_, mtp_gather_.data());
+  mtp_forward(*model_, state_, mtp_gather_.data(), &token, 1, mtp_logits_.data(), false, mtp_stream_.data(), nullptr);
+  return mtp_logits_;
+}
+
+std::span<const float> Session::verify(std::span<const int64_t> tokens) {
+  if (!mtp_) throw Error("verify: the session does not run the MTP block");
+  if (verify_start_ >= 0) throw Error("verify: a verification is pending");
+  if (tokens.empty()) throw Error("verify: no tokens");
+  check_append(tokens);
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  const size_t V = static_cast<size_t>(vocab_size());
+  if (verify_logits_.size() < static_cast<size_t>(n) * V) verify_logits_.resize(static_cast<size_t>(n) * V);
+  ForwardOutput out;
+  out.logits = verify_logits_.data();
+  out.all_logits = true;
+  out.final_streams = streams_for(n);
+  const int64_t start = size();
+  forward(*model_, state_, tokens.data(), n, out);
+  tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
+  verify_start_ = start;
+  verify_n_ = n;
+  logits_valid_ = false;
+  return std::span<const float>(verify_logits_.data(), static_cast<size_t>(n) * V);
+}
+
+void Session::commit_verified(int64_t kept) {
+  if (verify_start_ < 0) throw Error("commit_verified: no verification pending");
+  if (kept < 1 || kept > verify_n_)
+    throw Error("commit_verified: " + std::to_string(kept) + " tokens kept of " + std::to_string(verify_n_) + " verified");
+  const int64_t P = verify_start_;
+  // Drafted MTP positions from P on used the MTP block's own streams: recompute them.
+  if (draft_start_ >= 0 && state_.mtp_pos > P) state_.truncate_mtp(P);
+  draft_start_ = -1;
+  state_.truncate(P + kept);
+  tokens_.resize(static_cast<size_t>(P + kept));
+  const size_t V = static_cast<size_t>(vocab_size());
+  std::copy_n(verify_logits_.data() + static_cast<size_t>(kept - 1) * V, V, logits_.data());
+  logits_valid_ = true;
+  verify_start_ = -1;
+  verify_n_ = 0;
+  mtp_after_forward(streams_.data(), P, kept);
 }
 
 void Session::check_append(std::span<const int64_t> tokens) const {
@@ -42,6 +154,7 @@ std::span<const float> Session::append(std::span<const int64_t> tokens, const Pr
   if (tokens.empty()) return last_logits();
   const int64_t n = static_cast<int64_t>(tokens.size());
   check_append(tokens);
+  settle();
   tokens_.reserve(tokens_.size() + tokens.size());
   int64_t done = 0;
   while (done < n) {
@@ -49,8 +162,11 @@ std::span<const float> Session::append(std::span<const int64_t> tokens, const Pr
     ForwardOutput out;
     out.logits = logits_.data();
     out.all_logits = false;
+    if (mtp_) out.final_streams = streams_for(chunk);
+    const int64_t start = size();
     forward(*model_, state_, tokens.data() + done, chunk, out);
     tokens_.insert(tokens_.end(), tokens.begin() + done, tokens.begin() + done + chunk);
+    mtp_after_forward(streams_.data(), start, chunk);
     done += chunk;
     if (progress) progress(done, n);
   }
@@ -77,6 +193,7 @@ void Session::append_batch(std::span<const SessionAppend> items, BatchWorkspace&
       throw Error(who() + e.what());
     }
   }
+  for (const SessionAppend& it : items) it.session->settle();
   ws.items.resize(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     Session& s = *items[i].session;
@@ -86,6 +203,7 @@ void Session::append_batch(std::span<const SessionAppend> items, BatchWorkspace&
     f.tokens = items[i].tokens.data();
     f.n = static_cast<int64_t>(items[i].tokens.size());
     f.out.logits = s.logits_.data();
+    if (s.mtp_) f.out.final_streams = s.streams_for(f.n);
   }
   try {
     forward_batch(*first->model_, ws.items, ws.model);
@@ -95,8 +213,10 @@ void Session::append_batch(std::span<const SessionAppend> items, BatchWorkspace&
   }
   for (const SessionAppend& it : items) {
     Session& s = *it.session;
+    const int64_t start = s.size();
     s.tokens_.insert(s.tokens_.end(), it.tokens.begin(), it.tokens.end());
     s.logits_valid_ = true;
+    s.mtp_after_forward(s.streams_.data(), start, static_cast<int64_t>(it.tokens.size()));
   }
 }
 
@@ -135,6 +255,10 @@ bool Session::rewind_without_recompute(int64_t n) {
       std::equal(tokens_.begin(), tokens_.begin() + n, checkpoint_tokens_.begin())) {
     // The checkpoint holds the state of checkpoint_tokens_, which agree with ours up to n.
     state_ = *checkpoint_;
+    if (mtp_) {
+      h_ring_ = ckpt_h_ring_;
+      h_pos_ = ckpt_h_pos_;
+    }
     if (n < ckpt_size) state_.truncate(n);
     tokens_.resize(static_cast<size_t>(n));
     return true;
@@ -144,6 +268,7 @@ bool Session::rewind_without_recompute(int64_t n) {
 
 int64_t Session::truncate(int64_t n, const ProgressFn& progress) {
   if (n < 0 || n > size()) throw Error("truncate: length " + std::to_string(n) + " outside [0, " + std::to_string(size()) + "]");
+  settle();
   if (n == size()) return 0;
   logits_valid_ = false;
   if (rewind_without_recompute(n)) return 0;
@@ -155,8 +280,13 @@ int64_t Session::truncate(int64_t n, const ProgressFn& progress) {
 }
 
 void Session::checkpoint() {
+  settle();
   checkpoint_ = state_;
   checkpoint_tokens_ = tokens_;
+  if (mtp_) {
+    ckpt_h_ring_ = h_ring_;
+    ckpt_h_pos_ = h_pos_;
+  }
 }
 
 void Session::check_prompt(std::span<const int64_t> prompt) const {
@@ -192,6 +322,7 @@ int64_t Session::reusable_prefix(std::span<const int64_t> prompt) const {
 
 int64_t Session::reuse_prefix(std::span<const int64_t> prompt) {
   check_prompt(prompt);
+  settle();
   const int64_t common = common_prefix(prompt);
   if (common == size()) return common;
   logits_valid_ = false;
@@ -204,6 +335,9 @@ void Session::reset() {
   state_.reset();
   tokens_.clear();
   logits_valid_ = false;
+  verify_start_ = draft_start_ = -1;
+  verify_n_ = 0;
+  std::fill(h_pos_.begin(), h_pos_.end(), int64_t{-1});
 }
 
 namespace {
@@ -320,6 +454,11 @@ void Session::load(std::string_view bytes, uint64_t model_fingerprint, const std
   logits_valid_ = with_logits;
   checkpoint_ = std::move(ckpt);
   checkpoint_tokens_ = std::move(ckpt_tokens);
+  // The final streams of the MTP block's input are not saved: it continues after a gap.
+  verify_start_ = draft_start_ = -1;
+  verify_n_ = 0;
+  std::fill(h_pos_.begin(), h_pos_.end(), int64_t{-1});
+  std::fill(ckpt_h_pos_.begin(), ckpt_h_pos_.end(), int64_t{-1});
 }
 
 size_t Session::memory_bytes() const {

@@ -37,6 +37,10 @@ struct SessionOptions {
   int64_t context = 0;            // max tokens in the sequence; 0 = the model's max_position_embeddings
   int64_t rewind_horizon = 256;   // tokens a truncate can go back without recomputation
   int64_t prefill_chunk = 256;    // tokens per forward call while prefilling (bounds workspace memory)
+  // Keep the MTP block's state in step with the main model (every append also runs the MTP
+  // block over the new positions), so the session can draft tokens for speculative decoding
+  // (engine/speculative.h). Ignored when the model has no MTP block.
+  bool mtp = false;
 };
 
 // Called after each prefill chunk: (tokens done, tokens total).
@@ -121,6 +125,34 @@ class Session {
 
   void reset();
 
+  // ---- Speculative decoding (engine/speculative.h); requires has_mtp().
+  // The MTP block runs one position behind the main model: MTP position i combines the main
+  // model's final streams at i with token i+1. The session keeps the final streams of its last
+  // kMtpStreamHistory positions to continue the MTP block after appends and short rewinds;
+  // when they are gone (after a long rewind, a load) the MTP block skips the positions it
+  // cannot compute (its drafts may then be worse, never wrong: verification decides).
+  static constexpr int64_t kMtpStreamHistory = 8;
+  bool has_mtp() const { return mtp_; }
+  // MTP logits [V] predicting the token after `token`, where `token` is the next token to be
+  // appended (MTP position size() - 1, from the main model's final streams there). Empty when
+  // those streams are unknown (the caller then decodes without drafting).
+  std::span<const float> draft_first(int64_t token);
+  // Chained draft: the MTP logits predicting the token after `token`, which the previous
+  // draft call predicted (the MTP block's own output streams stand in for the main model's).
+  std::span<const float> draft_next(int64_t token);
+  // Verification: appends tokens (the pending token + the drafts) in ONE forward pass and
+  // returns the logits after each of them, [n, V] row-major. The MTP state still holds the
+  // drafted positions until commit_verified().
+  std::span<const float> verify(std::span<const int64_t> tokens);
+  // Keeps the first `kept` (>= 1) tokens of the last verify() and rolls back the rest (main
+  // and MTP state); the MTP block is recomputed over the kept positions from the main model's
+  // streams, so the state equals that of appending the kept tokens one at a time. Afterwards
+  // last_logits() is the verify row kept - 1.
+  void commit_verified(int64_t kept);
+  // Discards MTP positions computed by draft calls not followed by verify() (e.g. a drafting
+  // step abandoned before verification).
+  void drop_drafts();
+
   // Serialisation (the server's disk prefix cache; the file format is in model/state_io.h):
   // header, tokens, last logits if valid, the state, and the checkpoint if any (sharing its
   // compressed rows with the state where they agree). `model_fingerprint` identifies the
@@ -152,6 +184,30 @@ class Session {
 
   std::optional<SequenceState> checkpoint_;
   std::vector<int64_t> checkpoint_tokens_;  // the tokens the checkpoint state has seen
+
+  // MTP bookkeeping (has_mtp()): final streams of recent positions (ring of
+  // kMtpStreamHistory rows of hc*D, slot p % kMtpStreamHistory, tagged with its position).
+  bool mtp_ = false;
+  int64_t hcd_ = 0;  // hc_mult * dim
+  std::vector<float> h_ring_;
+  std::vector<int64_t> h_pos_;
+  std::vector<float> ckpt_h_ring_;
+  std::vector<int64_t> ckpt_h_pos_;
+  std::vector<float> streams_;         // final streams of one forward call [n, hc*D]
+  std::vector<float> mtp_gather_;      // contiguous ring rows for a catch-up
+  std::vector<float> mtp_logits_;      // [V]
+  std::vector<float> mtp_stream_;      // [hc*D] the last draft's MTP output streams
+  std::vector<float> verify_logits_;   // [n, V]
+  int64_t verify_start_ = -1;          // size() before the last verify(), -1 when none pending
+  int64_t verify_n_ = 0;
+  int64_t draft_start_ = -1;           // mtp_pos before the first draft call, -1 when none
+  float* streams_for(int64_t n);
+  // After a forward of n tokens at positions start.. whose final streams are h [n, hc*D] (and
+  // whose tokens are in tokens_): records the streams and runs the MTP block over the
+  // positions it can now compute.
+  void mtp_after_forward(const float* h, int64_t start, int64_t n);
+  // Ends a pending verification (keeping every verified token) or drops pending drafts.
+  void settle();
 };
 
 }  // namespace dsv4

@@ -339,4 +339,18 @@ void SequenceState::truncate(int64_t m) {
   mtp_pos = mm;
 }
 
+void SequenceState::truncate_mtp(int64_t m) {
+  if (m == mtp_pos) return;
+  if (m < 0 || m > mtp_pos || mtp_pos - m > rewind_horizon)
+    throw Error("truncate the MTP block to " + std::to_string(m) + " positions: possible range is [" +
+                std::to_string(std::max<int64_t>(0, mtp_pos - rewind_horizon)) + ", " + std::to_string(mtp_pos) +
+                "] (rewind horizon " + std::to_string(rewind_horizon) + ")");
+  if (m == 0) {
+    for (auto& l : mtp) l.reset();
+  } else {
+    for (auto& l : mtp) truncate_layer(l, m);
+  }
+  mtp_pos = m;
+}
+
 }  // namespace dsv4

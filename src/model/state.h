@@ -228,6 +228,10 @@ struct SequenceState {
   void reset();
   // Rewinds to the first m tokens (pos - rewind_horizon <= m <= pos); throws Error otherwise.
   void truncate(int64_t m);
+  // Rewinds the MTP block alone to its first m positions (mtp_pos - rewind_horizon <= m <=
+  // mtp_pos; throws Error otherwise): speculative decoding drops the MTP positions it computed
+  // from drafted tokens and recomputes them from the verified ones.
+  void truncate_mtp(int64_t m);
   // Bytes allocated now for the cache (window rings, entries, compressor rings).
   KvBytes kv_bytes() const;
 };

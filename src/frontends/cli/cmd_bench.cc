@@ -26,7 +26,11 @@
 #include "backend/thread_pool.h"
 #include "base/error.h"
 #include "base/file.h"
+#include "engine/sampler.h"
+#include "engine/session.h"
+#include "engine/speculative.h"
 #include "frontends/cli/commands.h"
+#include "frontends/cli/generation_cli.h"
 #include "model/config.h"
 #include "model/forward.h"
 #include "model/init.h"
@@ -162,6 +166,8 @@ int cmd_bench(int argc, char** argv) {
   int threads = 0;
   int64_t prefill_n = 256, decode_n = 16, max_context = 0, long_steps = 2;
   double long_budget = 60.0, bw_mib = 1024;
+  std::string spec = "auto";
+  int draft = 2;
   auto* o_model = app.add_option("-m,--model", model, "model directory");
   auto* o_preset = app.add_option("--preset", preset, "dsv4 init preset (tiny, flash-scaled): written once into the cache dir");
   o_model->excludes(o_preset);
@@ -176,6 +182,7 @@ int cmd_bench(int argc, char** argv) {
   app.add_option("--long-steps", long_steps, "decode steps per long-context point")->check(CLI::Range(1, 1000));
   app.add_option("--long-budget", long_budget, "stop the long-context series after a point slower than this (s/step)");
   app.add_flag("--no-long", no_long, "skip the long-context series");
+  add_spec_options(app, spec, draft);
   app.add_option("--bandwidth-mib", bw_mib, "buffer of the bandwidth probe (MiB; far above the LLC)");
   CLI11_PARSE(app, argc, argv);
   if (model.empty() && preset.empty()) throw Error("one of --model or --preset is required");
@@ -236,6 +243,80 @@ int cmd_bench(int argc, char** argv) {
   const int64_t kv_bytes = st.kv_bytes().total();
   const int64_t rss = rss_bytes();
 
+  // Speculative decoding (greedy, the model's own continuation of the prompt): decode_n tokens
+  // through a plain session and through the speculative loop, then the cost of its parts
+  // (one MTP draft, one verify pass of draft + 1 tokens) against a plain decode step.
+  nlohmann::json mtp = nullptr;
+  const int n_draft = spec_draft(spec, draft, *w);
+  if (n_draft > 0) {
+    const std::span<const int64_t> prompt(tokens.data(), static_cast<size_t>(prefill_n));
+    SessionOptions so;
+    so.numerics = nm;
+    so.prefill_chunk = prefill_n;
+    SamplingParams greedy;
+    greedy.temperature = 0.0f;
+    double t_plain = 0;
+    {
+      progress("greedy decode without speculation");
+      Session plain(w, so);
+      std::span<const float> lg = plain.append(prompt);
+      Sampler sampler(c.vocab_size, greedy);
+      t0 = Clock::now();
+      for (int64_t i = 0; i < decode_n; ++i) lg = plain.step(sampler.sample(lg, nullptr).token);
+      t_plain = seconds_since(t0);
+    }
+    so.mtp = true;
+    Session ses(w, so);
+    progress("greedy decode with MTP speculation");
+    std::span<const float> lg = ses.append(prompt);
+    Sampler sampler(c.vocab_size, greedy);
+    SpeculativeDecoder dec(ses, sampler, nullptr, n_draft);
+    int64_t committed = 0;
+    SpecHooks hooks;
+    hooks.commit = [&](const SampleResult&) { return ++committed < decode_n; };
+    t0 = Clock::now();
+    int32_t pending = sampler.sample(lg, nullptr).token;
+    bool running = decode_n > 1;
+    committed = 1;
+    while (running) {
+      const auto r = dec.step(pending, decode_n - committed, hooks);
+      running = r.running;
+      pending = r.pending;
+    }
+    const double t_spec = seconds_since(t0);
+    // Parts: drafts and a verify pass keeping one token (so the context advances by one).
+    progress("timing drafts and verify passes");
+    const int64_t parts = std::min<int64_t>(decode_n, 8);
+    double t_draft = 0, t_verify = 0;
+    std::vector<int64_t> v(static_cast<size_t>(n_draft + 1));
+    for (int64_t i = 0; i < parts; ++i) {
+      v[0] = sampler.sample(ses.last_logits(), nullptr).token;
+      t0 = Clock::now();
+      std::span<const float> q = ses.draft_first(v[0]);
+      for (int k = 0; k < n_draft; ++k) {
+        if (k > 0) q = ses.draft_next(v[static_cast<size_t>(k)]);
+        v[static_cast<size_t>(k + 1)] = q.empty() ? v[0] : sampler.sample(q, nullptr).token;
+      }
+      t_draft += seconds_since(t0);
+      t0 = Clock::now();
+      ses.verify(v);
+      ses.commit_verified(1);
+      t_verify += seconds_since(t0);
+    }
+    const double plain_tok_s = static_cast<double>(decode_n) / t_plain;
+    const double spec_tok_s = static_cast<double>(decode_n) / t_spec;
+    mtp = {{"draft", n_draft},
+           {"acceptance", dec.stats().acceptance()},
+           {"drafted", dec.stats().drafted},
+           {"accepted", dec.stats().accepted},
+           {"baseline_tok_s", plain_tok_s},
+           {"decode_tok_s", spec_tok_s},
+           {"speedup", spec_tok_s / plain_tok_s},
+           {"decode_step_ms", 1e3 * t_plain / static_cast<double>(decode_n)},
+           {"draft_ms", 1e3 * t_draft / static_cast<double>(parts * n_draft)},
+           {"verify_ms", 1e3 * t_verify / static_cast<double>(parts)}};
+  }
+
   // Long contexts.
   nlohmann::json longs = nlohmann::json::array();
   if (!no_long) {
@@ -282,6 +363,12 @@ int cmd_bench(int argc, char** argv) {
   j["decode_weight_bytes_per_token"] = sizes.active_bytes;
   j["decode_kv_bytes_per_token"] = decode_bytes - sizes.active_bytes;
   j["decode_bw_fraction"] = static_cast<double>(decode_bytes) * decode_tok_s / bw;
+  if (!mtp.is_null()) {
+    j["mtp_acceptance"] = mtp["acceptance"];
+    j["mtp_decode_tok_s"] = mtp["decode_tok_s"];
+    j["mtp_speedup"] = mtp["speedup"];
+    j["mtp"] = mtp;
+  }
   j["prefill_tokens"] = prefill_n;
   j["prefill_tok_s"] = static_cast<double>(prefill_n) / t_prefill;
   j["prefill_gflops"] = prefill_gflops;
@@ -303,6 +390,13 @@ int cmd_bench(int argc, char** argv) {
   std::printf("decode: %.2f tok/s at context %lld, %.3f GB/token (weights + KV) = %.1f%% of the read bandwidth\n",
               decode_tok_s, static_cast<long long>(mid_ctx), decode_bytes / 1e9,
               100.0 * static_cast<double>(decode_bytes) * decode_tok_s / bw);
+  if (!mtp.is_null())
+    std::printf("MTP speculation (greedy, draft %d): %.2f tok/s vs %.2f without = %.2fx; acceptance %.1f%% (%lld of %lld drafts); "
+                "one draft %.1f ms, one verify pass of %d tokens %.1f ms, one decode step %.1f ms\n",
+                n_draft, mtp["decode_tok_s"].get<double>(), mtp["baseline_tok_s"].get<double>(), mtp["speedup"].get<double>(),
+                100.0 * mtp["acceptance"].get<double>(), static_cast<long long>(mtp["accepted"].get<int64_t>()),
+                static_cast<long long>(mtp["drafted"].get<int64_t>()), mtp["draft_ms"].get<double>(), n_draft + 1,
+                mtp["verify_ms"].get<double>(), mtp["decode_step_ms"].get<double>());
   for (const auto& l : longs)
     std::printf("  context %8lld: %.3f tok/s (KV %.3f GB)\n", static_cast<long long>(l["context"].get<int64_t>()),
                 l["decode_tok_s"].get<double>(), l["kv_bytes"].get<int64_t>() / 1e9);

@@ -49,8 +49,10 @@ int cmd_chat(int argc, char** argv) {
 
   ThinkSetting think = parse_think(o.think);
   LoadedModel m = load_model_and_tokenizer(o);
-  Session session(m.weights, session_options(o));
+  SessionOptions so = session_options(o);
   GenerateParams params = generate_params(o, think);
+  apply_spec(o, *m.weights, so, params);
+  Session session(m.weights, so);
   const bool interactive = ::isatty(STDIN_FILENO) != 0;
   chat::Json messages = chat::Json::array();
   std::string system = o.system;

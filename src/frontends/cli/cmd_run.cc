@@ -32,10 +32,12 @@ int cmd_run(int argc, char** argv) {
   messages.push_back(chat::Json{{"role", "user"}, {"content", prompt}});
   const std::vector<int64_t> ids = render_prompt(*m.tokenizer, messages, think);
 
-  Session session(m.weights, session_options(o));
+  SessionOptions so = session_options(o);
+  GenerateParams params = generate_params(o, think);
+  apply_spec(o, *m.weights, so, params);
+  Session session(m.weights, so);
   if (static_cast<int64_t>(ids.size()) >= session.context())
     throw Error("prompt of " + std::to_string(ids.size()) + " tokens does not fit the context size " + std::to_string(session.context()));
-  GenerateParams params = generate_params(o, think);
   DeltaPrinter printer(o.hide_reasoning);
   ProgressBar bar("prefill", 256);
   InterruptGuard interrupt;

@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "base/file.h"
+#include "engine/speculative.h"
 #include "backend/thread_pool.h"
 #include "frontends/cli/default_model.h"
 
@@ -32,6 +33,7 @@ void add_generation_options(CLI::App& app, GenerationCliOptions& o) {
   app.add_option("--numerics", o.numerics, "reference (official numerics) or precise (FP32 activations)")
       ->check(CLI::IsMember({"reference", "precise"}));
   app.add_option("--stop", o.stop, "stop string (repeatable)");
+  add_spec_options(app, o.spec, o.draft);
 }
 
 ThinkSetting parse_think(const std::string& s) {
@@ -69,6 +71,28 @@ LoadedModel load_model_and_tokenizer(const GenerationCliOptions& o) {
   });
   bar.clear();
   return m;
+}
+
+void add_spec_options(CLI::App& app, std::string& spec, int& draft) {
+  app.add_option("--spec", spec,
+                 "speculative decoding: mtp (draft with the model's MTP block), none, auto (mtp when the model has an "
+                 "MTP block)")
+      ->check(CLI::IsMember({"auto", "mtp", "none"}));
+  app.add_option("--draft", draft, "tokens drafted per step with --spec mtp (1..4)")->check(CLI::Range(1, kMaxDraft));
+}
+
+int spec_draft(const std::string& spec, int draft, const ModelWeights& w) {
+  if (spec == "none") return 0;
+  const bool has = !w.mtp.empty() && w.config.n_mtp_layers > 0;
+  if (spec == "mtp" && !has) throw Error("--spec mtp: the model has no MTP block (num_nextn_predict_layers is 0)");
+  return has ? draft : 0;
+}
+
+void apply_spec(const GenerationCliOptions& o, const ModelWeights& w, SessionOptions& so, GenerateParams& gp) {
+  gp.spec_draft = spec_draft(o.spec, o.draft, w);
+  // auto: drafting stops when it does not pay (an untrained MTP head, text it cannot predict).
+  if (o.spec == "auto") gp.spec_min_acceptance = kAutoMinAcceptance;
+  so.mtp = gp.spec_draft > 0;
 }
 
 SessionOptions session_options(const GenerationCliOptions& o) {
@@ -179,6 +203,10 @@ void print_stats(FILE* out, const GenerateResult& r, uint64_t seed) {
   std::fprintf(out, "[prompt %lld tokens (%lld cached), generated %lld; prefill %.1f tok/s, decode %.1f tok/s; finish %s; seed %llu]\n",
                (long long)s.prompt_tokens, (long long)s.cached_tokens, (long long)s.generated_tokens, s.prefill_tok_s(),
                s.decode_tok_s(), finish_reason_name(r.finish), (unsigned long long)seed);
+  if (s.drafted_tokens > 0)
+    std::fprintf(out, "[speculative: %lld passes, drafted %lld, accepted %lld (%.1f%%)]\n", (long long)s.spec_steps,
+                 (long long)s.drafted_tokens, (long long)s.accepted_tokens,
+                 100.0 * static_cast<double>(s.accepted_tokens) / static_cast<double>(s.drafted_tokens));
 }
 
 }  // namespace dsv4::cli

@@ -36,9 +36,20 @@ struct GenerationCliOptions {
   bool stats = false;
   std::string numerics = "reference";
   std::vector<std::string> stop;
+  std::string spec = "auto";   // auto | mtp | none
+  int draft = 2;               // tokens drafted per step (1..4)
 };
 
 void add_generation_options(CLI::App& app, GenerationCliOptions& o);
+// --spec / --draft alone (dsv4 bench takes them too).
+void add_spec_options(CLI::App& app, std::string& spec, int& draft);
+// Tokens to draft per decode step: --draft with --spec mtp, or with auto on a model with an
+// MTP block; 0 with --spec none or auto on a model without one. Throws Error for --spec mtp
+// on a model without an MTP block.
+int spec_draft(const std::string& spec, int draft, const ModelWeights& w);
+// --spec auto stops drafting when fewer than this fraction of the drafts are accepted (after
+// the first 32): below it a verify pass plus the drafts cost more than the tokens they save.
+inline constexpr double kAutoMinAcceptance = 0.3;
 
 struct ThinkSetting {
   chat::ThinkingMode mode = chat::ThinkingMode::Thinking;
@@ -59,6 +70,8 @@ LoadedModel load_model_and_tokenizer(const GenerationCliOptions& o);
 
 SessionOptions session_options(const GenerationCliOptions& o);
 GenerateParams generate_params(const GenerationCliOptions& o, const ThinkSetting& think);
+// run / chat: the session options and parameters with speculation resolved for this model.
+void apply_spec(const GenerationCliOptions& o, const ModelWeights& w, SessionOptions& so, GenerateParams& gp);
 
 // Renders messages with the official V4 chat encoder and tokenizes the prompt.
 std::vector<int64_t> render_prompt(const Tokenizer& tok, const chat::Json& messages, const ThinkSetting& think);
