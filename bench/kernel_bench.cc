@@ -70,6 +70,8 @@ Weight make_weight(WeightFormat format, int64_t rows, int64_t cols) {
           std::memcpy(&m.data[i], &f, 4);
         }
         break;
+      case WeightFormat::kGgml:
+        break;
     }
   }
   for (size_t i = pattern; i < m.data.size(); i += pattern) {
@@ -107,6 +109,7 @@ const char* format_name(WeightFormat f) {
     case WeightFormat::kFp4: return "FP4";
     case WeightFormat::kBf16: return "BF16";
     case WeightFormat::kF32: return "F32";
+    case WeightFormat::kGgml: return "GGML";
   }
   return "?";
 }

@@ -56,10 +56,23 @@ inline void bf16_row(const Tensor* t, int64_t row, int64_t n, float* out) {
   }
 }
 
-// A 2-D F32 or BF16 tensor as an ops weight matrix.
+// Row `row` of the embedding table (BF16, or ggml-typed from a GGUF file) as FP32.
+inline void embed_row(const Tensor* t, int64_t row, int64_t n, float* out) {
+  if (t->ggml_type < 0) return bf16_row(t, row, n, out);
+  const GgmlType type = static_cast<GgmlType>(t->ggml_type);
+  dequantize_ggml(type, t->data + row * ggml_row_bytes(type, n), n, out);
+}
+
+// A 2-D F32 or BF16 tensor (or a ggml-typed one from a GGUF file, standing for BF16) as an ops
+// weight matrix.
 inline WeightMatrix matrix_of(const Tensor* t) {
   WeightMatrix m;
-  if (t->dtype == DType::F32)
+  if (t->ggml_type >= 0) {
+    m.format = WeightFormat::kGgml;
+    m.ggml_type = static_cast<GgmlType>(t->ggml_type);
+    m.ggml_role = WeightFormat::kBf16;
+    if (m.ggml_type == GgmlType::BF16) m.format = WeightFormat::kBf16;
+  } else if (t->dtype == DType::F32)
     m.format = WeightFormat::kF32;
   else if (t->dtype == DType::BF16)
     m.format = WeightFormat::kBf16;

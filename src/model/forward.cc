@@ -23,7 +23,7 @@ void embed_streams(const ModelWeights& w, const int64_t* tokens, int64_t n, floa
   const int64_t D = c.dim, hc = c.hc_mult;
   for (int64_t t = 0; t < n; ++t) {
     float* x0 = X + t * hc * D;
-    bf16_row(w.embed, tokens[t], D, x0);
+    embed_row(w.embed, tokens[t], D, x0);
     for (int64_t j = 1; j < hc; ++j) std::copy(x0, x0 + D, x0 + j * D);
   }
 }

@@ -13,7 +13,7 @@ void mtp_input(const ModelWeights& w, const MtpWeights& m, const float* h, const
   const ModelConfig& c = w.config;
   const int64_t D = c.dim, hc = c.hc_mult;
   float* e = ws.t1.get(static_cast<size_t>(n * D));
-  for (int64_t t = 0; t < n; ++t) bf16_row(w.embed, next_tokens[t], D, e + t * D);
+  for (int64_t t = 0; t < n; ++t) embed_row(w.embed, next_tokens[t], D, e + t * D);
   rms_norm(e, n, D, bf16_data(m.enorm, ws.normw), c.norm_eps, e, nm);
   float* ep = ws.t2.get(static_cast<size_t>(n * D));
   linear(m.e_proj.matrix(), e, D, n, ep, D, nm, LinearCompute::kNative);

@@ -112,6 +112,18 @@ void TensorStore::add_file(const std::string& path) {
   maps_.push_back(std::move(map));
 }
 
+TensorStore TensorStore::from_views(std::vector<Tensor> tensors, std::vector<std::string> files,
+                                    std::vector<std::shared_ptr<const void>> owners) {
+  TensorStore s;
+  s.files_ = std::move(files);
+  s.owners_ = std::move(owners);
+  for (Tensor& t : tensors) {
+    std::string name = t.name;
+    if (!s.tensors_.emplace(name, std::move(t)).second) throw Error("duplicate tensor " + name);
+  }
+  return s;
+}
+
 TensorStore TensorStore::open_file(const std::string& path) {
   TensorStore s;
   s.add_file(path);

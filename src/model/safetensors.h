@@ -20,6 +20,9 @@ struct Tensor {
   const uint8_t* data = nullptr;
   size_t nbytes = 0;
   std::string file;  // the file it came from (for messages)
+  // GGUF views (model/gguf_model.cc): the ggml type of `data` (ops/ggml_types.h), else -1.
+  // Such a tensor has the logical shape of the official layout; dtype is then U8.
+  int32_t ggml_type = -1;
 
   int64_t numel() const;
   int ndim() const { return static_cast<int>(shape.size()); }
@@ -39,6 +42,10 @@ class TensorStore {
   // One safetensors file.
   static TensorStore open_file(const std::string& path);
 
+  // Views into memory that `owners` keep alive (a GGUF file bound to the official names).
+  static TensorStore from_views(std::vector<Tensor> tensors, std::vector<std::string> files,
+                                std::vector<std::shared_ptr<const void>> owners);
+
   const Tensor* find(const std::string& name) const;
   const Tensor& get(const std::string& name) const;  // throws Error "missing tensor"
   const std::map<std::string, Tensor>& tensors() const { return tensors_; }
@@ -53,6 +60,7 @@ class TensorStore {
   std::vector<std::unique_ptr<MappedFile>> maps_;
   std::vector<std::string> files_;
   std::map<std::string, Tensor> tensors_;
+  std::vector<std::shared_ptr<const void>> owners_;
 };
 
 // A tensor to write: raw little-endian bytes of dtype x shape.

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "model/gguf_model.h"
 
 namespace dsv4 {
 
@@ -21,8 +22,24 @@ struct LayoutWalker {
     if (specs) specs->push_back({name, dt, std::move(shape)});
     return store ? &store->get(name) : nullptr;
   }
+  // A weight bound from a GGUF file (ggml blocks, no scale tensor), standing for `role`.
+  bool ggml(const std::string& name, WeightFormat role, int64_t out, int64_t in, Linear* l) {
+    const Tensor* t = store ? store->find(name) : nullptr;
+    if (!t || t->ggml_type < 0) return false;
+    l->weight = t;
+    l->out = out;
+    l->in = in;
+    l->ggml_type = static_cast<GgmlType>(t->ggml_type);
+    l->ggml_role = role;
+    // BF16 / F32 data standing for BF16 / F32 weights use the native kernels.
+    if (role == WeightFormat::kBf16 && l->ggml_type == GgmlType::BF16) l->format = WeightFormat::kBf16;
+    else if (role == WeightFormat::kF32 && l->ggml_type == GgmlType::F32) l->format = WeightFormat::kF32;
+    else l->format = WeightFormat::kGgml;
+    return true;
+  }
   Linear fp8(const std::string& prefix, int64_t out, int64_t in) {
     Linear l;
+    if (ggml(prefix + ".weight", WeightFormat::kFp8Block, out, in, &l)) return l;
     l.format = WeightFormat::kFp8Block;
     l.out = out;
     l.in = in;
@@ -33,6 +50,7 @@ struct LayoutWalker {
   }
   Linear fp4(const std::string& prefix, int64_t out, int64_t in) {
     Linear l;
+    if (ggml(prefix + ".weight", WeightFormat::kFp4, out, in, &l)) return l;
     l.format = WeightFormat::kFp4;
     l.out = out;
     l.in = in;
@@ -42,6 +60,7 @@ struct LayoutWalker {
   }
   Linear bf16(const std::string& name, int64_t out, int64_t in) {
     Linear l;
+    if (ggml(name, WeightFormat::kBf16, out, in, &l)) return l;
     l.format = WeightFormat::kBf16;
     l.out = out;
     l.in = in;
@@ -206,6 +225,7 @@ std::shared_ptr<const ModelWeights> bind_weights(const ModelConfig& config, std:
 }
 
 std::shared_ptr<const ModelWeights> load_model(const std::string& dir) {
+  if (is_gguf_path(dir)) return load_gguf_model(dir);
   ModelConfig config = load_config(dir);
   auto store = std::make_shared<TensorStore>(TensorStore::open_dir(dir));
   if (!config.expert_format_given) {

@@ -22,6 +22,9 @@ struct Linear {
   int64_t out = 0;
   int64_t in = 0;
   int64_t block = 128;  // FP8 block size (weight_block)
+  // kGgml (GGUF weights): the row encoding and the official format it stands for.
+  GgmlType ggml_type = GgmlType::F32;
+  WeightFormat ggml_role = WeightFormat::kF32;
 
   // The ops-level view of this weight (whole matrix).
   WeightMatrix matrix() const {
@@ -34,6 +37,8 @@ struct Linear {
     m.row_begin = 0;
     m.total_rows = out;
     m.block = block;
+    m.ggml_type = ggml_type;
+    m.ggml_role = ggml_role;
     return m;
   }
 };
@@ -129,7 +134,8 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
 // tid2eid values in range); throws Error naming the file and tensor.
 void validate_tensors(const ModelConfig& config, const TensorStore& store);
 
-// Loads DIR/config.json + safetensors, validates, binds. Throws Error on any problem.
+// Loads DIR/config.json + safetensors, validates, binds; or, for a path ending in .gguf, the
+// deepseek4 GGUF file (model/gguf_model.h). Throws Error on any problem.
 std::shared_ptr<const ModelWeights> load_model(const std::string& dir);
 
 // Reads one byte of every page of every tensor, so that decoding does not pay the page faults

@@ -42,7 +42,7 @@ Plan make_plan(const WeightMatrix& w, Numerics numerics, LinearCompute compute) 
       p.bf16_output = true;
       return p;
     case LinearCompute::kNative:
-      switch (w.format) {
+      switch (w.format == WeightFormat::kGgml ? w.ggml_role : w.format) {
         case WeightFormat::kF32:
           return p;
         case WeightFormat::kBf16:
@@ -51,6 +51,7 @@ Plan make_plan(const WeightMatrix& w, Numerics numerics, LinearCompute compute) 
           return p;
         case WeightFormat::kFp8Block:
         case WeightFormat::kFp4:
+        case WeightFormat::kGgml:
           p.inputs = Plan::Inputs::kFp8Act;
           p.accumulation = Accumulation::kDoubleBlocks;
           p.bf16_output = true;

@@ -293,6 +293,8 @@ void DecodeRowChunk(DA da, const WeightMatrix& w, int64_t row, int64_t e0, int64
       }
       break;
     }
+    case WeightFormat::kGgml:
+      break;  // not supported by the kernels (supports() is false)
   }
 }
 
@@ -1014,6 +1016,7 @@ void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) 
         FusedRows<kAcc, WeightFormat::kBf16, TB>(da, w, row, x, pb.x_stride, out);
         break;
       case WeightFormat::kF32: FusedRows<kAcc, WeightFormat::kF32, TB>(da, w, row, x, pb.x_stride, out); break;
+      case WeightFormat::kGgml: break;  // not supported by the kernels (supports() is false)
     }
     for (int64_t r = 0; r < rows_here; ++r) {
       for (int t = 0; t < TB; ++t) {
@@ -1183,6 +1186,8 @@ bool supports(const WeightMatrix& w) {
     case WeightFormat::kBf16:
     case WeightFormat::kF32:
       return true;
+    case WeightFormat::kGgml:
+      return false;
   }
   return false;
 }

@@ -49,7 +49,7 @@ Plan make_plan(const WeightMatrix& w, Numerics numerics, LinearCompute compute) 
       p.bf16_output = true;
       return p;
     case LinearCompute::kNative:
-      switch (w.format) {
+      switch (w.format == WeightFormat::kGgml ? w.ggml_role : w.format) {
         case WeightFormat::kF32:
           return p;
         case WeightFormat::kBf16:
@@ -62,6 +62,7 @@ Plan make_plan(const WeightMatrix& w, Numerics numerics, LinearCompute compute) 
           p.bf16_output = true;
           return p;
         case WeightFormat::kFp4:
+        case WeightFormat::kGgml:
           p.operands = Operands::kFp8Act;
           p.k_block = kFp4Block;
           p.bf16_output = true;

@@ -67,6 +67,9 @@ void dequantize_rows(const WeightMatrix& w, int64_t r0, int64_t n, float* out) {
         }
         break;
       }
+      case WeightFormat::kGgml:
+        dequantize_ggml(w.ggml_type, w.data + row * ggml_row_bytes(w.ggml_type, cols), cols, dst);
+        break;
     }
   }
 }

@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "ops/ggml_types.h"
+
 namespace dsv4 {
 
 enum class WeightFormat : uint8_t {
@@ -11,6 +13,7 @@ enum class WeightFormat : uint8_t {
   kBf16,
   kFp8Block,  // F8_E4M3 codes, F8_E8M0 scale per `block` x `block` tile: scale[r/block, c/block]
   kFp4,       // two E2M1 codes per byte (low nibble = even column), F8_E8M0 scale[r, c/32]
+  kGgml,      // ggml blocks of `ggml_type` along each row (GGUF files); no separate scale tensor
 };
 
 struct WeightMatrix {
@@ -22,6 +25,11 @@ struct WeightMatrix {
   int64_t row_begin = 0;           // first stored row of this view
   int64_t total_rows = 0;          // rows of the whole stored tensor
   int64_t block = 128;             // FP8 tile size
+  // kGgml: the row encoding, and the official format this weight stands for, which decides the
+  // reference-mode activation rounding (kFp8Block / kFp4: act_quant and K blocks of 128 / 32;
+  // kBf16: BF16 inputs and output; kF32: FP32).
+  GgmlType ggml_type = GgmlType::F32;
+  WeightFormat ggml_role = WeightFormat::kF32;
 
   WeightMatrix row_slice(int64_t first, int64_t count) const {
     WeightMatrix s = *this;

@@ -1,6 +1,7 @@
 // Helpers for the golden-data tests of the forward pass (tests/data/tiny-a, the repo copy).
 #pragma once
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "model/gguf_model.h"
 #include "model/safetensors.h"
 #include "model/weights.h"
 
@@ -15,8 +17,13 @@ namespace dsv4::test {
 
 inline const std::string kTinyA = std::string(DSV4_TEST_DATA_DIR) + "/tiny-a";
 
+// With DSV4_TEST_TINY_GGUF=1 the tests run on the GGUF copy of tiny-a in llama.cpp's layout
+// (tests/data/gguf/tiny-a.gguf + its MTP sidecar) instead of the safetensors checkpoint.
 inline std::shared_ptr<const ModelWeights> tiny_model() {
-  static std::shared_ptr<const ModelWeights> w = load_model(kTinyA + "/checkpoint");
+  static std::shared_ptr<const ModelWeights> w =
+      std::getenv("DSV4_TEST_TINY_GGUF") != nullptr
+          ? load_gguf_model(std::string(DSV4_TEST_DATA_DIR) + "/gguf/tiny-a.gguf", std::string(DSV4_TEST_DATA_DIR) + "/gguf/tiny-a-mtp.gguf")
+          : load_model(kTinyA + "/checkpoint");
   return w;
 }
 

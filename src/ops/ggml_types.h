@@ -1,0 +1,68 @@
+// ggml tensor types (the element encodings of GGUF files): their ids, block geometry and an
+// exact dequantisation to FP32 that gives the same bits as ggml's reference dequantisation
+// (dequantize_row_* in ggml-quants.c; gguf-py's numpy port), tested against vectors that
+// gguf-py generated (tests/data/gguf).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace dsv4 {
+
+// Values are ggml's `enum ggml_type` ids (stored in GGUF tensor infos).
+enum class GgmlType : uint32_t {
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
+  Q8_0 = 8,
+  Q8_1 = 9,
+  Q2_K = 10,
+  Q3_K = 11,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  Q8_K = 15,
+  IQ2_XXS = 16,
+  IQ2_XS = 17,
+  IQ3_XXS = 18,
+  IQ1_S = 19,
+  IQ4_NL = 20,
+  IQ3_S = 21,
+  IQ2_S = 22,
+  IQ4_XS = 23,
+  I8 = 24,
+  I16 = 25,
+  I32 = 26,
+  I64 = 27,
+  F64 = 28,
+  IQ1_M = 29,
+  BF16 = 30,
+  TQ1_0 = 34,
+  TQ2_0 = 35,
+  MXFP4 = 39,
+};
+
+struct GgmlTypeInfo {
+  const char* name = nullptr;  // ggml's name ("q8_0", ...)
+  int64_t block = 0;           // elements per block
+  int64_t block_bytes = 0;     // bytes per block
+  bool dequantizable = false;  // dequantize_ggml supports it (float types and quants)
+};
+
+// Info for a known type id, or nullopt (an id ggml does not define / we do not know).
+std::optional<GgmlTypeInfo> ggml_type_info(uint32_t type);
+std::string ggml_type_name(uint32_t type);  // "q8_0", or "type 123" for unknown ids
+// Bytes of a row of n elements (n must be a multiple of the block; checked by callers).
+int64_t ggml_row_bytes(GgmlType type, int64_t n);
+
+// Dequantises n elements (a multiple of the type's block) starting at src into out.
+// Throws Error for types that are not dequantizable.
+void dequantize_ggml(GgmlType type, const uint8_t* src, int64_t n, float* out);
+
+float f16_to_f32(uint16_t h);  // IEEE half, exact (subnormals, inf, NaN)
+
+}  // namespace dsv4
