@@ -543,4 +543,21 @@ TEST(SpecErrors, NeedsAnMtpSessionAndAHorizon) {
   Session ok(tiny_a(), mtp_options(Numerics::kReference));
   EXPECT_THROW(SpeculativeDecoder(ok, sampler, nullptr, 0), Error);
   EXPECT_THROW(SpeculativeDecoder(ok, sampler, nullptr, kMaxDraft + 1), Error);
+  // The MTP block's own rewind: within [mtp_pos - horizon, mtp_pos] only.
+  SequenceState st(tiny_a()->config, Numerics::kReference, 2);
+  st.mtp_pos = 5;
+  EXPECT_THROW(st.truncate_mtp(6), Error);
+  EXPECT_THROW(st.truncate_mtp(2), Error);
+  EXPECT_NO_THROW(st.truncate_mtp(3));
+  EXPECT_EQ(st.mtp_pos, 3);
+  // Session: verify / commit out of order.
+  EXPECT_THROW(ok.commit_verified(1), Error);
+  EXPECT_THROW(ok.draft_next(3), Error);
+  const std::vector<int64_t> two = {1, 2};
+  ok.append(two);
+  ok.verify(two);
+  EXPECT_THROW(ok.verify(two), Error);
+  EXPECT_THROW(ok.commit_verified(3), Error);
+  ok.commit_verified(2);
+  EXPECT_EQ(ok.size(), 4);
 }

@@ -177,3 +177,67 @@ TEST(Scheduler, ForcedToolPrefixOnlyAfterReasoning) {
 
 }  // namespace
 }  // namespace dsv4::server
+
+namespace dsv4::server {
+namespace {
+// Speculative decoding in the scheduler: a greedy job alone in its steps speculates (drafted
+// tokens in /metrics and its result) and gets exactly the tokens it gets without speculation:
+// plain text, a stop string, a JSON-constrained answer, a forced tool-call prefix. A sampled
+// job does not speculate under the automatic policy (greedy jobs only).
+SchedulerOptions spec_options(int draft) {
+  SchedulerOptions o = options(1, 256);
+  o.spec_draft = draft;
+  o.session.mtp = draft > 0;
+  return o;
+}
+}  // namespace
+
+TEST(Scheduler, SpeculativeGreedyJobsGiveThePlainTokens) {
+  std::vector<JobSpec> specs;
+  JobSpec a = spec("Tell me a story.", 1, 24);
+  a.sampling.temperature = 0.0f;
+  a.want_logprobs = true;
+  specs.push_back(a);
+  JobSpec b = a;
+  b.json = true;
+  b.max_tokens = 16;
+  specs.push_back(b);
+  JobSpec c = a;
+  c.forced_prefixes = {"\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_time\">\n"};
+  c.max_tokens = 12;
+  specs.push_back(c);
+  Metrics m0, m1;
+  Scheduler plain(env().model, env().tok, spec_options(0), m0);
+  auto want = run_all(plain, specs);
+  // A stop string from the middle of the first plain answer.
+  ASSERT_GT(want[0]->result.text.size(), 16u);
+  JobSpec d = a;
+  d.stop = {want[0]->result.text.substr(10, 3)};
+  auto want_d = run_all(plain, {d});
+  specs.push_back(d);
+  want.push_back(want_d[0]);
+  for (int draft : {1, 3}) {
+    Metrics m;
+    Scheduler s(env().model, env().tok, spec_options(draft), m);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      auto got = run_all(s, {specs[i]});  // one at a time: every step has one sequence
+      const JobResult& g = got[0]->result;
+      const JobResult& w = want[i]->result;
+      EXPECT_EQ(g.tokens, w.tokens) << "job " << i << " draft " << draft;
+      EXPECT_EQ(g.text, w.text);
+      EXPECT_EQ(g.finish, w.finish);
+      ASSERT_EQ(g.samples.size(), w.samples.size());
+      for (size_t k = 0; k < w.samples.size(); ++k) EXPECT_EQ(g.samples[k].logprob, w.samples[k].logprob);
+      EXPECT_GT(g.drafted_tokens, 0) << "job " << i;
+    }
+    EXPECT_GT(m.spec_drafted.load(), 0u);
+    EXPECT_NE(m.prometheus(0, 0, 1, 0, 0).find("dsv4_spec_drafted_tokens_total"), std::string::npos);
+    // Sampled job: no drafting under the automatic policy.
+    const uint64_t before = m.spec_drafted.load();
+    auto sampled = run_all(s, {spec("Name a colour.", 9, 8)});
+    EXPECT_EQ(sampled[0]->result.drafted_tokens, 0);
+    EXPECT_EQ(m.spec_drafted.load(), before);
+  }
+}
+
+}  // namespace dsv4::server

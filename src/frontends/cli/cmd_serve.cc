@@ -55,6 +55,7 @@ int cmd_serve(int argc, char** argv) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   app.add_option("--numerics", g.numerics, "reference | precise")->check(CLI::IsMember({"reference", "precise"}));
   app.add_flag("-q,--quiet", quiet, "no per-request log lines");
+  add_spec_options(app, g.spec, g.draft);
   CLI11_PARSE(app, argc, argv);
 
   // Handle SIGTERM / SIGINT in a dedicated thread (blocked everywhere else, so every thread the
@@ -71,6 +72,12 @@ int cmd_serve(int argc, char** argv) {
     LoadedModel m = load_model_and_tokenizer(g);
     o.scheduler.session = session_options(g);
     o.scheduler.session.prefill_chunk = prefill_chunk;
+    // Speculation (scheduler.h has the rule): auto = greedy jobs alone in a step, stopping
+    // below kAutoMinAcceptance; mtp = every job alone in a step.
+    o.scheduler.spec_draft = spec_draft(g.spec, g.draft, *m.weights);
+    o.scheduler.session.mtp = o.scheduler.spec_draft > 0;
+    o.scheduler.spec_sampled = g.spec == "mtp";
+    if (g.spec == "auto") o.scheduler.spec_min_acceptance = kAutoMinAcceptance;
     o.scheduler.cache_budget_bytes = static_cast<size_t>(cache_mb) << 20;
     o.scheduler.cache_disk.budget_bytes = static_cast<size_t>(cache_disk_mb) << 20;
     o.max_body_bytes = static_cast<size_t>(max_body_mb) << 20;

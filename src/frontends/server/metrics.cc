@@ -36,6 +36,8 @@ std::string Metrics::prometheus(int64_t active, int64_t queued, int64_t parallel
   c("dsv4_generated_tokens_total", "Generated tokens.", generated_tokens);
   c("dsv4_decode_steps_total", "Engine decode steps (one step advances every active slot).", decode_steps);
   c("dsv4_decode_step_sequences_total", "Sum over decode steps of the sequences advanced.", decode_step_sequences);
+  c("dsv4_spec_drafted_tokens_total", "Tokens drafted by the MTP block (speculative decoding).", spec_drafted);
+  c("dsv4_spec_accepted_tokens_total", "Drafted tokens accepted by verification.", spec_accepted);
   line(o, "dsv4_prefill_seconds_total", "counter", "Time spent in prompt prefill.", prefill_micros.load() / 1e6);
   line(o, "dsv4_decode_seconds_total", "counter", "Time spent in decode steps.", decode_micros.load() / 1e6);
   line(o, "dsv4_active_slots", "gauge", "Sequences decoding now.", static_cast<double>(active));

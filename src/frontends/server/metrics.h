@@ -18,6 +18,8 @@ struct Metrics {
   std::atomic<uint64_t> decode_step_sequences{0};  // sum of active slots over steps
   std::atomic<uint64_t> prefill_micros{0};
   std::atomic<uint64_t> decode_micros{0};
+  std::atomic<uint64_t> spec_drafted{0};   // tokens drafted by the MTP block (speculative decoding)
+  std::atomic<uint64_t> spec_accepted{0};  // drafted tokens kept
 
   // Renders the page; the gauges are passed in by the caller.
   std::string prometheus(int64_t active, int64_t queued, int64_t parallel, int64_t cache_entries,

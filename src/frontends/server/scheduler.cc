@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "engine/speculative.h"
 #include "engine/stop_strings.h"
 #include "frontends/server/api_error.h"
 
@@ -37,6 +38,8 @@ struct Scheduler::Slot {
   bool constraint_waiting = false;  // created once the answer part starts
   std::span<const float> logits;
   std::vector<float> masked;
+  std::unique_ptr<SpeculativeDecoder> spec;  // MTP speculative decoding (null: off for this job)
+  SpecHooks hooks;                           // its per-token hooks (prepare_logits, commit_token)
   int32_t pending = -1;  // sampled, not yet run through the model
   int64_t step_token = -1;  // the token of this slot in the current batched step
   bool done = false;
@@ -148,6 +151,17 @@ bool Scheduler::admit(Slot& slot, std::shared_ptr<Job> job) {
     if (spec.parse_chat) slot.parser = std::make_unique<chat::StreamingParser>(spec.mode);
     slot.decoder = std::make_unique<StreamDecoder>(*tok_, false);
     slot.constraint_waiting = spec.json || !spec.forced_prefixes.empty();
+    // Speculation: greedy jobs always (the output cannot change), sampled ones only when asked
+    // (their seeds then draw a different, equally distributed stream than without it).
+    const bool greedy = spec.sampling.temperature < kGreedyTemperature;
+    if (options_.spec_draft > 0 && slot.session->has_mtp() && (greedy || options_.spec_sampled) &&
+        slot.session->options().rewind_horizon >= options_.spec_draft) {
+      slot.spec = std::make_unique<SpeculativeDecoder>(*slot.session, *slot.sampler, slot.history.get(), options_.spec_draft);
+      slot.spec->set_min_acceptance(options_.spec_min_acceptance);
+      Slot* sp = &slot;
+      slot.hooks.prepare = [this, sp](std::span<const float> raw) { return prepare_logits(*sp, raw); };
+      slot.hooks.commit = [this, sp](const SampleResult& s) { return commit_token(*sp, s); };
+    }
   } catch (const std::exception& e) {
     if (slot.session) cache_.release(std::move(slot.session));
     std::lock_guard lk(slot.job->mu);
@@ -161,18 +175,8 @@ bool Scheduler::admit(Slot& slot, std::shared_ptr<Job> job) {
   return true;
 }
 
-void Scheduler::sample_slot(Slot& slot) {
-  Job& job = *slot.job;
-  const JobSpec& spec = job.spec;
-  JobResult& r = slot.r;
-  std::vector<JobEvent> out;
-  auto finish = [&](FinishReason f) {
-    r.finish = f;
-    slot.done = true;
-  };
-  if (job.cancelled.load()) return finish(FinishReason::kCancelled);
-  if (r.generated_tokens >= spec.max_tokens) return finish(FinishReason::kLength);
-
+std::span<const float> Scheduler::prepare_logits(Slot& slot, std::span<const float> logits) {
+  const JobSpec& spec = slot.job->spec;
   // The constraint applies to the answer: in thinking mode only after "</think>".
   if (slot.constraint_waiting) {
     if (answer_started(spec, slot.parser.get())) {
@@ -185,20 +189,49 @@ void Scheduler::sample_slot(Slot& slot) {
       }
     }
   }
-  std::span<const float> logits = slot.logits;
   if (slot.constraint) {
     slot.masked.assign(logits.begin(), logits.end());
-    if (slot.constraint->mask(slot.masked) == 0) return finish(FinishReason::kStop);
-    logits = slot.masked;
-  } else if (slot.constraint_waiting && eos_ >= 0 && static_cast<size_t>(eos_) < logits.size()) {
+    if (slot.constraint->mask(slot.masked) == 0) {
+      slot.r.finish = FinishReason::kStop;
+      slot.done = true;
+      return {};
+    }
+    return slot.masked;
+  }
+  if (slot.constraint_waiting && eos_ >= 0 && static_cast<size_t>(eos_) < logits.size()) {
     // Still reasoning before a required tool call / JSON answer: the turn may not end here.
     slot.masked.assign(logits.begin(), logits.end());
     slot.masked[static_cast<size_t>(eos_)] = -std::numeric_limits<float>::infinity();
-    logits = slot.masked;
+    return slot.masked;
   }
+  return logits;
+}
+
+void Scheduler::sample_slot(Slot& slot) {
+  Job& job = *slot.job;
+  JobResult& r = slot.r;
+  auto finish = [&](FinishReason f) {
+    r.finish = f;
+    slot.done = true;
+  };
+  if (job.cancelled.load()) return finish(FinishReason::kCancelled);
+  if (r.generated_tokens >= job.spec.max_tokens) return finish(FinishReason::kLength);
+  std::span<const float> logits = prepare_logits(slot, slot.logits);
+  if (logits.empty()) return;
+  commit_token(slot, slot.sampler->sample(logits, slot.history.get()));
+}
+
+bool Scheduler::commit_token(Slot& slot, const SampleResult& s) {
+  Job& job = *slot.job;
+  const JobSpec& spec = job.spec;
+  JobResult& r = slot.r;
+  std::vector<JobEvent> out;
+  auto finish = [&](FinishReason f) {
+    r.finish = f;
+    slot.done = true;
+  };
   const bool in_reasoning = slot.parser && spec.mode == chat::ThinkingMode::Thinking &&
                             !slot.parser->message().saw_think_end && slot.parser->message().tool_calls.empty();
-  SampleResult s = slot.sampler->sample(logits, slot.history.get());
   const int32_t tok = s.token;
   if (slot.constraint) {
     slot.constraint->accept(tok);
@@ -235,7 +268,8 @@ void Scheduler::sample_slot(Slot& slot) {
     r.stop_index = m.stop_index;
   }
   else if (tok == eos_) finish(FinishReason::kEos);
-  else if (slot.session->size() >= slot.session->context()) finish(FinishReason::kLength);
+  // (the session of a plain decode holds the prompt and every generated token but this one)
+  else if (r.prompt_tokens + r.generated_tokens - 1 >= slot.session->context()) finish(FinishReason::kLength);
   else slot.pending = tok;
   if (slot.done && r.finish != FinishReason::kStop) {
     // Release held-back text (partial UTF-8, a partial stop string) at the end.
@@ -254,6 +288,35 @@ void Scheduler::sample_slot(Slot& slot) {
     for (auto& e : out) job.events.push_back(std::move(e));
     job.cv.notify_all();
   }
+  return !slot.done && r.generated_tokens < spec.max_tokens;
+}
+
+void Scheduler::spec_step(Slot& slot) {
+  const auto t0 = Clock::now();
+  const SpecStats before = slot.spec->stats();
+  try {
+    const SpeculativeDecoder::StepResult res =
+        slot.spec->step(slot.pending, slot.job->spec.max_tokens - slot.r.generated_tokens, slot.hooks);
+    slot.pending = res.running ? res.pending : -1;
+    if (!res.running && !slot.done) {
+      // Stopped by max_tokens (commit_token's limit): what sample_slot would find next.
+      slot.r.finish = FinishReason::kLength;
+      slot.done = true;
+    }
+  } catch (const std::exception& e) {
+    slot.session->reset();  // never cache a half-rolled-back state
+    std::lock_guard lk(slot.job->mu);
+    slot.job->error = e.what();
+    slot.done = true;
+  }
+  const SpecStats& after = slot.spec->stats();
+  slot.r.drafted_tokens = after.drafted;
+  slot.r.accepted_tokens = after.accepted;
+  metrics_.spec_drafted += static_cast<uint64_t>(after.drafted - before.drafted);
+  metrics_.spec_accepted += static_cast<uint64_t>(after.accepted - before.accepted);
+  ++metrics_.decode_steps;
+  ++metrics_.decode_step_sequences;
+  metrics_.decode_micros += static_cast<uint64_t>(seconds_since(t0) * 1e6);
 }
 
 void Scheduler::finish_slot(Slot& slot) {
@@ -448,6 +511,12 @@ void Scheduler::loop() {
             slot.r.finish = FinishReason::kCancelled;
             slot.done = true;
           }
+        } else if (slot.pending >= 0) {
+          // A speculative step already chose the next token.
+          if (slot.job->cancelled.load()) {
+            slot.r.finish = FinishReason::kCancelled;
+            slot.done = true;
+          }
         } else {
           sample_slot(slot);
         }
@@ -467,7 +536,10 @@ void Scheduler::loop() {
       }
     }
     std::sort(prefilling.begin(), prefilling.end(), [](const Slot* a, const Slot* b) { return a->admission < b->admission; });
-    decode_step(decoding, prefilling);
+    if (decoding.size() == 1 && prefilling.empty() && decoding[0]->spec)
+      spec_step(*decoding[0]);
+    else
+      decode_step(decoding, prefilling);
   }
 }
 

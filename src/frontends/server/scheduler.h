@@ -8,6 +8,14 @@
 //   4. decode_step(): ONE batched forward pass (Session::append_batch) over the pending token
 //      of every decoding slot plus the next prefill chunk(s) of newly admitted slots, at most
 //      SessionOptions::prefill_chunk prompt tokens per iteration (oldest admission first).
+//      Speculative decoding (SchedulerOptions::spec_draft > 0, sessions with the MTP block):
+//      when the step would advance exactly ONE decoding sequence and no prefill chunk, that
+//      slot runs a speculative step instead (MTP drafts + one verify pass, several tokens
+//      committed through the same per-token path as sample_slot). Rule: with two or more
+//      sequences in a step the batch already shares the weight reads among them (decode moves
+//      towards compute-bound), and a per-slot verify pass would give that up, so drafting is
+//      off; it also stops for a job whose drafts are accepted less than
+//      spec_min_acceptance of the time (SpeculativeDecoder::set_min_acceptance).
 // Jobs join and leave between steps, and a long prompt is prefilled in chunks interleaved with
 // the running slots' decode steps, so a long prefill never stalls the running streams for more
 // than one chunk. The batched forward is batch-invariant: every job gets the tokens it would
@@ -27,6 +35,7 @@
 #include "engine/constraint.h"
 #include "engine/generate.h"
 #include "engine/sampler.h"
+#include "engine/speculative.h"
 #include "frontends/server/metrics.h"
 #include "frontends/server/prefix_cache.h"
 #include "text/output_parser.h"
@@ -73,6 +82,8 @@ struct JobResult {
   int64_t cached_tokens = 0;
   int64_t generated_tokens = 0;
   int64_t reasoning_tokens = 0;
+  int64_t drafted_tokens = 0;   // speculative decoding: tokens the MTP block drafted
+  int64_t accepted_tokens = 0;  // and the drafted tokens kept
   double queue_seconds = 0, prefill_seconds = 0, decode_seconds = 0;
 };
 
@@ -110,6 +121,9 @@ struct SchedulerOptions {
   SessionOptions session;
   size_t cache_budget_bytes = size_t(1) << 30;
   PrefixCacheDiskOptions cache_disk;  // disk tier of the prefix cache (dir empty: none)
+  int spec_draft = 0;                 // MTP speculative decoding: tokens drafted per step (0: off; needs session.mtp)
+  double spec_min_acceptance = 0.0;   // stop drafting for a job below this acceptance (0: never)
+  bool spec_sampled = false;          // also for sampled jobs (else greedy jobs only)
 };
 
 class Scheduler {
@@ -139,6 +153,13 @@ class Scheduler {
   void loop();
   bool admit(Slot& slot, std::shared_ptr<Job> job);
   void sample_slot(Slot& slot);
+  // The per-token halves of sample_slot (also the hooks of a speculative step): the logits the
+  // sampler sees (constraint masks; empty = the job ends), and the commit of a chosen token
+  // (history, constraint, events, stop strings, EOS, limits); false when the job is done.
+  std::span<const float> prepare_logits(Slot& slot, std::span<const float> logits);
+  bool commit_token(Slot& slot, const SampleResult& s);
+  // One speculative step of a lone decoding slot.
+  void spec_step(Slot& slot);
   void finish_slot(Slot& slot);
   // One batched forward: the pending token of every decoding slot and the next prefill
   // chunk(s) of the prefilling slots (oldest admission first).
