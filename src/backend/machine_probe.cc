@@ -98,14 +98,16 @@ double measure_read_bandwidth(ThreadPool& pool, int64_t bytes, int repeats) {
   return best;
 }
 
-double measure_fp32_fma_peak(ThreadPool& pool, int repeats) {
-  const int64_t iters = 20'000'000;
+namespace {
+// Best FLOP rate over `repeats` runs of `loop(worker)` (returns the FLOP it did) on every thread.
+template <typename Loop>
+double best_flop_rate(ThreadPool& pool, int repeats, Loop loop) {
   double best = 0;
   std::vector<double> flops(static_cast<size_t>(pool.size()));
   for (int r = 0; r < repeats; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     pool.parallel_for(pool.size(), 1, [&](int64_t b, int64_t e, int worker) {
-      for (int64_t i = b; i < e; ++i) flops[static_cast<size_t>(i)] = HWY_DYNAMIC_DISPATCH(FmaLoop)(iters, 1.0f + worker);
+      for (int64_t i = b; i < e; ++i) flops[static_cast<size_t>(i)] = loop(worker);
     });
     const double s = seconds_since(t0);
     double total = 0;
@@ -113,6 +115,12 @@ double measure_fp32_fma_peak(ThreadPool& pool, int repeats) {
     best = std::max(best, total / s);
   }
   return best;
+}
+}  // namespace
+
+double measure_fp32_fma_peak(ThreadPool& pool, int repeats) {
+  return best_flop_rate(pool, repeats,
+                        [](int worker) { return HWY_DYNAMIC_DISPATCH(FmaLoop)(20'000'000, 1.0f + worker); });
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -139,20 +147,7 @@ __attribute__((target("avx512f,avx512bf16"))) double bf16_dot_loop(int64_t iters
 double measure_bf16_dot_peak(ThreadPool& pool, int repeats) {
 #if defined(__x86_64__) && defined(__GNUC__)
   if (!__builtin_cpu_supports("avx512bf16")) return 0.0;
-  const int64_t iters = 10'000'000;
-  double best = 0;
-  std::vector<double> flops(static_cast<size_t>(pool.size()));
-  for (int r = 0; r < repeats; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    pool.parallel_for(pool.size(), 1, [&](int64_t b, int64_t e, int worker) {
-      for (int64_t i = b; i < e; ++i) flops[static_cast<size_t>(i)] = bf16_dot_loop(iters, 1.0f + worker);
-    });
-    const double s = seconds_since(t0);
-    double total = 0;
-    for (double f : flops) total += f;
-    best = std::max(best, total / s);
-  }
-  return best;
+  return best_flop_rate(pool, repeats, [](int worker) { return bf16_dot_loop(10'000'000, 1.0f + worker); });
 #else
   (void)pool;
   (void)repeats;
