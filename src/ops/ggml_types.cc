@@ -1,6 +1,8 @@
 #include "ops/ggml_types.h"
 
 #include <bit>
+#include <cmath>
+#include <algorithm>
 #include <cstring>
 
 #include "base/error.h"
@@ -291,6 +293,74 @@ float f16_to_f32(uint16_t h) {
     return sign ? -v : v;
   }
   return std::bit_cast<float>(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+uint16_t f32_to_f16(float x) {
+  const uint32_t u = std::bit_cast<uint32_t>(x);
+  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000);
+  const uint32_t abs = u & 0x7FFFFFFFu;
+  if (abs > 0x7F800000u) return static_cast<uint16_t>(sign | 0x7E00 | ((abs >> 13) & 0x3FF));  // NaN
+  if (abs >= 0x477FF000u) return static_cast<uint16_t>(sign | 0x7C00);  // rounds to >= 65520: inf
+  if (abs < 0x38800000u) {
+    // Half subnormal (or zero): value / 2^-24 rounded to nearest even, in float arithmetic
+    // (exact: the quotient is a power-of-two scaling, nearbyint rounds half to even).
+    const float q = std::nearbyint(std::bit_cast<float>(abs) * 0x1p24f);
+    return static_cast<uint16_t>(sign | static_cast<uint16_t>(q));  // q == 1024 is the smallest normal
+  }
+  // Normal: drop 13 mantissa bits with round to nearest even; a carry moves into the exponent.
+  const uint32_t rebased = abs - (112u << 23);
+  const uint32_t rounded = rebased + 0xFFFu + ((rebased >> 13) & 1u);
+  return static_cast<uint16_t>(sign | (rounded >> 13));
+}
+
+bool ggml_quantizable(GgmlType type) {
+  switch (type) {
+    case GgmlType::F32:
+    case GgmlType::F16:
+    case GgmlType::BF16:
+    case GgmlType::Q8_0:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void quantize_ggml(GgmlType type, const float* x, int64_t n, uint8_t* out) {
+  switch (type) {
+    case GgmlType::F32:
+      std::memcpy(out, x, static_cast<size_t>(n) * 4);
+      return;
+    case GgmlType::F16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = f32_to_f16(x[i]);
+        std::memcpy(out + 2 * i, &h, 2);
+      }
+      return;
+    case GgmlType::BF16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = f32_to_bf16(x[i]);
+        std::memcpy(out + 2 * i, &h, 2);
+      }
+      return;
+    case GgmlType::Q8_0: {
+      if (n % 32 != 0) throw Error("quantize q8_0: " + std::to_string(n) + " values, not a multiple of 32");
+      for (int64_t b = 0; b < n / 32; ++b) {
+        const float* v = x + 32 * b;
+        uint8_t* blk = out + 34 * b;
+        float amax = 0.0f;
+        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[j]));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const uint16_t dh = f32_to_f16(d);
+        std::memcpy(blk, &dh, 2);
+        for (int j = 0; j < 32; ++j) blk[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::round(v[j] * id)));
+      }
+      return;
+    }
+    default:
+      throw Error("cannot quantize to ggml type " + ggml_type_name(static_cast<uint32_t>(type)) +
+                  " (convert targets: f32, f16, bf16, q8_0; mxfp4 for FP4 experts)");
+  }
 }
 
 std::optional<GgmlTypeInfo> ggml_type_info(uint32_t type) {
