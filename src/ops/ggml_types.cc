@@ -349,6 +349,8 @@ void quantize_ggml(GgmlType type, const float* x, int64_t n, uint8_t* out) {
         uint8_t* blk = out + 34 * b;
         float amax = 0.0f;
         for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[j]));
+        for (int j = 0; j < 32; ++j)
+          if (!std::isfinite(v[j])) throw Error("quantize q8_0: value " + std::to_string(v[j]) + " at " + std::to_string(32 * b + j) + " is not finite");
         const float d = amax / 127.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         const uint16_t dh = f32_to_f16(d);
