@@ -8,9 +8,11 @@
 
 #include <cmath>
 #include <cstring>
+#include <cstdlib>
 #include <filesystem>
 
 #include "base/error.h"
+#include "base/file.h"
 #include "golden.h"
 #include "model/forward.h"
 #include "model/gguf.h"
@@ -162,6 +164,32 @@ TEST(GgufConvert, UnsupportedTargetsAreErrors) {
   EXPECT_FALSE(fs::exists(d.path("x.gguf")));
   EXPECT_EQ(parse_ggml_type("Q8_0"), GgmlType::Q8_0);
   EXPECT_THROW(parse_ggml_type("q9_0"), Error);
+}
+
+}  // namespace
+
+namespace {
+
+// End to end through the binary: `dsv4 init` (official layout with tokenizer.json) ->
+// `dsv4 convert` -> `dsv4 run -m FILE.gguf` gives the same greedy text as `-m DIR`.
+TEST(GgufConvertCli, RunOnTheGgufMatchesTheDirectory) {
+  TempDir d;
+  const std::string bin = DSV4_BIN, dir = d.path("m"), gguf = d.path("m.gguf");
+  auto sh = [](const std::string& cmd) { return std::system(cmd.c_str()); };
+  ASSERT_EQ(sh(bin + " init --preset tiny --seed 5 --out " + dir + " > /dev/null 2>&1"), 0);
+  ASSERT_EQ(sh(bin + " convert -m " + dir + " --out " + gguf + " > " + d.path("convert.txt") + " 2>&1"), 0);
+  EXPECT_NE(read_file(d.path("convert.txt")).find("checked on read-back"), std::string::npos);
+  for (const char* m : {"m", "m.gguf"}) {
+    const std::string base = d.path(std::string(m) + ".out");
+    ASSERT_EQ(sh(bin + " run -m " + d.path(m) + " -p Hello -n 12 --temp 0 > " + base + " 2> " + base + ".err"), 0) << m;
+  }
+  const std::string a = read_file(d.path("m.out")) + read_file(d.path("m.out.err"));
+  const std::string b = read_file(d.path("m.gguf.out")) + read_file(d.path("m.gguf.out.err"));
+  EXPECT_FALSE(a.empty());
+  EXPECT_EQ(a, b);
+  // A bad target type is one clean error line.
+  EXPECT_NE(sh(bin + " convert -m " + dir + " --out " + d.path("x.gguf") + " --type q4_K > " + d.path("err.txt") + " 2>&1"), 0);
+  EXPECT_NE(read_file(d.path("err.txt")).find("type q4_K is not a convert target"), std::string::npos);
 }
 
 }  // namespace
