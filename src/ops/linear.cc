@@ -184,6 +184,7 @@ struct CallState {
   std::vector<Deferred> deferred;  // products for the reference path
   std::vector<int64_t> first_tile;  // prefix sums of the problems' tile counts
   std::vector<std::pair<int64_t, int64_t>> ref_chunks;  // reference path: (deferred index, first row)
+  std::vector<LinearProduct> native;  // precise mode: GGUF F32 / BF16 weights as native formats
 };
 CallState& call_state() {
   thread_local CallState s;
@@ -227,9 +228,20 @@ void linear_group(const LinearProduct* products, int64_t count, Numerics numeric
   st.first_tile.clear();
   st.deferred.clear();
   int64_t tiles = 0;
+  st.native.clear();
+  st.native.reserve(static_cast<size_t>(count));  // stable addresses: the problems point at these
   for (int64_t i = 0; i < count; ++i) {
-    const LinearProduct& p = products[i];
-    if (!check_product(p)) continue;
+    if (!check_product(products[i])) continue;
+    const LinearProduct* pp = &products[i];
+    if (numerics == Numerics::kPrecise && pp->w.format == WeightFormat::kGgml &&
+        (pp->w.ggml_type == GgmlType::F32 || pp->w.ggml_type == GgmlType::BF16)) {
+      // Precise mode ignores what a GGUF weight stands for: F32 / BF16 rows are the native
+      // formats' rows, so the SIMD kernels take them.
+      LinearProduct& q = st.native.emplace_back(*pp);
+      q.w.format = pp->w.ggml_type == GgmlType::F32 ? WeightFormat::kF32 : WeightFormat::kBf16;
+      pp = &q;
+    }
+    const LinearProduct& p = *pp;
     const Plan plan = make_plan(p.w, numerics, compute);
     if (!linear_kernels::supports(p.w) || (plan.bf16_weights && !bf16_rounding_is_exact(p.w))) {
       // Rare shapes / scales: the exact scalar path after the pass, on a copy of the inputs
