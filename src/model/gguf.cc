@@ -382,6 +382,18 @@ void put_scalar(std::string& out, GgufValueType t, int64_t i, double f) {
 
 std::string serialize_gguf(const std::vector<std::pair<std::string, GgufValue>>& metadata,
                            const std::vector<GgufWriteTensor>& tensors, int64_t alignment) {
+  std::vector<GgufTensorInfo> infos;
+  for (const GgufWriteTensor& t : tensors) infos.push_back({t.name, t.type, t.ne, static_cast<int64_t>(t.bytes.size())});
+  std::string out = serialize_gguf_header(metadata, infos, alignment);
+  for (const GgufWriteTensor& t : tensors) {
+    out.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
+    out.resize((out.size() + size_t(alignment) - 1) / size_t(alignment) * size_t(alignment), '\0');
+  }
+  return out;
+}
+
+std::string serialize_gguf_header(const std::vector<std::pair<std::string, GgufValue>>& metadata,
+                                  const std::vector<GgufTensorInfo>& tensors, int64_t alignment) {
   std::string out;
   put<uint32_t>(out, kMagic);
   put<uint32_t>(out, 3);
@@ -415,19 +427,15 @@ std::string serialize_gguf(const std::vector<std::pair<std::string, GgufValue>>&
     }
   }
   uint64_t offset = 0;
-  for (const GgufWriteTensor& t : tensors) {
+  for (const GgufTensorInfo& t : tensors) {
     put_str(out, t.name);
     put<uint32_t>(out, uint32_t(t.ne.size()));
     for (int64_t e : t.ne) put<uint64_t>(out, uint64_t(e));
     put<uint32_t>(out, uint32_t(t.type));
     put<uint64_t>(out, offset);
-    offset += (t.bytes.size() + uint64_t(alignment) - 1) / uint64_t(alignment) * uint64_t(alignment);
+    offset += (uint64_t(t.nbytes) + uint64_t(alignment) - 1) / uint64_t(alignment) * uint64_t(alignment);
   }
   out.resize((out.size() + size_t(alignment) - 1) / size_t(alignment) * size_t(alignment), '\0');
-  for (const GgufWriteTensor& t : tensors) {
-    out.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
-    out.resize((out.size() + size_t(alignment) - 1) / size_t(alignment) * size_t(alignment), '\0');
-  }
   return out;
 }
 

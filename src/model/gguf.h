@@ -104,6 +104,19 @@ struct GgufWriteTensor {
   std::vector<uint8_t> bytes;  // exactly ggml_row_bytes(type, ne[0]) * rows
 };
 
+// One tensor's entry in a header (its data follows separately, padded to the alignment).
+struct GgufTensorInfo {
+  std::string name;
+  GgmlType type = GgmlType::F32;
+  std::vector<int64_t> ne;
+  int64_t nbytes = 0;
+};
+
+// The header of a GGUF v3 file up to the start of the data (padding included); the data of
+// tensor k then starts at the sum of the padded sizes of tensors 0..k-1.
+std::string serialize_gguf_header(const std::vector<std::pair<std::string, GgufValue>>& metadata,
+                                  const std::vector<GgufTensorInfo>& tensors, int64_t alignment = 32);
+
 // Serialises a GGUF v3 image (metadata in the given order, tensors in the given order, data
 // aligned to `alignment`, which is also written as general.alignment when not 32).
 std::string serialize_gguf(const std::vector<std::pair<std::string, GgufValue>>& metadata,

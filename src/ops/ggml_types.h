@@ -64,5 +64,13 @@ int64_t ggml_row_bytes(GgmlType type, int64_t n);
 void dequantize_ggml(GgmlType type, const uint8_t* src, int64_t n, float* out);
 
 float f16_to_f32(uint16_t h);  // IEEE half, exact (subnormals, inf, NaN)
+uint16_t f32_to_f16(float x);  // round to nearest even, overflow to infinity, NaN kept
+
+// Whether quantize_ggml can write this type (the `dsv4 convert` targets).
+bool ggml_quantizable(GgmlType type);
+// Quantises n values (a multiple of the block) into out (ggml_row_bytes(type, n) bytes) the way
+// ggml's reference quantisers do (Q8_0: d = max|x| / 127, q = round-half-away(x / d)). F32 /
+// BF16 / F16 are conversions (BF16 and F16 round to nearest even). Throws Error for other types.
+void quantize_ggml(GgmlType type, const float* x, int64_t n, uint8_t* out);
 
 }  // namespace dsv4

@@ -183,6 +183,8 @@ struct CallState {
   std::vector<linear_kernels::Problem> problems;
   std::vector<Deferred> deferred;  // products for the reference path
   std::vector<int64_t> first_tile;  // prefix sums of the problems' tile counts
+  std::vector<std::pair<int64_t, int64_t>> ref_chunks;  // reference path: (deferred index, first row)
+  std::vector<LinearProduct> native;  // precise mode: GGUF F32 / BF16 weights as native formats
 };
 CallState& call_state() {
   thread_local CallState s;
@@ -226,9 +228,20 @@ void linear_group(const LinearProduct* products, int64_t count, Numerics numeric
   st.first_tile.clear();
   st.deferred.clear();
   int64_t tiles = 0;
+  st.native.clear();
+  st.native.reserve(static_cast<size_t>(count));  // stable addresses: the problems point at these
   for (int64_t i = 0; i < count; ++i) {
-    const LinearProduct& p = products[i];
-    if (!check_product(p)) continue;
+    if (!check_product(products[i])) continue;
+    const LinearProduct* pp = &products[i];
+    if (numerics == Numerics::kPrecise && pp->w.format == WeightFormat::kGgml &&
+        (pp->w.ggml_type == GgmlType::F32 || pp->w.ggml_type == GgmlType::BF16)) {
+      // Precise mode ignores what a GGUF weight stands for: F32 / BF16 rows are the native
+      // formats' rows, so the SIMD kernels take them.
+      LinearProduct& q = st.native.emplace_back(*pp);
+      q.w.format = pp->w.ggml_type == GgmlType::F32 ? WeightFormat::kF32 : WeightFormat::kBf16;
+      pp = &q;
+    }
+    const LinearProduct& p = *pp;
     const Plan plan = make_plan(p.w, numerics, compute);
     if (!linear_kernels::supports(p.w) || (plan.bf16_weights && !bf16_rounding_is_exact(p.w))) {
       // Rare shapes / scales: the exact scalar path after the pass, on a copy of the inputs
@@ -247,10 +260,26 @@ void linear_group(const LinearProduct* products, int64_t count, Numerics numeric
   }
   st.first_tile.push_back(tiles);
   if (tiles > 0) run_tiles(st, tiles, pool);
-  for (const Deferred& d : st.deferred) {
-    const LinearProduct& p = d.product;
-    linear_reference(p.w, p.x, p.ldx, p.n_tokens, p.y, p.ldy, numerics, compute);
-  }
+  if (st.deferred.empty()) return;
+  // The exact scalar path, its output rows split between the threads in chunks (each row's
+  // outputs depend only on that row, so the split changes no bits).
+  constexpr int64_t kRefChunk = 32;
+  std::vector<std::pair<int64_t, int64_t>>& chunks = st.ref_chunks;
+  chunks.clear();
+  for (size_t i = 0; i < st.deferred.size(); ++i)
+    for (int64_t r = 0; r < st.deferred[i].product.w.rows; r += kRefChunk) chunks.push_back({static_cast<int64_t>(i), r});
+  std::atomic<int64_t> next{0};
+  const int64_t n_chunks = static_cast<int64_t>(chunks.size());
+  auto work = [&](int64_t, int64_t, int) {
+    for (int64_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;) {
+      const LinearProduct& p = st.deferred[static_cast<size_t>(chunks[static_cast<size_t>(k)].first)].product;
+      const int64_t r0 = chunks[static_cast<size_t>(k)].second, n = std::min(kRefChunk, p.w.rows - r0);
+      linear_reference(p.w.row_slice(r0, n), p.x, p.ldx, p.n_tokens, p.y + r0, p.ldy, numerics, compute);
+    }
+  };
+  const int64_t threads = std::min<int64_t>(pool.size(), n_chunks);
+  if (threads <= 1) return work(0, 1, 0);
+  pool.parallel_for(threads, 1, work);
 }
 
 namespace {

@@ -38,6 +38,15 @@ class Tokenizer {
   // Throws Error naming the file for unreadable, malformed or unsupported files.
   static Tokenizer load(const std::string& path);
 
+  // A byte-level BPE from the parts a GGUF file stores (tokenizer.ggml.*): `tokens` in id order,
+  // their llama.cpp token types (1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused,
+  // 6 byte), `merges` as "left right" strings, and the pre-tokenizer name `pre` (only
+  // "deepseek-v3", the V3 / V4 split rules, is supported). Control and user-defined tokens
+  // become added tokens (control ones flagged special), matched in the raw text as HF does for
+  // the release's tokenizer.json. `source` names the origin in errors.
+  static Tokenizer from_parts(const std::vector<std::string>& tokens, const std::vector<int64_t>& types,
+                              const std::vector<std::string>& merges, const std::string& pre, const std::string& source);
+
   // Text -> ids. No BOS/EOS is added. parse_special: added-token text in `text` becomes the
   // token's id (HF's default); when false no added token is matched at all and everything
   // goes through the pre-tokenizer and BPE. Throws Error on invalid UTF-8.

@@ -458,4 +458,48 @@ Tokenizer Tokenizer::load(const std::string& path) {
   return Tokenizer(std::move(impl));
 }
 
+namespace {
+
+// The pre-tokenizer of DeepSeek V3 / V4 (llama.cpp's "deepseek-v3"), as the release's
+// tokenizer.json states it.
+const char* const kDeepseekV3PreTokenizer = R"JSON({"type": "Sequence", "pretokenizers": [
+  {"type": "Split", "pattern": {"Regex": "\\p{N}{1,3}"}, "behavior": "Isolated", "invert": false},
+  {"type": "Split", "pattern": {"Regex": "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+"}, "behavior": "Isolated", "invert": false},
+  {"type": "Split", "pattern": {"Regex": "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"}, "behavior": "Isolated", "invert": false},
+  {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]})JSON";
+
+}  // namespace
+
+Tokenizer Tokenizer::from_parts(const std::vector<std::string>& tokens, const std::vector<int64_t>& types,
+                                const std::vector<std::string>& merges, const std::string& pre, const std::string& source) {
+  if (pre != "deepseek-v3") throw Error("tokenizer " + source + ": pre-tokenizer '" + pre + "' is not supported (only deepseek-v3)");
+  if (!types.empty() && types.size() != tokens.size())
+    throw Error("tokenizer " + source + ": " + std::to_string(types.size()) + " token types for " + std::to_string(tokens.size()) + " tokens");
+  auto impl = std::make_shared<text_detail::TokenizerImpl>();
+  impl->path = source;
+  text_detail::Loader loader{source, *impl, {}};
+  nlohmann::json j;
+  j["normalizer"] = {{"type", "Sequence"}, {"normalizers", nlohmann::json::array()}};
+  j["pre_tokenizer"] = nlohmann::json::parse(kDeepseekV3PreTokenizer);
+  j["post_processor"] = nullptr;
+  j["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
+  j["model"] = {{"type", "BPE"}, {"vocab", nlohmann::json::object()}, {"merges", merges}};
+  nlohmann::json added = nlohmann::json::array();
+  loader.vocab_entries.reserve(tokens.size());
+  for (size_t id = 0; id < tokens.size(); ++id) {
+    const int64_t type = types.empty() ? 1 : types[id];
+    if (type < 1 || type > 6) throw Error("tokenizer " + source + ": token " + std::to_string(id) + " has unknown type " + std::to_string(type));
+    loader.vocab_entries.emplace_back(tokens[id], static_cast<int64_t>(id));
+    if (type == 3 || type == 4)
+      added.push_back({{"id", id}, {"content", tokens[id]}, {"special", type == 3}, {"normalized", false}});
+  }
+  j["added_tokens"] = std::move(added);
+  try {
+    loader.load(j);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("tokenizer " + source + ": " + e.what());
+  }
+  return Tokenizer(std::move(impl));
+}
+
 }  // namespace dsv4

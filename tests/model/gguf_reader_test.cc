@@ -220,10 +220,10 @@ TEST(GgufModelErrors, MissingWrongShapeUnsupportedExtra) {
     // Routed experts in a type this build cannot decode: an error at load naming tensor and type.
     Parts p = fixture_parts();
     GgufWriteTensor* t = tensor(p, "blk.0.ffn_gate_exps.weight");
-    t->type = GgmlType::IQ2_XXS;
-    t->bytes.assign(static_cast<size_t>(256 / 256 * 66 * 128 * 6), 0);
+    t->type = GgmlType::IQ2_XS;
+    t->bytes.assign(static_cast<size_t>(256 / 256 * 74 * 128 * 6), 0);
     const std::string e = load_error(p);
-    EXPECT_NE(e.find("tensor blk.0.ffn_gate_exps.weight has type iq2_xxs"), std::string::npos) << e;
+    EXPECT_NE(e.find("tensor blk.0.ffn_gate_exps.weight has type iq2_xs"), std::string::npos) << e;
   }
   {
     Parts p = fixture_parts();

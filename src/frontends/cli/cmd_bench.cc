@@ -168,7 +168,7 @@ int cmd_bench(int argc, char** argv) {
   double long_budget = 60.0, bw_mib = 1024;
   std::string spec = "auto";
   int draft = 2;
-  auto* o_model = app.add_option("-m,--model", model, "model directory");
+  auto* o_model = app.add_option("-m,--model", model, "model directory or GGUF file");
   auto* o_preset = app.add_option("--preset", preset, "dsv4 init preset (tiny, flash-scaled): written once into the cache dir");
   o_model->excludes(o_preset);
   app.add_option("--cache-dir", cache_dir, "where preset models live (default ~/.cache/dsv4/models)");

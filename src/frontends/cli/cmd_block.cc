@@ -27,7 +27,7 @@ int cmd_block(int argc, char** argv) {
       "output before its hc_head.",
       "dsv4 block"};
   std::string dir, layer_arg, streams_path, streams_tensor, tokens_arg, out_path, numerics_name = "reference";
-  app.add_option("-m,--model", dir, "model directory")->required();
+  app.add_option("-m,--model", dir, "model directory or GGUF file")->required();
   app.add_option("--layer", layer_arg, "block index 0..n_layers-1, or mtp (= n_layers)")->required();
   app.add_option("--streams", streams_path, "safetensors file with the F32 input streams [S, hc, D]")->required();
   app.add_option("--streams-tensor", streams_tensor, "tensor name in --streams (default: its only tensor)");

@@ -11,7 +11,7 @@ namespace dsv4::cli {
 int cmd_check(int argc, char** argv) {
   CLI::App app{"Validate a model directory (config.json + safetensors)", "dsv4 check"};
   std::string dir;
-  app.add_option("-m,--model", dir, "model directory")->required();
+  app.add_option("-m,--model", dir, "model directory or GGUF file")->required();
   CLI11_PARSE(app, argc, argv);
   auto w = load_model(dir);
   const ModelConfig& c = w->config;

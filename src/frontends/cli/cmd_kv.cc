@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "frontends/cli/commands.h"
 #include "model/config.h"
+#include "model/gguf_model.h"
 #include "model/init.h"
 #include "model/state.h"
 
@@ -38,7 +39,7 @@ int64_t parse_count(const std::string& s) {
 }  // namespace
 
 ModelConfig config_for_preset_or_dir(const std::string& preset, const std::string& dir) {
-  if (!dir.empty()) return load_config(dir);
+  if (!dir.empty()) return is_gguf_path(dir) ? gguf_model_config(GgufFile::open(dir)) : load_config(dir);
   if (preset == "flash" || preset == "pro") return official_config(preset);
   return init_preset_config(preset);
 }
@@ -48,7 +49,7 @@ int cmd_kv(int argc, char** argv) {
                "dsv4 kv"};
   std::string model, preset, context_s, numerics = "reference";
   bool json_out = false;
-  auto* o_model = app.add_option("-m,--model", model, "model directory (reads config.json only)");
+  auto* o_model = app.add_option("-m,--model", model, "model directory or GGUF file (reads the config only)");
   auto* o_preset = app.add_option("--preset", preset, "flash | pro (released configs), or a dsv4 init preset");
   o_model->excludes(o_preset);
   app.add_option("--context", context_s, "context length in tokens (e.g. 1048576 or 1M)")->required();

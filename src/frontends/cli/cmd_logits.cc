@@ -12,6 +12,7 @@
 #include "base/file.h"
 #include "frontends/cli/commands.h"
 #include "model/forward.h"
+#include "model/gguf_model.h"
 #include "model/mtp.h"
 #include "model/safetensors.h"
 #include "model/weights.h"
@@ -79,7 +80,9 @@ int cmd_logits(int argc, char** argv) {
   std::string dir, tokens_arg, out_path, numerics_name = "reference";
   int64_t prefill = 0;
   bool all = false, mtp = false;
-  app.add_option("-m,--model", dir, "model directory")->required();
+  std::string mtp_gguf;
+  app.add_option("-m,--model", dir, "model directory or GGUF file")->required();
+  app.add_option("--mtp-gguf", mtp_gguf, "MTP sidecar GGUF file (with -m FILE.gguf; for --mtp)");
   app.add_option("--tokens", tokens_arg, "token ids: 1,2,3 or @FILE (a JSON array of integers)")->required();
   app.add_option("-o,--out", out_path, "output safetensors file")->required();
   app.add_option("--numerics", numerics_name, "reference (default) or precise")
@@ -90,7 +93,7 @@ int cmd_logits(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   std::vector<int64_t> tokens = parse_token_ids(tokens_arg);
-  auto w = load_model(dir);
+  auto w = mtp_gguf.empty() ? load_model(dir) : load_gguf_model(dir, mtp_gguf);
   const ModelConfig& c = w->config;
   check_tokens(c, tokens.data(), static_cast<int64_t>(tokens.size()));
   const int64_t N = static_cast<int64_t>(tokens.size()), V = c.vocab_size, hc = c.hc_mult, D = c.dim;

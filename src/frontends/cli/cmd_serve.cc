@@ -24,7 +24,7 @@ int cmd_serve(int argc, char** argv) {
   bool quiet = false;
   int64_t prefill_chunk = SessionOptions{}.prefill_chunk;
   std::string alias;
-  app.add_option("-m,--model", g.model, "model directory (default: the built-in default model)");
+  app.add_option("-m,--model", g.model, "model directory or GGUF file (default: the built-in default model)");
   app.add_option("--host", o.host, "address to bind (default 127.0.0.1: loopback only)");
   app.add_option("--port", o.port, "port (0: any free port; the chosen one is printed)")->check(CLI::Range(0, 65535));
   app.add_option("--api-key", o.api_key, "require Authorization: Bearer KEY (or x-api-key) on every endpoint but /health");

@@ -4,6 +4,7 @@
 
 namespace dsv4::cli {
 
+int cmd_convert(int argc, char** argv);     // safetensors checkpoint -> deepseek4 GGUF
 int cmd_check(int argc, char** argv);       // validate a model directory
 int cmd_logits(int argc, char** argv);      // logits of a token sequence (fidelity checks)
 int cmd_block(int argc, char** argv);       // one block, teacher-forced

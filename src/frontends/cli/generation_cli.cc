@@ -9,12 +9,15 @@
 #include "base/file.h"
 #include "engine/speculative.h"
 #include "backend/thread_pool.h"
+#include "engine/model_files.h"
 #include "frontends/cli/default_model.h"
+#include "model/gguf_model.h"
 
 namespace dsv4::cli {
 
 void add_generation_options(CLI::App& app, GenerationCliOptions& o) {
-  app.add_option("-m,--model", o.model, "model directory (default: the built-in default model)");
+  app.add_option("-m,--model", o.model, "model directory or GGUF file (default: the built-in default model)");
+  app.add_option("--mtp", o.mtp, "MTP sidecar GGUF file (with -m FILE.gguf)");
   app.add_option("-n,--n-predict", o.n_predict, "tokens to generate at most (-1: until EOS or the context is full)");
   app.add_option("-t,--threads", o.threads, "threads (0: physical cores)")->check(CLI::Range(0, 1024));
   app.add_option("--temp", o.temperature, "temperature (0: greedy)")->check(CLI::Range(0.0f, 100.0f));
@@ -54,13 +57,14 @@ LoadedModel load_model_and_tokenizer(const GenerationCliOptions& o) {
   if (o.threads > 0) set_default_thread_count(o.threads);  // before the pool's first use
   LoadedModel m;
   m.dir = o.model.empty() ? ensure_default_model(true) : o.model;
-  const std::string tok_path = m.dir + "/tokenizer.json";
-  if (!file_exists(tok_path)) throw Error(tok_path + ": missing (the model directory needs the tokenizer to chat)");
+  const std::string tok_path = model_tokenizer_source(m.dir);
+  if (!is_gguf_path(m.dir) && !file_exists(tok_path)) throw Error(tok_path + ": missing (the model directory needs the tokenizer to chat)");
+  if (!o.mtp.empty() && !is_gguf_path(m.dir)) throw Error("--mtp " + o.mtp + ": a sidecar needs -m FILE.gguf");
   ProgressBar bar("loading", 1);
   bar.update(0, 3);
-  m.weights = load_model(m.dir);
+  m.weights = o.mtp.empty() ? load_model(m.dir) : load_gguf_model(m.dir, o.mtp);
   bar.update(1, 3);
-  m.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(tok_path));
+  m.tokenizer = std::make_unique<Tokenizer>(load_model_tokenizer(m.dir));
   bar.update(2, 3);
   if (m.tokenizer->vocab_size() > m.weights->config.vocab_size)
     throw Error(tok_path + ": tokenizer vocabulary (" + std::to_string(m.tokenizer->vocab_size()) + " ids) exceeds the model's vocab_size " +

@@ -19,6 +19,7 @@ namespace dsv4::cli {
 
 struct GenerationCliOptions {
   std::string model;           // empty: the built-in default model
+  std::string mtp;             // --mtp FILE: MTP sidecar GGUF (with -m FILE.gguf)
   int64_t n_predict = -1;      // -1: until EOS or the context is full
   int threads = 0;             // 0: physical cores
   float temperature = 1.0f;    // the model card's default

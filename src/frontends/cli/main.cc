@@ -19,6 +19,7 @@ constexpr Command kCommands[] = {
     {"run", dsv4::cli::cmd_run, "generate an answer to one prompt (-m DIR -p TEXT)"},
     {"chat", dsv4::cli::cmd_chat, "interactive chat with the model"},
     {"serve", dsv4::cli::cmd_serve, "OpenAI / Anthropic compatible HTTP server (-m DIR --port N)"},
+    {"convert", dsv4::cli::cmd_convert, "official checkpoint -> deepseek4 GGUF (-m DIR --out FILE.gguf)"},
     {"check", dsv4::cli::cmd_check, "validate a model directory (config + every tensor)"},
     {"logits", dsv4::cli::cmd_logits, "compute logits of a token sequence (prefill / decode)"},
     {"block", dsv4::cli::cmd_block, "run one block on given input streams (teacher forcing)"},
