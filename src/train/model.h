@@ -63,6 +63,11 @@ TrainModel load_official(const std::string& dir);
 // A freshly initialised model for `config` (deterministic from seed).
 TrainModel init_model(const ModelConfig& config, uint64_t seed);
 
+// Auxiliary-loss-free balancing (V3 / V4): after a step, each learned-routing layer's
+// gate.bias moves by rate * sign(mean load - load) (the bias only enters expert selection).
+// Returns the mean over those layers of max load / mean load before the update (0 if none).
+double update_routing_bias(TrainModel& m, const ForwardResult& r, double rate);
+
 // Trainer checkpoints (train/checkpoint.h): writes the model part (param.*, buffer.*, meta.*
 // with the given step) atomically, or reads the parameters and buffers of one back.
 void save_model_checkpoint(const std::string& path, const TrainModel& m, int64_t step);

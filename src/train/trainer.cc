@@ -133,6 +133,23 @@ double eval_loss(const RunConfig& r, const TrainModel& m, const TokenData& d) {
 
 }  // namespace
 
+double update_routing_bias(TrainModel& m, const ForwardResult& r, double rate) {
+  const ModelConfig& c = m.config;
+  double lmm = 0;
+  for (size_t i = 0; i < r.routed_layers.size(); ++i) {
+    const int64_t layer = r.routed_layers[i];
+    const std::string pre =
+        layer < c.n_layers ? "layers." + std::to_string(layer) : "mtp." + std::to_string(layer - c.n_layers);
+    const Tensor& load = r.expert_load[i];
+    const double mean = load.mean().item<double>();
+    lmm += load.max().item<double>() / std::max(mean, 1e-12);
+    torch::NoGradGuard ng;
+    Tensor& bias = m.buffers.at(pre + ".ffn.gate.bias");
+    bias.add_(torch::sign(mean - load).to(bias.scalar_type()), rate);
+  }
+  return r.routed_layers.empty() ? 0.0 : lmm / static_cast<double>(r.routed_layers.size());
+}
+
 void save_model_checkpoint(const std::string& path, const TrainModel& m, int64_t step) {
   std::vector<TensorData> out = model_tensors(m);
   CheckpointMeta meta;
@@ -229,18 +246,7 @@ void run_training(const RunConfig& r, const RunOptions& o) {
         if (p.grad().defined()) p.mutable_grad().mul_(r.grad_clip / gnorm);
     }
     opt.step(lr);
-    // Aux-loss-free balancing: nudge each learned-routing layer's bias towards the mean load.
-    double lmm = 0;
-    for (size_t i = 0; i < l.fr.routed_layers.size(); ++i) {
-      const int64_t layer = l.fr.routed_layers[i];
-      const std::string pre = layer < r.model.n_layers ? "layers." + std::to_string(layer) : "mtp." + std::to_string(layer - r.model.n_layers);
-      Tensor load = l.fr.expert_load[i];
-      const double mean = load.mean().item<double>();
-      lmm += load.max().item<double>() / std::max(mean, 1e-12);
-      torch::NoGradGuard ng;
-      Tensor& bias = m.buffers.at(pre + ".ffn.gate.bias");
-      bias.add_(torch::sign(mean - load).to(bias.scalar_type()), r.bias_update_rate);
-    }
+    const double lmm = update_routing_bias(m, l.fr, r.bias_update_rate);
     step = s + 1;
     tokens_since += r.batch * r.seq_len;
     StepLog sl;
@@ -252,7 +258,7 @@ void run_training(const RunConfig& r, const RunOptions& o) {
     sl.indexer_kl = l.fr.indexer_kl.item<double>();
     sl.lr = lr;
     sl.grad_norm = gnorm;
-    sl.load_max_over_mean = l.fr.routed_layers.empty() ? 0.0 : lmm / static_cast<double>(l.fr.routed_layers.size());
+    sl.load_max_over_mean = lmm;
     if (r.eval_every > 0 && (step % r.eval_every == 0 || step == r.steps)) sl.val_loss = eval_loss(r, m, data);
     const auto now = std::chrono::steady_clock::now();
     const double dt = std::chrono::duration<double>(now - t_last).count();

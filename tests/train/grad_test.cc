@@ -181,6 +181,32 @@ TEST(TrainGrad, IndexerLearnsOnlyFromItsKl) {
   EXPECT_GT(g3.abs().max().item<double>(), 0.0);
 }
 
+TEST(TrainBalance, AuxLossFreeBiasEvensOutASkewedStream) {
+  at::set_num_threads(1);
+  torch::NoGradGuard ng;
+  const ModelConfig c = tiny();
+  TrainModel m = init_model(c, 10);
+  // Skew: learned-routing layers start with a bias that favours the first experts.
+  for (auto& [n, b] : m.buffers)
+    if (n.find("gate.bias") != std::string::npos)
+      for (int64_t e = 0; e < b.size(0); ++e) b[e] = e < c.n_activated_experts ? 1.0 : 0.0;
+  torch::manual_seed(11);
+  Tensor tok = torch::randint(0, c.vocab_size, {4, 32}, torch::kInt64);
+  ForwardOptions o;
+  o.mtp = true;
+  double first = 0, last = 0;
+  const int steps = 60;
+  for (int s = 0; s < steps; ++s) {
+    ForwardResult r = forward(m, tok, o);
+    const double lmm = update_routing_bias(m, r, 0.02);
+    if (s == 0) first = lmm;
+    if (s >= steps - 10) last += lmm / 10;
+  }
+  std::printf("expert load max/mean: first step %.3f, mean of the last 10 steps %.3f\n", first, last);
+  EXPECT_NEAR(first, static_cast<double>(c.n_routed_experts) / c.n_activated_experts, 0.05);  // all on the favoured experts
+  EXPECT_LT(last, 1.35);
+}
+
 // ---- optimisers ----
 
 TEST(TrainOptim, AdamWMatchesHandComputedSteps) {
