@@ -34,6 +34,7 @@ struct ForwardOptions {
   bool qat = false;             // fake-quantise weights as the release stores them (STE)
   IndexerPhase indexer = IndexerPhase::kSparse;
   bool indexer_loss = false;    // compute the indexer's KL loss
+  bool bf16 = false;            // mixed precision: projections in BF16 (oneDNN), FP32 elsewhere
 };
 
 struct ForwardResult {

@@ -102,6 +102,7 @@ Losses compute_loss(const RunConfig& r, const TrainModel& m, const Tensor& win, 
   Tensor inp = win.narrow(1, 0, S);
   ForwardOptions fo;
   fo.qat = r.qat;
+  fo.bf16 = r.bf16;
   fo.mtp = m.config.n_mtp_layers > 0 && train;
   fo.indexer = indexer_dense ? IndexerPhase::kDense : IndexerPhase::kSparse;
   fo.indexer_loss = train;
