@@ -1,6 +1,6 @@
 // train_bench: training throughput of `dsv4 train` and its model FLOP utilisation (MFU)
 // against the machine's matmul peak measured in the same run (torch FP32 and BF16 GEMMs).
-//   train_bench [--threads N] [--steps K] [--dim D] [--layers L] [--vocab V] [--seq S] [--batch B]
+//   train_bench [--bf16] [--threads N] [--steps K] [--dim D] [--layers L] [--vocab V] [--seq S] [--batch B]
 // MFU = tokens/s * 6 * active parameters per token / FP32 GEMM peak (attention FLOPs not
 // counted). A benchmark: nothing here passes or fails.
 #include <ATen/Parallel.h>
@@ -37,9 +37,19 @@ double gemm_gflops(torch::Dtype dt, int64_t n, int reps) {
 
 int main(int argc, char** argv) {
   int threads = 2, steps = 6;
+  bool bf16 = false;
   int64_t dim = 256, layers = 6, vocab = 8192, seq = 512, batch = 4;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; i += 2) {
     const std::string a = argv[i];
+    if (a == "--bf16") {
+      bf16 = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "option %s needs a value\n", a.c_str());
+      return 2;
+    }
     const long long v = std::atoll(argv[i + 1]);
     if (a == "--threads") threads = static_cast<int>(v);
     else if (a == "--steps") steps = static_cast<int>(v);
@@ -55,7 +65,7 @@ int main(int argc, char** argv) {
   }
   at::set_num_threads(threads);
   const double fp32 = gemm_gflops(torch::kFloat32, 1024, 8);
-  const double bf16 = gemm_gflops(torch::kBFloat16, 1024, 8);
+  const double bf16_peak = gemm_gflops(torch::kBFloat16, 1024, 8);
   ModelConfig c = init_preset_config("tiny");
   c.vocab_size = vocab;
   c.dim = dim;
@@ -85,7 +95,8 @@ int main(int argc, char** argv) {
     }
   train::write_token_data(dir + "/data", docs, vocab, 1, 0.0);
   nlohmann::json j = {{"model", nlohmann::json::parse(config_to_hf_json(c))}, {"data", dir + "/data"}, {"out", dir + "/out"},
-                      {"seq_len", seq}, {"batch", batch}, {"steps", steps}, {"threads", threads}, {"warmup", 1}};
+                      {"seq_len", seq}, {"batch", batch}, {"steps", steps}, {"threads", threads}, {"warmup", 1},
+                      {"compute", bf16 ? "bf16" : "fp32"}};
   train::RunConfig r = train::parse_run_config(j.dump(), dir + "/run.json");
   std::vector<double> tps;
   train::RunOptions o;
@@ -97,12 +108,12 @@ int main(int argc, char** argv) {
   int n = 0;
   for (size_t i = 1; i < tps.size(); ++i, ++n) mean += tps[i];  // the first step pays the warm-up
   mean = n ? mean / n : (tps.empty() ? 0 : tps[0]);
-  std::printf("threads %d | GEMM peak: FP32 %.1f GFLOP/s, BF16 %.1f GFLOP/s\n", threads, fp32, bf16);
+  std::printf("compute %s | threads %d | GEMM peak: FP32 %.1f GFLOP/s, BF16 %.1f GFLOP/s\n", bf16 ? "bf16" : "fp32", threads, fp32, bf16_peak);
   std::printf("model: dim %lld, %lld layers + MTP, vocab %lld, %.1fM params (%.1fM active per token); seq %lld x batch %lld\n",
               static_cast<long long>(dim), static_cast<long long>(layers), static_cast<long long>(vocab),
               static_cast<double>(sz.params) / 1e6, static_cast<double>(sz.active_params) / 1e6,
               static_cast<long long>(seq), static_cast<long long>(batch));
   std::printf("training: %.0f tokens/s (mean of steps 2..%d) = %.1f GFLOP/s (6 N per token) = MFU %.2f of the FP32 peak, %.2f of the BF16 peak\n",
-              mean, steps, mean * flops_per_token / 1e9, mean * flops_per_token / 1e9 / fp32, mean * flops_per_token / 1e9 / bf16);
+              mean, steps, mean * flops_per_token / 1e9, mean * flops_per_token / 1e9 / fp32, mean * flops_per_token / 1e9 / bf16_peak);
   return 0;
 }
