@@ -1,6 +1,7 @@
 // train_bench: training throughput of `dsv4 train` and its model FLOP utilisation (MFU)
 // against the machine's matmul peak measured in the same run (torch FP32 and BF16 GEMMs).
 //   train_bench [--bf16] [--threads N] [--steps K] [--dim D] [--layers L] [--vocab V] [--seq S] [--batch B]
+// --bf16: projections and Muon's Newton-Schulz iterations in BF16.
 // MFU = tokens/s * 6 * active parameters per token / FP32 GEMM peak (attention FLOPs not
 // counted). A benchmark: nothing here passes or fails.
 #include <ATen/Parallel.h>
@@ -96,7 +97,7 @@ int main(int argc, char** argv) {
   train::write_token_data(dir + "/data", docs, vocab, 1, 0.0);
   nlohmann::json j = {{"model", nlohmann::json::parse(config_to_hf_json(c))}, {"data", dir + "/data"}, {"out", dir + "/out"},
                       {"seq_len", seq}, {"batch", batch}, {"steps", steps}, {"threads", threads}, {"warmup", 1},
-                      {"compute", bf16 ? "bf16" : "fp32"}};
+                      {"compute", bf16 ? "bf16" : "fp32"}, {"muon_ns", bf16 ? "bf16" : "fp32"}};
   train::RunConfig r = train::parse_run_config(j.dump(), dir + "/run.json");
   std::vector<double> tps;
   train::RunOptions o;

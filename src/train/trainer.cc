@@ -190,6 +190,7 @@ void run_training(const RunConfig& r, const RunOptions& o) {
   OptimConfig oc;
   oc.weight_decay = r.weight_decay;
   oc.use_muon = r.muon;
+  oc.ns_bf16 = r.muon_ns_bf16;
   Optimizer opt(m, oc);
   int64_t step = 0;
   std::vector<std::string> log_lines;
