@@ -10,7 +10,7 @@ PKGS=(
   nlohmann-json3-dev libpcre2-dev libhwy-dev libcli11-dev libfmt-dev
   libcpp-httplib-dev libedit-dev zlib1g-dev
   python3 tmux
-  libtorch-dev libopenblas0-openmp libtcmalloc-minimal4
+  libtorch-dev libgloo-dev libopenblas0-openmp libtcmalloc-minimal4
   chromium
 )
 missing=()

@@ -2,7 +2,13 @@
 // binary so that only this program links libtorch.
 #include <CLI/CLI.hpp>
 
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -77,6 +83,43 @@ int cmd_export(int argc, char** argv) {
   return 0;
 }
 
+// --nproc N: runs N copies of this program on this machine as ranks 0..N-1 (RANK, WORLD_SIZE,
+// LOCAL_RANK; rendezvous through a FileStore under the run's out directory).
+int launch_local(int nproc, const std::string& out, char** argv) {
+  std::filesystem::create_directories(out);
+  const std::string store = (std::filesystem::path(out) / (".dist-store." + std::to_string(::getpid()))).string();
+  std::filesystem::remove(store);
+  std::vector<pid_t> pids;
+  for (int rk = 0; rk < nproc; ++rk) {
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e) {
+      const std::string v = *e;
+      if (v.rfind("RANK=", 0) == 0 || v.rfind("WORLD_SIZE=", 0) == 0 || v.rfind("LOCAL_RANK=", 0) == 0 ||
+          v.rfind("DSV4_DIST_STORE=", 0) == 0)
+        continue;
+      env.push_back(v);
+    }
+    env.push_back("RANK=" + std::to_string(rk));
+    env.push_back("LOCAL_RANK=" + std::to_string(rk));
+    env.push_back("WORLD_SIZE=" + std::to_string(nproc));
+    env.push_back("DSV4_DIST_STORE=" + store);
+    std::vector<char*> envp;
+    for (std::string& v : env) envp.push_back(v.data());
+    envp.push_back(nullptr);
+    pid_t pid;
+    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, envp.data()) != 0)
+      throw dsv4::Error("--nproc: cannot start rank " + std::to_string(rk));
+    pids.push_back(pid);
+  }
+  int rc = 0;
+  for (pid_t pid : pids) {
+    int st = 0;
+    if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) rc = 1;
+  }
+  std::filesystem::remove(store);
+  return rc;
+}
+
 int cmd_run(int argc, char** argv) {
   CLI::App app{"dsv4 train: pre-train a V4-architecture model (see README: `dsv4 train`)"};
   std::string config;
@@ -86,10 +129,13 @@ int cmd_run(int argc, char** argv) {
   app.add_flag("--resume", o.resume, "continue from OUT/checkpoint.safetensors");
   app.add_option("--steps", steps, "override the run's steps");
   app.add_flag("--quiet", o.quiet, "no progress lines");
+  int nproc = 1;
+  app.add_option("--nproc", nproc, "data-parallel processes on this machine (torchrun-style RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT also work)");
   app.add_option("--stop-after", o.stop_after, "stop (with a checkpoint) after this many steps; --resume continues");
   CLI11_PARSE(app, argc, argv);
   dsv4::train::RunConfig r = dsv4::train::load_run_config(config);
   if (steps >= 0) r.steps = steps;
+  if (nproc > 1 && !std::getenv("RANK")) return launch_local(nproc, r.out, argv);
   dsv4::train::run_training(r, o);
   return 0;
 }

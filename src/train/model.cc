@@ -423,9 +423,20 @@ struct Ctx {
     if (f == StoreFormat::kF32) return t;
     return fake_quant(t, f, c.weight_block);
   }
+  // A projection matrix: w(name), in BF16 under mixed precision (the FP32 master keeps the
+  // gradient: the cast is differentiable).
+  Tensor mat(const std::string& name) const {
+    Tensor t = w(name);
+    return opt.bf16 && t.scalar_type() == torch::kFloat32 ? t.to(torch::kBFloat16) : t;
+  }
 };
 
-Tensor mm_t(const Tensor& x, const Tensor& w) { return torch::matmul(x, w.t()); }
+// x W^T; a BF16 weight (mixed precision) takes BF16 inputs (FP32 accumulation in oneDNN)
+// and the result returns in x's dtype.
+Tensor mm_t(const Tensor& x, const Tensor& w) {
+  if (w.scalar_type() == x.scalar_type()) return torch::matmul(x, w.t());
+  return torch::matmul(x.to(w.scalar_type()), w.t()).to(x.scalar_type());
+}
 
 struct HcMix {
   Tensor pre, post, comb;  // [B,S,hc], [B,S,hc], [B,S,hc,hc]
@@ -467,8 +478,8 @@ Tensor compress(const Ctx& cx, const std::string& pre, const Tensor& x, int64_t 
   const int64_t B = x.size(0), S = x.size(1), r = ratio, coff = r == 4 ? 2 : 1, cd = coff * d;
   const int64_t T = S / r;
   if (T == 0) return torch::zeros({B, 0, d}, x.options());
-  Tensor A = mm_t(x.narrow(1, 0, T * r), cx.w(pre + ".wkv.weight")).view({B, T, r, cd});
-  Tensor Z = mm_t(x.narrow(1, 0, T * r), cx.w(pre + ".wgate.weight")).view({B, T, r, cd}) + cx.w(pre + ".ape");
+  Tensor A = mm_t(x.narrow(1, 0, T * r), cx.mat(pre + ".wkv.weight")).view({B, T, r, cd});
+  Tensor Z = mm_t(x.narrow(1, 0, T * r), cx.mat(pre + ".wgate.weight")).view({B, T, r, cd}) + cx.w(pre + ".ape");
   Tensor wts, vals;
   if (coff == 1) {
     wts = torch::softmax(Z, 2);
@@ -496,11 +507,11 @@ Tensor attention(Ctx& cx, const std::string& pre, int64_t layer, const Tensor& x
   const int64_t ratio = c.compress_ratio(layer);
   const Rope rope = rope_tables(c, layer, S, cx.dtype);
   const Tensor cos_h = rope.cos.view({S, 1, rd / 2}), sin_h = rope.sin.view({S, 1, rd / 2});
-  Tensor qr = rms_norm(mm_t(x, cx.w(pre + ".wq_a.weight")), cx.w(pre + ".q_norm.weight"), c.norm_eps);
-  Tensor q = mm_t(qr, cx.w(pre + ".wq_b.weight")).view({B, S, H, hd});
+  Tensor qr = rms_norm(mm_t(x, cx.mat(pre + ".wq_a.weight")), cx.w(pre + ".q_norm.weight"), c.norm_eps);
+  Tensor q = mm_t(qr, cx.mat(pre + ".wq_b.weight")).view({B, S, H, hd});
   q = rms_norm(q, Tensor(), c.norm_eps);
   q = apply_rope(q, cos_h, sin_h, rd, false);
-  Tensor kv = rms_norm(mm_t(x, cx.w(pre + ".wkv.weight")), cx.w(pre + ".kv_norm.weight"), c.norm_eps);
+  Tensor kv = rms_norm(mm_t(x, cx.mat(pre + ".wkv.weight")), cx.w(pre + ".kv_norm.weight"), c.norm_eps);
   kv = apply_rope(kv, rope.cos, rope.sin, rd, false);  // [B, S, hd]
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
   Tensor qh = q.transpose(1, 2);  // [B, H, S, hd]
@@ -523,9 +534,9 @@ Tensor attention(Ctx& cx, const std::string& pre, int64_t layer, const Tensor& x
       const Tensor had = hadamard_matrix(cI, cx.dtype);
       const std::string ip = pre + ".indexer";
       Tensor xi = x.detach(), qri = qr.detach();
-      Tensor iq = mm_t(qri, cx.w(ip + ".wq_b.weight")).view({B, S, HI, cI});
+      Tensor iq = mm_t(qri, cx.mat(ip + ".wq_b.weight")).view({B, S, HI, cI});
       iq = torch::matmul(apply_rope(iq, cos_h, sin_h, rd, false), had);
-      Tensor iw = mm_t(xi, cx.w(ip + ".weights_proj.weight")) *
+      Tensor iw = mm_t(xi, cx.mat(ip + ".weights_proj.weight")) *
                   (1.0 / std::sqrt(static_cast<double>(cI)) / std::sqrt(static_cast<double>(HI)));
       Tensor keys = compress(cx, ip + ".compressor", xi, ratio, cI, rope, had);  // [B, T, cI]
       Tensor dots = torch::matmul(iq, keys.unsqueeze(1).transpose(-1, -2));  // [B, S, HI, T]
@@ -558,13 +569,13 @@ Tensor attention(Ctx& cx, const std::string& pre, int64_t layer, const Tensor& x
   // Grouped low-rank output.
   const int64_t G = c.o_groups, dg = c.o_lora_rank, gin = H * hd / G;
   Tensor og = o.reshape({B, S, G, 1, gin});
-  Tensor wa = cx.w(pre + ".wo_a.weight").view({G, dg, gin});
-  Tensor u = torch::matmul(og, wa.transpose(-1, -2)).reshape({B, S, G * dg});
-  return mm_t(u, cx.w(pre + ".wo_b.weight"));
+  Tensor wa = cx.mat(pre + ".wo_a.weight").view({G, dg, gin});
+  Tensor u = torch::matmul(og.to(wa.scalar_type()), wa.transpose(-1, -2)).to(og.scalar_type()).reshape({B, S, G * dg});
+  return mm_t(u, cx.mat(pre + ".wo_b.weight"));
 }
 
 Tensor expert(const Ctx& cx, const std::string& pre, const Tensor& x, const Tensor& rw) {
-  Tensor a1 = mm_t(x, cx.w(pre + ".w1.weight")), a3 = mm_t(x, cx.w(pre + ".w3.weight"));
+  Tensor a1 = mm_t(x, cx.mat(pre + ".w1.weight")), a3 = mm_t(x, cx.mat(pre + ".w3.weight"));
   const double lim = cx.c.swiglu_limit;
   if (lim > 0) {
     a1 = torch::clamp_max(a1, lim);
@@ -572,7 +583,7 @@ Tensor expert(const Ctx& cx, const std::string& pre, const Tensor& x, const Tens
   }
   Tensor h = torch::silu(a1) * a3;
   if (rw.defined()) h = h * rw.unsqueeze(-1);
-  return mm_t(h, cx.w(pre + ".w2.weight"));
+  return mm_t(h, cx.mat(pre + ".w2.weight"));
 }
 
 // MoE sublayer (spec 3.7). x [B, S, D], tokens [B, S].
@@ -632,7 +643,7 @@ Tensor head(const Ctx& cx, const std::string& hc_site, const std::string& norm, 
   Tensor mx = hc_mixes(cx, hc_site, X);
   Tensor pre = torch::sigmoid(mx * cx.w(hc_site + "_scale")[0] + cx.w(hc_site + "_base")) + cx.c.hc_eps;
   Tensor y = rms_norm(hc_collapse(X, pre), cx.w(norm), cx.c.norm_eps);
-  return mm_t(y, cx.w("head.weight"));
+  return mm_t(y, cx.mat("head.weight"));
 }
 
 }  // namespace
@@ -660,9 +671,9 @@ ForwardResult forward(const TrainModel& m, const Tensor& tokens, const ForwardOp
     const std::string p = "mtp.0";
     Tensor next = tokens.narrow(1, 1, S - 1);
     Tensor e = cx.w("embed.weight").index_select(0, next.reshape({B * (S - 1)})).view({B, S - 1, c.dim});
-    e = mm_t(rms_norm(e, cx.w(p + ".enorm.weight"), c.norm_eps), cx.w(p + ".e_proj.weight"));
+    e = mm_t(rms_norm(e, cx.w(p + ".enorm.weight"), c.norm_eps), cx.mat(p + ".e_proj.weight"));
     Tensor hn = rms_norm(X.narrow(1, 0, S - 1), cx.w(p + ".hnorm.weight"), c.norm_eps);
-    Tensor Xm = e.unsqueeze(2) + mm_t(hn, cx.w(p + ".h_proj.weight"));
+    Tensor Xm = e.unsqueeze(2) + mm_t(hn, cx.mat(p + ".h_proj.weight"));
     Ctx mc{m, c, opt, B, S - 1, cx.dtype, cx.balance_loss, cx.indexer_kl, std::move(cx.routed_layers),
            std::move(cx.expert_load)};
     Xm = block(mc, p, c.n_layers, Xm, next);

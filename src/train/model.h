@@ -34,6 +34,7 @@ struct ForwardOptions {
   bool qat = false;             // fake-quantise weights as the release stores them (STE)
   IndexerPhase indexer = IndexerPhase::kSparse;
   bool indexer_loss = false;    // compute the indexer's KL loss
+  bool bf16 = false;            // mixed precision: projections in BF16 (oneDNN), FP32 elsewhere
 };
 
 struct ForwardResult {
@@ -62,6 +63,11 @@ struct TrainModel {
 TrainModel load_official(const std::string& dir);
 // A freshly initialised model for `config` (deterministic from seed).
 TrainModel init_model(const ModelConfig& config, uint64_t seed);
+
+// Auxiliary-loss-free balancing (V3 / V4): after a step, each learned-routing layer's
+// gate.bias moves by rate * sign(mean load - load) (the bias only enters expert selection).
+// Returns the mean over those layers of max load / mean load before the update (0 if none).
+double update_routing_bias(TrainModel& m, const ForwardResult& r, double rate);
 
 // Trainer checkpoints (train/checkpoint.h): writes the model part (param.*, buffer.*, meta.*
 // with the given step) atomically, or reads the parameters and buffers of one back.

@@ -8,11 +8,11 @@ namespace dsv4::train {
 
 using torch::Tensor;
 
-Tensor newton_schulz(const Tensor& g) {
+Tensor newton_schulz(const Tensor& g, torch::Dtype compute) {
   if (g.dim() != 2) throw Error("newton_schulz: expected a 2-D matrix");
   const bool tall = g.size(0) > g.size(1);
   Tensor X = tall ? g.t() : g;
-  X = X / (X.norm() + 1e-7);
+  X = (X / (X.norm() + 1e-7)).to(compute);
   auto iterate = [&](double a, double b, double c) {
     Tensor A = torch::matmul(X, X.t());
     Tensor Bm = b * A + c * torch::matmul(A, A);
@@ -20,6 +20,7 @@ Tensor newton_schulz(const Tensor& g) {
   };
   for (int i = 0; i < 8; ++i) iterate(3.4445, -4.7750, 2.0315);
   for (int i = 0; i < 2; ++i) iterate(2.0, -1.5, 0.5);
+  X = X.to(g.scalar_type());
   return tall ? X.t().contiguous() : X;
 }
 
@@ -38,7 +39,7 @@ void muon_step(Tensor& p, const Tensor& g, Tensor& buf, double lr, const OptimCo
   torch::NoGradGuard ng;
   buf.mul_(cfg.muon_momentum).add_(g);
   Tensor u = g + cfg.muon_momentum * buf;  // Nesterov
-  Tensor o = newton_schulz(u);
+  Tensor o = newton_schulz(u, cfg.ns_bf16 ? torch::kBFloat16 : u.scalar_type());
   const double scale = cfg.muon_scale * std::sqrt(static_cast<double>(std::max(p.size(0), p.size(1))));
   p.mul_(1.0 - lr * cfg.weight_decay);
   p.add_(o, -lr * scale);

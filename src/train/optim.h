@@ -18,12 +18,17 @@ struct OptimConfig {
   double muon_momentum = 0.95;
   double muon_scale = 0.18;  // update RMS matching: scale * sqrt(max(fan_out, fan_in))
   bool use_muon = true;      // false: AdamW for every parameter
+  // Newton-Schulz iterations in BF16 (as the public Muon implementations run them; oneDNN's
+  // BF16 GEMM is ~2x FP32 here). With small batches the orthogonalisation costs more FLOPs
+  // than the model's step (10 x 3 GEMMs per matrix per step).
+  bool ns_bf16 = false;
 };
 
 // Newton-Schulz orthogonalisation of a 2-D matrix (V4's hybrid schedule: 8 iterations with
 // (3.4445, -4.7750, 2.0315), then 2 with (2, -1.5, 0.5)), after normalising by the Frobenius
 // norm; computed on the wide orientation (rows <= cols) in the input's dtype.
-torch::Tensor newton_schulz(const torch::Tensor& g);
+// compute: the dtype of the iterations (the result has g's dtype).
+torch::Tensor newton_schulz(const torch::Tensor& g, torch::Dtype compute);
 
 // One AdamW step (step count t >= 1) on p in place.
 void adamw_step(torch::Tensor& p, const torch::Tensor& g, torch::Tensor& m, torch::Tensor& v, int64_t t, double lr,

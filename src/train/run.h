@@ -17,7 +17,7 @@ namespace dsv4::train {
 //   seq_len, batch, steps; lr, min_lr_ratio, warmup, schedule ("cosine" | "wsd"), wsd_decay
 //   weight_decay, grad_clip, muon (bool), mtp_weight, balance_weight (sequence-wise loss),
 //   bias_update_rate (aux-loss-free balancing), indexer_warmup (dense steps), indexer_weight,
-//   qat (bool), eval_every, eval_batches, checkpoint_every, log_every, seed, threads
+//   muon_ns ("fp32" | "bf16"), qat (bool), compute ("fp32" | "bf16": projections in BF16, FP32 master weights), eval_every, eval_batches, checkpoint_every, log_every, seed, threads
 struct RunConfig {
   std::string source;
   ModelConfig model;
@@ -32,6 +32,9 @@ struct RunConfig {
   double mtp_weight = 0.3, balance_weight = 1e-4, bias_update_rate = 1e-3, indexer_weight = 1.0;
   int64_t indexer_warmup = 0;
   bool qat = false;
+  bool bf16 = false;     // compute: "bf16"
+  bool muon_ns_bf16 = false;  // muon_ns: "bf16" (Newton-Schulz in BF16: ~2x faster here, but
+                              // it amplifies rounding differences, e.g. between 1 and N processes)
   int64_t eval_every = 0, eval_batches = 4, checkpoint_every = 0, log_every = 1;
   uint64_t seed = 0;
   int threads = 0;  // 0: all cores

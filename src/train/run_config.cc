@@ -24,7 +24,7 @@ RunConfig parse_run_config(const std::string& text, const std::string& source) {
   auto rel = [&](const std::string& p) { return p.empty() || fs::path(p).is_absolute() ? p : (base / p).string(); };
   static const char* known[] = {"model", "init_from", "data", "out", "seq_len", "batch", "steps", "lr", "min_lr_ratio",
                                 "warmup", "schedule", "wsd_decay", "weight_decay", "grad_clip", "muon", "mtp_weight",
-                                "balance_weight", "bias_update_rate", "indexer_warmup", "indexer_weight", "qat",
+                                "balance_weight", "bias_update_rate", "indexer_warmup", "indexer_weight", "qat", "compute", "muon_ns",
                                 "eval_every", "eval_batches", "checkpoint_every", "log_every", "seed", "threads"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     bool ok = false;
@@ -88,6 +88,14 @@ RunConfig parse_run_config(const std::string& text, const std::string& source) {
   num("indexer_warmup", r.indexer_warmup, 0, 1e12);
   num("indexer_weight", r.indexer_weight, 0, 1e3);
   flag("qat", r.qat);
+  std::string compute = "fp32";
+  str("compute", compute, false);
+  if (compute != "fp32" && compute != "bf16") throw Error(source + ": field compute must be \"fp32\" or \"bf16\"");
+  r.bf16 = compute == "bf16";
+  std::string ns = "fp32";
+  str("muon_ns", ns, false);
+  if (ns != "fp32" && ns != "bf16") throw Error(source + ": field muon_ns must be \"fp32\" or \"bf16\"");
+  r.muon_ns_bf16 = ns == "bf16";
   num("eval_every", r.eval_every, 0, 1e12);
   num("eval_batches", r.eval_batches, 1, 1e9);
   num("checkpoint_every", r.checkpoint_every, 0, 1e12);

@@ -17,6 +17,7 @@
 #include "model/init.h"
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
+#include "train/dist.h"
 #include "train/model.h"
 #include "train/optim.h"
 #include "train/plot.h"
@@ -101,6 +102,7 @@ Losses compute_loss(const RunConfig& r, const TrainModel& m, const Tensor& win, 
   Tensor inp = win.narrow(1, 0, S);
   ForwardOptions fo;
   fo.qat = r.qat;
+  fo.bf16 = r.bf16;
   fo.mtp = m.config.n_mtp_layers > 0 && train;
   fo.indexer = indexer_dense ? IndexerPhase::kDense : IndexerPhase::kSparse;
   fo.indexer_loss = train;
@@ -133,6 +135,23 @@ double eval_loss(const RunConfig& r, const TrainModel& m, const TokenData& d) {
 
 }  // namespace
 
+double update_routing_bias(TrainModel& m, const ForwardResult& r, double rate) {
+  const ModelConfig& c = m.config;
+  double lmm = 0;
+  for (size_t i = 0; i < r.routed_layers.size(); ++i) {
+    const int64_t layer = r.routed_layers[i];
+    const std::string pre =
+        layer < c.n_layers ? "layers." + std::to_string(layer) : "mtp." + std::to_string(layer - c.n_layers);
+    const Tensor& load = r.expert_load[i];
+    const double mean = load.mean().item<double>();
+    lmm += load.max().item<double>() / std::max(mean, 1e-12);
+    torch::NoGradGuard ng;
+    Tensor& bias = m.buffers.at(pre + ".ffn.gate.bias");
+    bias.add_(torch::sign(mean - load).to(bias.scalar_type()), rate);
+  }
+  return r.routed_layers.empty() ? 0.0 : lmm / static_cast<double>(r.routed_layers.size());
+}
+
 void save_model_checkpoint(const std::string& path, const TrainModel& m, int64_t step) {
   std::vector<TensorData> out = model_tensors(m);
   CheckpointMeta meta;
@@ -154,9 +173,15 @@ TrainModel load_model_checkpoint(const std::string& path) {
 
 void run_training(const RunConfig& r, const RunOptions& o) {
   at::set_num_threads(r.threads > 0 ? r.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  std::unique_ptr<Dist> dist = dist_from_env();
+  const int rank = dist ? dist->rank : 0, world = dist ? dist->world : 1;
+  if (r.batch % world != 0)
+    throw Error(r.source + ": batch " + std::to_string(r.batch) + " is not a multiple of the " + std::to_string(world) + " processes");
+  const int64_t local_batch = r.batch / world, row0 = rank * local_batch;
+  const bool writer = rank == 0;  // checkpoints, log and plot come from rank 0
   const TokenData data = open_token_data(r.data, r.model.vocab_size);
   if (r.eval_every > 0 && data.val.empty()) throw Error(r.data + ": eval_every is set but the data has no held-out split");
-  fs::create_directories(r.out);
+  if (writer) fs::create_directories(r.out);
   const std::string ckpt = (fs::path(r.out) / "checkpoint.safetensors").string();
   const std::string log_path = (fs::path(r.out) / "log.jsonl").string();
   TrainModel m = r.init_from.empty() ? init_model(r.model, r.seed) : load_official(r.init_from);
@@ -165,6 +190,7 @@ void run_training(const RunConfig& r, const RunOptions& o) {
   OptimConfig oc;
   oc.weight_decay = r.weight_decay;
   oc.use_muon = r.muon;
+  oc.ns_bf16 = r.muon_ns_bf16;
   Optimizer opt(m, oc);
   int64_t step = 0;
   std::vector<std::string> log_lines;
@@ -187,6 +213,7 @@ void run_training(const RunConfig& r, const RunOptions& o) {
     if (j.contains("val_loss")) val_curve.emplace_back(j["step"].get<int64_t>(), j["val_loss"].get<double>());
   }
   auto write_log = [&] {
+    if (!writer) return;
     std::string s;
     for (const std::string& l : log_lines) s += l + "\n";
     write_file_atomic(log_path, s);
@@ -199,20 +226,38 @@ void run_training(const RunConfig& r, const RunOptions& o) {
   const int64_t last = o.stop_after >= 0 ? std::min(o.stop_after, r.steps) : r.steps;
   while (step < last) {
     const int64_t s = step;
-    Tensor win = torch::empty({r.batch, S1}, torch::kInt64);
-    for (int64_t i = 0; i < r.batch; ++i) {
-      train_window(data, r.seed, s, i, S1, buf.data());
+    Tensor win = torch::empty({local_batch, S1}, torch::kInt64);
+    for (int64_t i = 0; i < local_batch; ++i) {
+      train_window(data, r.seed, s, row0 + i, S1, buf.data());
       std::memcpy(win[i].data_ptr<int64_t>(), buf.data(), buf.size() * 8);
     }
     const double lr = lr_at(r, s);
     Losses l = compute_loss(r, m, win, s < r.indexer_warmup, true);
-    const double loss = l.total.item<double>();
+    // Scalars of the step, averaged over the ranks (each holds an equal share of the batch).
+    Tensor scal = torch::stack({l.total.detach(), l.ce.detach(), l.mtp.defined() ? l.mtp.detach() : torch::zeros_like(l.ce),
+                                l.fr.balance_loss.detach().to(l.ce.scalar_type()), l.fr.indexer_kl.detach().to(l.ce.scalar_type())})
+                      .to(torch::kFloat64);
+    if (dist) {
+      std::vector<Tensor> v{scal.to(torch::kFloat32).contiguous()};
+      dist->allreduce_sum(v);
+      scal = v[0].to(torch::kFloat64) / static_cast<double>(world);
+      std::vector<Tensor> loads;
+      for (Tensor& ld : l.fr.expert_load) loads.push_back(ld.to(torch::kFloat32).contiguous());
+      dist->allreduce_sum(loads);
+      l.fr.expert_load = loads;
+    }
+    const double loss = scal[0].item<double>();
     if (!std::isfinite(loss))
       throw Error("non-finite loss at step " + std::to_string(s + 1) + " (" + std::to_string(loss) + "); stopped" +
                   (file_exists(ckpt) ? "; the last good checkpoint is " + ckpt : "; no checkpoint was written"));
     for (auto& [n, p] : m.params)
       if (p.grad().defined()) p.mutable_grad().zero_();
     l.total.backward();
+    if (dist) {
+      std::vector<Tensor> ps;
+      for (const std::string& n : m.names) ps.push_back(m.params.at(n));
+      dist->average_gradients(ps);
+    }
     // Global gradient norm, clipping.
     double sq = 0;
     for (const std::string& n : m.names) {
@@ -229,30 +274,19 @@ void run_training(const RunConfig& r, const RunOptions& o) {
         if (p.grad().defined()) p.mutable_grad().mul_(r.grad_clip / gnorm);
     }
     opt.step(lr);
-    // Aux-loss-free balancing: nudge each learned-routing layer's bias towards the mean load.
-    double lmm = 0;
-    for (size_t i = 0; i < l.fr.routed_layers.size(); ++i) {
-      const int64_t layer = l.fr.routed_layers[i];
-      const std::string pre = layer < r.model.n_layers ? "layers." + std::to_string(layer) : "mtp." + std::to_string(layer - r.model.n_layers);
-      Tensor load = l.fr.expert_load[i];
-      const double mean = load.mean().item<double>();
-      lmm += load.max().item<double>() / std::max(mean, 1e-12);
-      torch::NoGradGuard ng;
-      Tensor& bias = m.buffers.at(pre + ".ffn.gate.bias");
-      bias.add_(torch::sign(mean - load).to(bias.scalar_type()), r.bias_update_rate);
-    }
+    const double lmm = update_routing_bias(m, l.fr, r.bias_update_rate);
     step = s + 1;
     tokens_since += r.batch * r.seq_len;
     StepLog sl;
     sl.step = step;
     sl.loss = loss;
-    sl.ce = l.ce.item<double>();
-    sl.mtp = l.mtp.defined() ? l.mtp.item<double>() : 0.0;
-    sl.balance = l.fr.balance_loss.item<double>();
-    sl.indexer_kl = l.fr.indexer_kl.item<double>();
+    sl.ce = scal[1].item<double>();
+    sl.mtp = scal[2].item<double>();
+    sl.balance = scal[3].item<double>();
+    sl.indexer_kl = scal[4].item<double>();
     sl.lr = lr;
     sl.grad_norm = gnorm;
-    sl.load_max_over_mean = l.fr.routed_layers.empty() ? 0.0 : lmm / static_cast<double>(l.fr.routed_layers.size());
+    sl.load_max_over_mean = lmm;
     if (r.eval_every > 0 && (step % r.eval_every == 0 || step == r.steps)) sl.val_loss = eval_loss(r, m, data);
     const auto now = std::chrono::steady_clock::now();
     const double dt = std::chrono::duration<double>(now - t_last).count();
@@ -267,7 +301,7 @@ void run_training(const RunConfig& r, const RunOptions& o) {
     log_lines.push_back(j.dump());
     curve.emplace_back(step, sl.loss);
     if (sl.val_loss >= 0) val_curve.emplace_back(step, sl.val_loss);
-    if (!o.quiet && (step % r.log_every == 0 || step == r.steps)) {
+    if (writer && !o.quiet && (step % r.log_every == 0 || step == r.steps)) {
       std::fprintf(stderr, "step %lld/%lld  loss %.4f (ce %.4f mtp %.4f)  lr %.3g  |g| %.3g  %.0f tok/s  load max/mean %.2f",
                    static_cast<long long>(step), static_cast<long long>(r.steps), sl.loss, sl.ce, sl.mtp, sl.lr,
                    sl.grad_norm, sl.tokens_per_s, sl.load_max_over_mean);
@@ -275,7 +309,7 @@ void run_training(const RunConfig& r, const RunOptions& o) {
       std::fprintf(stderr, "\n");
     }
     if (o.on_step) o.on_step(sl);
-    if ((r.checkpoint_every > 0 && step % r.checkpoint_every == 0) || step == last) {
+    if (writer && ((r.checkpoint_every > 0 && step % r.checkpoint_every == 0) || step == last)) {
       save_checkpoint(ckpt, r, m, opt, step);
       write_log();
     }

@@ -3,6 +3,7 @@
 // export loadable by dsv4.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -68,8 +69,8 @@ void write_data(const std::string& dir) {
   write_token_data(dir, docs, 64, 1, 0.1);
 }
 
-RunConfig run_config(const std::string& data, const std::string& out, int64_t steps) {
-  nlohmann::json j = {{"model", nlohmann::json::parse(config_to_hf_json(tiny()))},
+nlohmann::json run_json(const std::string& data, const std::string& out, int64_t steps) {
+  return {{"model", nlohmann::json::parse(config_to_hf_json(tiny()))},
                       {"data", data},
                       {"out", out},
                       {"seq_len", 16},
@@ -82,7 +83,17 @@ RunConfig run_config(const std::string& data, const std::string& out, int64_t st
                       {"eval_batches", 2},
                       {"threads", 1},
                       {"seed", 3}};
-  return parse_run_config(j.dump(), out + "/run.json");
+}
+
+RunConfig run_config(const std::string& data, const std::string& out, int64_t steps) {
+  return parse_run_config(run_json(data, out, steps).dump(), out + "/run.json");
+}
+
+std::vector<double> log_losses(const std::string& out) {
+  std::vector<double> v;
+  std::ifstream in(out + "/log.jsonl");
+  for (std::string l; std::getline(in, l);) v.push_back(nlohmann::json::parse(l)["loss"].get<double>());
+  return v;
 }
 
 std::vector<double> train(const RunConfig& r, bool resume, int64_t stop_after = -1) {
@@ -229,6 +240,32 @@ TEST(TrainRun, ScheduleWarmupCosineWsd) {
   EXPECT_DOUBLE_EQ(lr_at(r, 80), 1.0);
   EXPECT_NEAR(lr_at(r, 94), 0.55, 1e-12);
   EXPECT_NEAR(lr_at(r, 104), 0.1, 1e-12);
+}
+
+// Two processes (Gloo all-reduce of the gradients, each with half of the batch) follow the
+// one-process run with the same global batch within FP32 reduction-order differences, and
+// resume.
+TEST(TrainRun, TwoProcessesMatchOneProcess) {
+#if !DSV4_HAVE_GLOO
+  GTEST_SKIP() << "built without libgloo-dev";
+#endif
+  const std::string dir = tmp_dir("dp");
+  write_data(dir + "/data");
+  RunConfig one = run_config(dir + "/data", dir + "/one", 6);
+  const std::vector<double> a = train(one, false);
+  nlohmann::json j = run_json(dir + "/data", dir + "/two", 6);
+  write_file_atomic(dir + "/run.json", j.dump());
+  const std::string cmd = std::string(DSV4_TRAIN_BIN) + " --config " + dir + "/run.json --quiet --nproc 2";
+  ASSERT_EQ(std::system((cmd + " --stop-after 4").c_str()), 0);
+  ASSERT_EQ(std::system((cmd + " --resume").c_str()), 0);
+  const std::vector<double> b = log_losses(dir + "/two");
+  ASSERT_EQ(b.size(), a.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(b[i], a[i], 1e-5 * std::fabs(a[i])) << "step " << i + 1;
+  // A batch that does not split between the processes.
+  j["batch"] = 3;
+  write_file_atomic(dir + "/run3.json", j.dump());
+  EXPECT_NE(std::system((std::string(DSV4_TRAIN_BIN) + " --config " + dir + "/run3.json --quiet --nproc 2 2>/dev/null").c_str()), 0);
+  fs::remove_all(dir);
 }
 
 TEST(TrainRun, ExportLoadsInDsv4) {
