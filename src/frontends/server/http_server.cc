@@ -166,6 +166,22 @@ struct HttpServer::Impl {
           }
   }
 
+  // The one way every generation handler starts its job: `before` runs ahead of the queue (e.g.
+  // to make the job cancellable by id); a refused submit (503) undoes nothing else.
+  std::shared_ptr<Job> submit_job(const std::string& id, JobSpec spec,
+                                  const std::function<void(const std::shared_ptr<Job>&)>& before = {}) {
+    auto job = std::make_shared<Job>(std::move(spec));
+    job->id = id;
+    if (before) before(job);
+    try {
+      scheduler.submit(job);
+    } catch (...) {
+      responses.untrack(id);
+      throw;
+    }
+    return job;
+  }
+
   // Stores the model's own text for the tool calls of a finished turn (see ToolCallMemory).
   void remember_tool_turn(const ChatRequest& cr, const JobResult& r, const std::vector<std::string>& ids) {
     if (ids.empty() || r.finish == FinishReason::kStop || r.finish == FinishReason::kCancelled) return;
@@ -207,9 +223,7 @@ struct HttpServer::Impl {
       auto cr = std::make_shared<ChatRequest>(parse_chat_request(body, opt.info));
       Prompt prompt = build_chat_prompt(*cr, *tok, &memory);
       JobSpec spec = make_job_spec(*cr, prompt, opt.info);
-      auto job = std::make_shared<Job>(std::move(spec));
-      job->id = id;
-      scheduler.submit(job);
+      auto job = submit_job(id, std::move(spec));
       const int64_t created = unix_now();
       auto ctx = std::make_shared<StreamCtx>();
       ctx->job = job;
@@ -288,21 +302,15 @@ struct HttpServer::Impl {
       auto cr = std::make_shared<ChatRequest>(parse_chat_request(rr.chat_body, opt.info));
       Prompt prompt = build_chat_prompt(*cr, *tok, &memory);
       JobSpec spec = make_job_spec(*cr, prompt, opt.info);
-      auto job = std::make_shared<Job>(std::move(spec));
-      job->id = id;
       ResponseShell shell;
       shell.id = id;
       shell.created = unix_now();
       shell.model = cr->model;
       shell.echo = rr.echo;
       shell.include_encrypted_reasoning = rr.include_encrypted_reasoning;
-      responses.track(id, job, response_object(shell, "in_progress", Json::array(), nullptr));
-      try {
-        scheduler.submit(job);
-      } catch (...) {
-        responses.untrack(id);
-        throw;
-      }
+      auto job = submit_job(id, std::move(spec), [&](const std::shared_ptr<Job>& j) {
+        responses.track(id, j, response_object(shell, "in_progress", Json::array(), nullptr));
+      });
       auto ctx = std::make_shared<StreamCtx>();
       ctx->job = job;
       auto final_response = std::make_shared<Json>();
@@ -426,40 +434,15 @@ struct HttpServer::Impl {
         if (!s->is_boolean()) throw bad_request("'stream' must be a boolean", "stream");
         stream_mode = s->get<bool>();
       }
-      auto job = std::make_shared<Job>(std::move(spec));
-      job->id = id;
-      scheduler.submit(job);
+      auto job = submit_job(id, std::move(spec));
       const int64_t created = unix_now();
       auto ctx = std::make_shared<StreamCtx>();
       ctx->job = job;
       auto tk = tok;
-      auto choice = [tk, top](const std::string& text, const std::vector<int32_t>* toks, const std::vector<SampleResult>* samples,
-                              Json finish) {
-        Json c = Json::object({{"text", text}, {"index", 0}});
-        if (toks && samples && !samples->empty()) {
-          Json lp = Json::object();
-          Json tokens = Json::array(), lps = Json::array(), tops = Json::array();
-          for (size_t i = 0; i < samples->size(); ++i) {
-            tokens.push_back(tk->decode({(*toks)[i]}));
-            lps.push_back((*samples)[i].logprob);
-            Json t = Json::object();
-            for (int k = 0; k < (*samples)[i].n_top && k < top; ++k)
-              t[tk->decode({(*samples)[i].top[static_cast<size_t>(k)].token})] = (*samples)[i].top[static_cast<size_t>(k)].logprob;
-            tops.push_back(std::move(t));
-          }
-          lp["tokens"] = std::move(tokens);
-          lp["token_logprobs"] = std::move(lps);
-          lp["top_logprobs"] = std::move(tops);
-          c["logprobs"] = std::move(lp);
-        } else {
-          c["logprobs"] = nullptr;
-        }
-        c["finish_reason"] = std::move(finish);
-        return c;
+      auto choice = [tk, top](const std::string& text, const std::vector<int32_t>* toks, const std::vector<SampleResult>* samples, Json finish) {
+        return completion_choice_json(*tk, text, toks, samples, top, std::move(finish));
       };
-      auto wrap = [id, created, model](Json choices) {
-        return Json::object({{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model}, {"choices", std::move(choices)}});
-      };
+      auto wrap = [id, created, model](Json choices) { return text_completion_json(id, created, model, std::move(choices)); };
       ctx->start = [] { return std::string(); };
       if (stream_mode) {
         ctx->events = [choice, wrap](const std::vector<JobEvent>& ev) {

@@ -109,6 +109,31 @@ Json chat_completion_json(const std::string& id, const std::string& model, int64
   return out;
 }
 
+Json completion_choice_json(const Tokenizer& tok, const std::string& text, const std::vector<int32_t>* tokens,
+                            const std::vector<SampleResult>* samples, int top_n, Json finish) {
+  Json c = Json::object({{"text", text}, {"index", 0}});
+  if (tokens && samples && !samples->empty()) {
+    Json toks = Json::array(), lps = Json::array(), tops = Json::array();
+    for (size_t i = 0; i < samples->size() && i < tokens->size(); ++i) {
+      const SampleResult& s = (*samples)[i];
+      toks.push_back(tok.decode({(*tokens)[i]}));
+      lps.push_back(s.logprob);
+      Json t = Json::object();
+      for (int k = 0; k < s.n_top && k < top_n; ++k) t[tok.decode({s.top[static_cast<size_t>(k)].token})] = s.top[static_cast<size_t>(k)].logprob;
+      tops.push_back(std::move(t));
+    }
+    c["logprobs"] = Json::object({{"tokens", std::move(toks)}, {"token_logprobs", std::move(lps)}, {"top_logprobs", std::move(tops)}});
+  } else {
+    c["logprobs"] = nullptr;
+  }
+  c["finish_reason"] = std::move(finish);
+  return c;
+}
+
+Json text_completion_json(const std::string& id, int64_t created, const std::string& model, Json choices) {
+  return Json::object({{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model}, {"choices", std::move(choices)}});
+}
+
 ChatChunker::ChatChunker(std::string id, std::string model, int64_t created, const ChatRequest& req, const Tokenizer& tok)
     : id_(std::move(id)), model_(std::move(model)), created_(created), req_(req), tok_(tok) {}
 

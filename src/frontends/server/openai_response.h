@@ -25,6 +25,12 @@ Json chat_message_json(const JobResult& r, chat::ThinkingMode mode, std::vector<
 Json chat_completion_json(const std::string& id, const std::string& model, int64_t created, const ChatRequest& req,
                           const JobResult& r, const Tokenizer& tok, std::vector<std::string>& ids);
 
+// /v1/completions: one choice (legacy logprobs {tokens, token_logprobs, top_logprobs} when
+// tokens and samples are given, else null) and the text_completion object around choices.
+Json completion_choice_json(const Tokenizer& tok, const std::string& text, const std::vector<int32_t>* tokens,
+                            const std::vector<SampleResult>* samples, int top_n, Json finish);
+Json text_completion_json(const std::string& id, int64_t created, const std::string& model, Json choices);
+
 // Turns job events into chat.completion.chunk objects.
 class ChatChunker {
  public:
