@@ -137,7 +137,9 @@ __attribute__((target("avx512f,avx512bf16"))) double bf16_dot_loop(int64_t iters
     for (int k = 0; k < 12; ++k) acc[k] = _mm512_dpbf16_ps(acc[k], a, b);
   __m512 s = acc[0];
   for (int k = 1; k < 12; ++k) s = _mm512_add_ps(s, acc[k]);
-  volatile float sink = _mm512_reduce_add_ps(s);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, s);
+  volatile float sink = lanes[0] + lanes[15];
   (void)sink;
   return static_cast<double>(iters) * 12.0 * 64.0;
 }
