@@ -180,17 +180,30 @@ try {
   const as = anthropic.messages.stream({ model: 'deepseek-v4-flash', max_tokens: 8, messages: [{ role: 'user', content: 'Hi' }], thinking: { type: 'disabled' } });
   const af = await as.finalMessage();
   check(af.content[0]?.text === a1.content[0].text || af.content.length > 0, 'anthropic stream final message', af);
+  // Seeded, so the run is reproducible. The random model rarely closes a forced call within
+  // max_tokens; a call cut off there re-renders differently from the generated tokens, so only
+  // the prompt is sure to be reused. A complete call must be reused whole (checked below on a
+  // well-formed exchange the client sends back).
+  const toolW = { name: 'get_weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } };
   const at = await anthropic.messages.create({ model: 'deepseek-v4-flash', max_tokens: 40, messages: [{ role: "user", content: "Weather?" }],
-    thinking: { type: 'disabled' }, tools: [{ name: 'get_weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } }],
-    tool_choice: { type: 'tool', name: 'get_weather' } });
+    thinking: { type: 'disabled' }, tools: [toolW], tool_choice: { type: 'tool', name: 'get_weather' }, seed: 7 });
   const tu = at.content.find((b) => b.type === 'tool_use');
   check(at.stop_reason === 'tool_use' && tu?.name === 'get_weather' && typeof tu.input === 'object', 'anthropic forced tool_use', at);
-  const at2 = await anthropic.messages.create({ model: 'deepseek-v4-flash', max_tokens: 8, thinking: { type: 'disabled' },
-    tools: [{ name: 'get_weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } }],
+  const at2 = await anthropic.messages.create({ model: 'deepseek-v4-flash', max_tokens: 8, thinking: { type: 'disabled' }, tools: [toolW],
     messages: [{ role: 'user', content: 'Weather?' }, { role: 'assistant', content: at.content },
-      { role: 'user', content: [{ type: 'tool_result', tool_use_id: tu?.id ?? 'x', content: 'sunny' }] }] });
-  check(at2.usage.cache_read_input_tokens >= at.usage.input_tokens + at.usage.cache_read_input_tokens + at.usage.output_tokens,
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: tu?.id ?? 'x', content: 'sunny' }] }], seed: 7 });
+  const complete = at.usage.output_tokens < 40;
+  check(at2.usage.cache_read_input_tokens >= at.usage.input_tokens + at.usage.cache_read_input_tokens + (complete ? at.usage.output_tokens : 0),
         'anthropic tool loop reuses the first exchange', [at.usage, at2.usage]);
+  // A well-formed tool exchange replayed with one more turn: the whole first request is reused.
+  const hist = [{ role: 'user', content: 'Weather in Oslo?' },
+    { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } }] },
+    { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'sunny', is_error: false }] }];
+  const ht1 = await anthropic.messages.create({ model: 'deepseek-v4-flash', max_tokens: 4, thinking: { type: 'disabled' }, tools: [toolW], messages: hist, seed: 7 });
+  const ht2 = await anthropic.messages.create({ model: 'deepseek-v4-flash', max_tokens: 4, thinking: { type: 'disabled' }, tools: [toolW], seed: 7,
+    messages: [...hist, { role: 'assistant', content: 'It is sunny.' }, { role: 'user', content: 'Thanks' }] });
+  check(ht2.usage.cache_read_input_tokens >= ht1.usage.input_tokens + ht1.usage.cache_read_input_tokens,
+        'anthropic replayed tool exchange is reused whole', [ht1.usage, ht2.usage]);
   // today's Anthropic clients: system-role messages inside `messages` (merged into the system
   // prompt in order), adaptive thinking + output_config.effort, ignored fields, count_tokens
   const count = (b) => anthropic.messages.countTokens({ model: 'deepseek-v4-flash', ...b });
