@@ -60,16 +60,16 @@ TEST_P(GgmlDequant, BitExactVsGgmlReference) {
 
 INSTANTIATE_TEST_SUITE_P(Types, GgmlDequant,
                          testing::Values("f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K",
-                                         "iq4_nl", "iq4_xs", "iq2_xxs"));
+                                         "iq4_nl", "iq4_xs", "iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s"));
 
 TEST(GgmlDequant, UnsupportedTypesAreErrors) {
-  std::vector<uint8_t> block(74, 0);
+  std::vector<uint8_t> block(56, 0);
   float out[256];
   try {
-    dequantize_ggml(GgmlType::IQ2_XS, block.data(), 256, out);
+    dequantize_ggml(GgmlType::IQ1_M, block.data(), 256, out);
     FAIL() << "no error";
   } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find("iq2_xs"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("iq1_m"), std::string::npos);
   }
   EXPECT_FALSE(ggml_type_info(99).has_value());
   EXPECT_EQ(ggml_type_name(99), "type 99");
