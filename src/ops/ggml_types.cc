@@ -586,6 +586,169 @@ void block_iq3_s(const uint8_t* b, float* y) {
   }
 }
 
+// ggml's nearest_int: round to nearest, ties to even (the magic-number trick, |v| < 2^22).
+inline int nearest_int(float v) { return static_cast<int>(std::nearbyint(v)); }
+
+// ggml's make_qkx2_quants semantics: an affine fit x ~ scale * L - min_out (L in 0..nmax, the
+// minimum clamped to <= 0) minimising the weighted squared (or absolute, use_mad) error: start from
+// the min/max fit, then try nstep + 1 scales (nmax + rmin + rdelta * is) / (max - min), each
+// refined by weighted least squares, keeping the best. Returns the scale; *min_out = -min.
+float fit_affine(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* min_out, float rmin, float rdelta,
+                 int nstep, bool use_mad) {
+  float mn = x[0], mx = x[0];
+  float sum_w = weights[0], sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    mn = std::min(mn, x[i]);
+    mx = std::max(mx, x[i]);
+    sum_w += weights[i];
+    sum_x += weights[i] * x[i];
+  }
+  if (mn > 0) mn = 0;
+  if (mx == mn) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    *min_out = -mn;
+    return 0.0f;
+  }
+  auto err = [&](float d) { return use_mad ? std::fabs(d) : d * d; };
+  float iscale = static_cast<float>(nmax) / (mx - mn);
+  float scale = 1.0f / iscale;
+  float best = 0;
+  for (int i = 0; i < n; ++i) {
+    L[i] = static_cast<uint8_t>(std::clamp(nearest_int(iscale * (x[i] - mn)), 0, nmax));
+    best += weights[i] * err(scale * static_cast<float>(L[i]) + mn - x[i]);
+  }
+  uint8_t aux[32];
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (mx - mn);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::clamp(nearest_int(iscale * (x[i] - mn)), 0, nmax);
+      aux[i] = static_cast<uint8_t>(l);
+      const float w = weights[i], fl = static_cast<float>(l);
+      sum_l += w * fl;
+      sum_l2 += w * fl * fl;
+      sum_xl += w * fl * x[i];
+    }
+    const float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (D > 0) {
+      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+      if (this_min > 0) {
+        this_min = 0;
+        this_scale = sum_xl / sum_l2;
+      }
+      float e = 0;
+      for (int i = 0; i < n; ++i) e += weights[i] * err(this_scale * static_cast<float>(aux[i]) + this_min - x[i]);
+      if (e < best) {
+        std::memcpy(L, aux, static_cast<size_t>(n));
+        best = e;
+        scale = this_scale;
+        mn = this_min;
+      }
+    }
+  }
+  *min_out = -mn;
+  return scale;
+}
+
+void check_finite(const char* type, const float* x, int64_t n, int64_t base) {
+  for (int64_t j = 0; j < n; ++j)
+    if (!std::isfinite(x[j]))
+      throw Error(std::string("quantize ") + type + ": value " + std::to_string(x[j]) + " at " + std::to_string(base + j) + " is not finite");
+}
+
+// quantize_row_q4_K_ref semantics: per 32 values an affine fit (weights |x| + rms), the 8 scales
+// and mins quantised to 6 bits against the block's largest (F16 d = max_scale / 63, dmin =
+// max_min / 63), then every value re-rounded against the stored scale and min.
+void quantize_block_q4_k(const float* x, uint8_t* b) {
+  uint8_t L[256];
+  float scales[8], mins[8], weights[32];
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < 8; ++j) {
+    const float* xs = x + 32 * j;
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
+    const float av_x = std::sqrt(sum_x2 / 32);
+    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(xs[l]);
+    scales[j] = fit_affine(32, 15, xs, weights, L + 32 * j, &mins[j], -1.0f, 0.1f, 20, false);
+    max_scale = std::max(max_scale, scales[j]);
+    max_min = std::max(max_min, mins[j]);
+  }
+  const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
+  const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+  uint8_t* sc = b + 4;
+  std::memset(sc, 0, 12);
+  for (int j = 0; j < 8; ++j) {
+    const uint8_t ls = static_cast<uint8_t>(std::min(63, nearest_int(inv_scale * scales[j])));
+    const uint8_t lm = static_cast<uint8_t>(std::min(63, nearest_int(inv_min * mins[j])));
+    if (j < 4) {
+      sc[j] = ls;
+      sc[j + 4] = lm;
+    } else {
+      sc[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
+      sc[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
+      sc[j] |= static_cast<uint8_t>((lm >> 4) << 6);
+    }
+  }
+  const uint16_t dh = f32_to_f16(max_scale / 63.0f), dmh = f32_to_f16(max_min / 63.0f);
+  std::memcpy(b, &dh, 2);
+  std::memcpy(b + 2, &dmh, 2);
+  const float d_all = f16_to_f32(dh), dmin_all = f16_to_f32(dmh);
+  for (int j = 0; j < 8; ++j) {
+    uint8_t s, m;
+    scale_min_k4(j, sc, &s, &m);
+    const float d = d_all * static_cast<float>(s);
+    if (d == 0.0f) continue;
+    const float dm = dmin_all * static_cast<float>(m);
+    for (int l = 0; l < 32; ++l) L[32 * j + l] = static_cast<uint8_t>(std::clamp(nearest_int((x[32 * j + l] + dm) / d), 0, 15));
+  }
+  uint8_t* q = b + 16;
+  for (int j = 0; j < 256; j += 64, q += 32)
+    for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
+}
+
+// quantize_row_q2_K_ref semantics: per 16 values an affine fit (weights |x|, absolute error),
+// scales and mins quantised to 4 bits against the block's largest (d = max_scale / 15, dmin =
+// max_min / 15, F16), then every value re-rounded against the stored scale and min.
+void quantize_block_q2_k(const float* x, uint8_t* b) {
+  uint8_t L[256];
+  float scales[16], mins[16], weights[16];
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < 16; ++j) {
+    for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
+    scales[j] = fit_affine(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, true);
+    max_scale = std::max(max_scale, scales[j]);
+    max_min = std::max(max_min, mins[j]);
+  }
+  uint8_t* sc = b;
+  uint16_t dh = 0, dmh = 0;
+  if (max_scale > 0) {
+    const float iscale = 15.0f / max_scale;
+    for (int j = 0; j < 16; ++j) sc[j] = static_cast<uint8_t>(nearest_int(iscale * scales[j]));
+    dh = f32_to_f16(max_scale / 15.0f);
+  } else {
+    for (int j = 0; j < 16; ++j) sc[j] = 0;
+  }
+  if (max_min > 0) {
+    const float iscale = 15.0f / max_min;
+    for (int j = 0; j < 16; ++j) sc[j] = static_cast<uint8_t>(sc[j] | (nearest_int(iscale * mins[j]) << 4));
+    dmh = f32_to_f16(max_min / 15.0f);
+  }
+  std::memcpy(b + 80, &dh, 2);
+  std::memcpy(b + 82, &dmh, 2);
+  const float d_all = f16_to_f32(dh), dmin_all = f16_to_f32(dmh);
+  for (int j = 0; j < 16; ++j) {
+    const float d = d_all * static_cast<float>(sc[j] & 0xF);
+    if (d == 0.0f) continue;
+    const float dm = dmin_all * static_cast<float>(sc[j] >> 4);
+    for (int l = 0; l < 16; ++l) L[16 * j + l] = static_cast<uint8_t>(std::clamp(nearest_int((x[16 * j + l] + dm) / d), 0, 3));
+  }
+  uint8_t* q = b + 16;
+  for (int j = 0; j < 256; j += 128)
+    for (int l = 0; l < 32; ++l)
+      q[j / 4 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+}
+
 using BlockFn = void (*)(const uint8_t*, float*);
 
 struct Entry {
@@ -673,6 +836,8 @@ bool ggml_quantizable(GgmlType type) {
     case GgmlType::F16:
     case GgmlType::BF16:
     case GgmlType::Q8_0:
+    case GgmlType::Q4_K:
+    case GgmlType::Q2_K:
       return true;
     default:
       return false;
@@ -713,9 +878,24 @@ void quantize_ggml(GgmlType type, const float* x, int64_t n, uint8_t* out) {
       }
       return;
     }
+    case GgmlType::Q4_K:
+    case GgmlType::Q2_K: {
+      const bool q4 = type == GgmlType::Q4_K;
+      const char* name = q4 ? "q4_K" : "q2_K";
+      if (n % kQK != 0) throw Error(std::string("quantize ") + name + ": " + std::to_string(n) + " values, not a multiple of 256");
+      check_finite(name, x, n, 0);
+      const int64_t bytes = q4 ? 144 : 84;
+      for (int64_t b = 0; b < n / kQK; ++b) {
+        if (q4)
+          quantize_block_q4_k(x + kQK * b, out + bytes * b);
+        else
+          quantize_block_q2_k(x + kQK * b, out + bytes * b);
+      }
+      return;
+    }
     default:
       throw Error("cannot quantize to ggml type " + ggml_type_name(static_cast<uint32_t>(type)) +
-                  " (convert targets: f32, f16, bf16, q8_0; mxfp4 for FP4 experts)");
+                  " (convert targets: f32, f16, bf16, q8_0, q4_K, q2_K; mxfp4 for FP4 experts)");
   }
 }
 
