@@ -252,7 +252,7 @@ GgufConvertReport convert_to_gguf(const ModelWeights& w, const GgufVocab& vocab,
       if (!fp4_source) throw Error("convert: tensor " + gname + ": mxfp4 is only written from FP4 experts (repacked bit-exactly)");
     } else if (!ggml_quantizable(type)) {
       throw Error("convert: tensor " + gname + ": type " + ggml_type_name(static_cast<uint32_t>(type)) +
-                  " is not a convert target (f32, f16, bf16, q8_0, mxfp4 for FP4 experts)");
+                  " is not a convert target (f32, f16, bf16, q8_0, q4_K, q2_K, mxfp4 for FP4 experts)");
     }
     const int64_t block = ggml_type_info(static_cast<uint32_t>(type))->block;
     if (cols % block != 0)

@@ -69,8 +69,10 @@ uint16_t f32_to_f16(float x);  // round to nearest even, overflow to infinity, N
 // Whether quantize_ggml can write this type (the `dsv4 convert` targets).
 bool ggml_quantizable(GgmlType type);
 // Quantises n values (a multiple of the block) into out (ggml_row_bytes(type, n) bytes) the way
-// ggml's reference quantisers do (Q8_0: d = max|x| / 127, q = round-half-away(x / d)). F32 /
-// BF16 / F16 are conversions (BF16 and F16 round to nearest even). Throws Error for other types.
+// ggml's reference quantisers do (Q8_0: d = max|x| / 127, q = round-half-away(x / d); Q4_K and
+// Q2_K: quantize_row_q4_K_ref / quantize_row_q2_K_ref, the searched affine fit per sub-block). F32 /
+// BF16 / F16 are conversions (BF16 and F16 round to nearest even). Throws Error for other types
+// and for non-finite values.
 void quantize_ggml(GgmlType type, const float* x, int64_t n, uint8_t* out);
 
 }  // namespace dsv4

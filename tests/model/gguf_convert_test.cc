@@ -2,6 +2,7 @@
 // MXFP4 experts, MTP sidecar) gives the safetensors model's logits (reference: identical bits;
 // precise: within 1e-5) and holds the same tensor bytes as the independently written fixture
 // (tests/data/gguf/tiny-a.gguf); BF16 experts are lossless too; Q8_0 loads and stays close;
+// Q4_K / Q2_K convert within their expected error;
 // unsupported targets are errors naming the tensor.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -145,6 +146,63 @@ TEST(GgufConvert, Q8_0LoadsAndStaysClose) {
   EXPECT_LT(dd.rel_fro, 0.05);
 }
 
+// Q4_K experts (gate / up) and Q2_K attention (q_a, kv) through convert (which checks every
+// tensor on read-back before the file takes its name), load and decode: each converted row is
+// exactly what quantize_ggml makes of the official row, and the weight error is within the
+// format's expected error: an affine b-bit grid per sub-block of n values has a step of about
+// range / (2^b - 1), range ~ 4.1 sigma for n = 32 and 3.5 sigma for n = 16 (normal samples), so
+// a relative RMS error near step / sqrt(12): 0.08 for Q4_K, 0.34 for Q2_K (the searched fit
+// does a little better; FP4 expert values are coarser than normal, hence the margin).
+TEST(GgufConvert, Q4KAndQ2KConvertWithinTheirError) {
+  TempDir d;
+  GgufConvertOptions o;
+  o.overrides = {{"ffn_(gate|up)_exps", GgmlType::Q4_K}, {"attn_(q_a|kv)\\.", GgmlType::Q2_K}};
+  const GgufConvertReport r = convert_to_gguf(*st_model(), GgufVocab{}, d.path("tiny-k.gguf"), o);
+  EXPECT_GT(r.tensors, 0);
+  auto g = load_gguf_model(d.path("tiny-k.gguf"));
+  struct Case {
+    WeightMatrix a, b;
+    GgmlType type;
+    double max_rel;
+  };
+  std::vector<Case> cases;
+  for (size_t l = 0; l < g->layers.size(); ++l) {
+    const auto& la = st_model()->layers[l];
+    const auto& lb = g->layers[l];
+    cases.push_back({la.attn.wq_a.matrix(), lb.attn.wq_a.matrix(), GgmlType::Q2_K, 0.4});
+    cases.push_back({la.attn.wkv.matrix(), lb.attn.wkv.matrix(), GgmlType::Q2_K, 0.4});
+    for (size_t e = 0; e < lb.ffn.experts.size(); ++e) {
+      cases.push_back({la.ffn.experts[e].w1.matrix(), lb.ffn.experts[e].w1.matrix(), GgmlType::Q4_K, 0.1});
+      cases.push_back({la.ffn.experts[e].w3.matrix(), lb.ffn.experts[e].w3.matrix(), GgmlType::Q4_K, 0.1});
+    }
+  }
+  double worst[2] = {0, 0};
+  for (const Case& c : cases) {
+    ASSERT_EQ(c.b.format, WeightFormat::kGgml);
+    ASSERT_EQ(c.b.ggml_type, c.type);
+    ASSERT_EQ(c.a.rows, c.b.rows);
+    ASSERT_EQ(c.a.cols, c.b.cols);
+    std::vector<float> x(static_cast<size_t>(c.a.rows * c.a.cols)), y(x.size()), z(static_cast<size_t>(c.a.cols));
+    dequantize_rows(c.a, 0, c.a.rows, x.data());
+    dequantize_rows(c.b, 0, c.b.rows, y.data());
+    std::vector<uint8_t> q(static_cast<size_t>(ggml_row_bytes(c.type, c.a.cols)));
+    for (int64_t row = 0; row < c.a.rows; ++row) {
+      quantize_ggml(c.type, x.data() + row * c.a.cols, c.a.cols, q.data());
+      dequantize_ggml(c.type, q.data(), c.a.cols, z.data());
+      ASSERT_EQ(std::memcmp(z.data(), y.data() + row * c.a.cols, z.size() * 4), 0) << row;
+    }
+    const Diff dd = diff(y, x);
+    worst[c.type == GgmlType::Q4_K] = std::max(worst[c.type == GgmlType::Q4_K], dd.rel_fro);
+    EXPECT_LT(dd.rel_fro, c.max_rel) << ggml_type_name(static_cast<uint32_t>(c.type));
+  }
+  std::printf("relative weight error: q4_K experts %.3g, q2_K attention %.3g\n", worst[1], worst[0]);
+  const auto tokens = seq_tokens("seq0");
+  const Logits p = run(*st_model(), Numerics::kPrecise, tokens, false), q = run(*g, Numerics::kPrecise, tokens, false);
+  const Diff dl = diff(q.main, p.main);
+  std::printf("q4_K / q2_K mix vs checkpoint (precise): max |diff| %.3g, rel %.3g\n", dl.max_abs, dl.rel_fro);
+  for (float v : q.main) ASSERT_TRUE(std::isfinite(v));
+}
+
 TEST(GgufConvert, UnsupportedTargetsAreErrors) {
   TempDir d;
   auto err = [&](const GgufConvertOptions& o) {
@@ -187,9 +245,12 @@ TEST(GgufConvertCli, RunOnTheGgufMatchesTheDirectory) {
   const std::string b = read_file(d.path("m.gguf.out")) + read_file(d.path("m.gguf.out.err"));
   EXPECT_FALSE(a.empty());
   EXPECT_EQ(a, b);
-  // A bad target type is one clean error line.
+  // A bad target type is one clean error line; so is a K-quant target for rows that are not a
+  // multiple of its 256-value block.
+  EXPECT_NE(sh(bin + " convert -m " + dir + " --out " + d.path("x.gguf") + " --type iq2_xxs > " + d.path("err.txt") + " 2>&1"), 0);
+  EXPECT_NE(read_file(d.path("err.txt")).find("type iq2_xxs is not a convert target"), std::string::npos);
   EXPECT_NE(sh(bin + " convert -m " + dir + " --out " + d.path("x.gguf") + " --type q4_K > " + d.path("err.txt") + " 2>&1"), 0);
-  EXPECT_NE(read_file(d.path("err.txt")).find("type q4_K is not a convert target"), std::string::npos);
+  EXPECT_NE(read_file(d.path("err.txt")).find("not a multiple of the q4_K block 256"), std::string::npos) << read_file(d.path("err.txt"));
 }
 
 }  // namespace

@@ -60,16 +60,16 @@ TEST_P(GgmlDequant, BitExactVsGgmlReference) {
 
 INSTANTIATE_TEST_SUITE_P(Types, GgmlDequant,
                          testing::Values("f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K",
-                                         "iq4_nl", "iq4_xs", "iq2_xxs"));
+                                         "iq4_nl", "iq4_xs", "iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s"));
 
 TEST(GgmlDequant, UnsupportedTypesAreErrors) {
-  std::vector<uint8_t> block(74, 0);
+  std::vector<uint8_t> block(56, 0);
   float out[256];
   try {
-    dequantize_ggml(GgmlType::IQ2_XS, block.data(), 256, out);
+    dequantize_ggml(GgmlType::IQ1_M, block.data(), 256, out);
     FAIL() << "no error";
   } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find("iq2_xs"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("iq1_m"), std::string::npos);
   }
   EXPECT_FALSE(ggml_type_info(99).has_value());
   EXPECT_EQ(ggml_type_name(99), "type 99");
@@ -89,6 +89,65 @@ TEST(GgmlDequant, Mxfp4MatchesE2m1TimesE8m0) {
       EXPECT_EQ(out[j + 16], e2m1[15 - j] * std::ldexp(1.0f, e - 127)) << e << " " << j;
     }
   }
+}
+
+}  // namespace
+
+namespace {
+
+// ggml's own acceptance test for its quantisers (tests/test-quantize-fns.cpp): data
+// 0.1 + 2 cos(i), 4096 values, total error sqrt(sum (x - y)^2) / n below 0.002 (0.0075 for
+// 2-bit types). Here the quantiser is dsv4's and the decoder the bit-exact one tested above.
+float ggml_total_error(GgmlType type) {
+  const int64_t n = 32 * 128;
+  std::vector<float> x(static_cast<size_t>(n)), y(x.size());
+  for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i)] = 0.1f + 2 * std::cos(static_cast<float>(i));
+  std::vector<uint8_t> q(static_cast<size_t>(ggml_row_bytes(type, n)));
+  quantize_ggml(type, x.data(), n, q.data());
+  dequantize_ggml(type, q.data(), n, y.data());
+  double sum = 0;
+  for (size_t i = 0; i < x.size(); ++i) sum += (static_cast<double>(x[i]) - y[i]) * (static_cast<double>(x[i]) - y[i]);
+  return static_cast<float>(std::sqrt(sum)) / static_cast<float>(n);
+}
+
+TEST(GgmlQuantize, WithinGgmlsTotalErrorBounds) {
+  EXPECT_TRUE(ggml_quantizable(GgmlType::Q4_K));
+  EXPECT_TRUE(ggml_quantizable(GgmlType::Q2_K));
+  const float q8 = ggml_total_error(GgmlType::Q8_0), q4k = ggml_total_error(GgmlType::Q4_K), q2k = ggml_total_error(GgmlType::Q2_K);
+  std::printf("total error: q8_0 %.3g, q4_K %.3g, q2_K %.3g\n", q8, q4k, q2k);
+  EXPECT_LT(q8, 0.002f);
+  EXPECT_LT(q4k, 0.002f);
+  EXPECT_LT(q2k, 0.0075f);
+}
+
+TEST(GgmlQuantize, KQuantsKeepConstantAndZeroBlocks) {
+  // A block of zeros decodes to zeros; a constant block to within one F16 rounding of its value.
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q2_K}) {
+    std::vector<float> x(256, 0.0f), y(256);
+    std::vector<uint8_t> q(static_cast<size_t>(ggml_row_bytes(t, 256)));
+    quantize_ggml(t, x.data(), 256, q.data());
+    dequantize_ggml(t, q.data(), 256, y.data());
+    for (float v : y) EXPECT_EQ(v, 0.0f);
+    for (float c : {0.75f, -1.5f}) {
+      std::fill(x.begin(), x.end(), c);
+      quantize_ggml(t, x.data(), 256, q.data());
+      dequantize_ggml(t, q.data(), 256, y.data());
+      for (float v : y) EXPECT_NEAR(v, c, std::fabs(c) * 0x1p-10f) << ggml_type_name(static_cast<uint32_t>(t));
+    }
+  }
+}
+
+TEST(GgmlQuantize, KQuantsRejectBadInput) {
+  std::vector<float> x(256, 1.0f);
+  std::vector<uint8_t> q(144);
+  x[7] = std::nanf("");
+  try {
+    quantize_ggml(GgmlType::Q4_K, x.data(), 256, q.data());
+    FAIL() << "no error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("q4_K: value nan at 7 is not finite"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(quantize_ggml(GgmlType::Q2_K, x.data(), 128, q.data()), std::exception);
 }
 
 }  // namespace

@@ -220,10 +220,18 @@ TEST(GgufModelErrors, MissingWrongShapeUnsupportedExtra) {
     // Routed experts in a type this build cannot decode: an error at load naming tensor and type.
     Parts p = fixture_parts();
     GgufWriteTensor* t = tensor(p, "blk.0.ffn_gate_exps.weight");
-    t->type = GgmlType::IQ2_XS;
-    t->bytes.assign(static_cast<size_t>(256 / 256 * 74 * 128 * 6), 0);
+    t->type = GgmlType::IQ1_M;
+    t->bytes.assign(static_cast<size_t>(256 / 256 * 56 * 128 * 6), 0);
     const std::string e = load_error(p);
-    EXPECT_NE(e.find("tensor blk.0.ffn_gate_exps.weight has type iq2_xs"), std::string::npos) << e;
+    EXPECT_NE(e.find("tensor blk.0.ffn_gate_exps.weight has type iq1_m"), std::string::npos) << e;
+  }
+  for (const auto& [type, block_bytes] : {std::pair{GgmlType::IQ2_XS, 74}, {GgmlType::IQ2_S, 82}, {GgmlType::IQ3_XXS, 98}, {GgmlType::IQ3_S, 110}}) {
+    // The IQ2 / IQ3 types dsv4 decodes are accepted at load.
+    Parts p = fixture_parts();
+    GgufWriteTensor* t = tensor(p, "blk.0.ffn_gate_exps.weight");
+    t->type = type;
+    t->bytes.assign(static_cast<size_t>(256 / 256 * block_bytes * 128 * 6), 0);
+    EXPECT_EQ(load_error(p), "") << ggml_type_name(static_cast<uint32_t>(type));
   }
   {
     Parts p = fixture_parts();

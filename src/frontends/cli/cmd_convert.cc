@@ -19,7 +19,7 @@ int cmd_convert(int argc, char** argv) {
       "FP8 dense weights are dequantized exactly and stored as --type; FP4 routed experts are repacked\n"
       "bit-exactly into MXFP4 (--expert-type mxfp4) or requantized; 1-D tensors are F32, tid2eid I32.\n"
       "The MTP block goes to a sidecar (--mtp-out, default: OUT with -mtp before .gguf).\n"
-      "Types: f32, f16, bf16 (lossless for FP8 weights), q8_0; mxfp4 for the experts.",
+      "Types: f32, f16, bf16 (lossless for FP8 weights), q8_0, q4_K, q2_K; mxfp4 for the experts.",
       "dsv4 convert"};
   std::string dir, out, type = "bf16", expert_type = "mxfp4", mtp_out;
   std::vector<std::string> tensor_types;

@@ -5,7 +5,8 @@ stored in that type) and their dequantization (`<type>.f`, F32) by ggml's numpy 
 The dequantize_blocks functions below are gguf-py's (llama.cpp gguf-py/gguf/quants.py, commit
 150f157acf0fd4bd5379bdb3aae3dde1aa1397a5), reduced to dequantization; they are the oracle, not
 dsv4's implementation (src/ops/ggml_types.cc is written independently, scalar, per block).
-IQ2_XXS uses gguf-py's grid_hex / ksigns tables and init_grid decoding. MXFP4 is not in that version of gguf-py: its values are tested against the official FP4
+IQ2_XXS uses gguf-py's grid_hex / ksigns tables and init_grid decoding; the IQ2_XS, IQ2_S,
+IQ3_XXS and IQ3_S grids (gguf-py's grid_hex of those classes) are in iq_grids.py. MXFP4 is not in that version of gguf-py: its values are tested against the official FP4
 dequantization instead (tests/model/gguf_model_test.cc).
 
 Run once (Debian python3 + python3-numpy): python3 make_dequant_vectors.py OUT_DIR
@@ -13,13 +14,18 @@ Run once (Debian python3 + python3-numpy): python3 make_dequant_vectors.py OUT_D
 import os, struct, sys
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from iq_grids import IQ2XS_HEX, IQ2S_HEX, IQ3XXS_HEX, IQ3S_HEX
+
 QK_K = 256
 SIZES = {"f16": (1, 2, 1), "bf16": (1, 2, 30), "q4_0": (32, 18, 2), "q4_1": (32, 20, 3), "q5_0": (32, 22, 6), "q5_1": (32, 24, 7),
          "q8_0": (32, 34, 8), "q2_K": (256, 84, 10), "q3_K": (256, 110, 11), "q4_K": (256, 144, 12), "q5_K": (256, 176, 13),
-         "q6_K": (256, 210, 14), "iq4_nl": (32, 18, 20), "iq4_xs": (256, 136, 23), "iq2_xxs": (256, 66, 16)}
+         "q6_K": (256, 210, 14), "iq4_nl": (32, 18, 20), "iq4_xs": (256, 136, 23), "iq2_xxs": (256, 66, 16),
+         "iq2_xs": (256, 74, 17), "iq2_s": (256, 82, 22), "iq3_xxs": (256, 98, 18), "iq3_s": (256, 110, 21)}
 # byte offsets of the f16 scale fields in each block (made finite before dequantizing)
 HALVES = {"q4_0": [0], "q4_1": [0, 2], "q5_0": [0], "q5_1": [0, 2], "q8_0": [0], "q2_K": [80, 82], "q3_K": [108],
-          "q4_K": [0, 2], "q5_K": [0, 2], "q6_K": [208], "iq4_nl": [0], "iq4_xs": [0], "iq2_xxs": [0]}
+          "q4_K": [0, 2], "q5_K": [0, 2], "q6_K": [208], "iq4_nl": [0], "iq4_xs": [0], "iq2_xxs": [0],
+          "iq2_xs": [0], "iq2_s": [0], "iq3_xxs": [0], "iq3_s": [0]}
 GRID_HEX = (
         b"00000200050008000a00110014002000220028002a0041004400500058006100"
         b"6400800082008a00a20001010401100115014001840198010002020222028202"
@@ -60,6 +66,29 @@ def iq2xxs_grid():
     grid_map = np.array((0x08, 0x19, 0x2b), dtype=np.float32).reshape((1, -1))
     grid = np.take_along_axis(grid_map, grid, axis=-1)
     return grid.reshape((1, 1, 256, 8))
+
+
+def init_grid(grid_hex, grid_map, shape):
+    """gguf-py's __Quant.init_grid: hex -> packed indexes (LSB first) -> grid_map values."""
+    bits_per_elem = int(np.ceil(np.log2(len(grid_map))))
+    elems_per_byte = 8 // bits_per_elem
+    grid = np.frombuffer(grid_hex, dtype=np.uint8).reshape((-1, 2))
+    grid = (np.where(grid > 0x40, grid + 9, grid) & 0x0F) << np.array([4, 0], dtype=np.uint8).reshape((1, 2))
+    grid = grid[..., 0] | grid[..., 1]
+    grid = grid.reshape((-1, 1)) >> np.array([i for i in range(0, 8, 8 // elems_per_byte)], dtype=np.uint8).reshape((1, elems_per_byte))
+    grid = (grid & ((1 << bits_per_elem) - 1)).reshape((-1, 1))
+    gm = np.array(grid_map, dtype=np.float32).reshape((1, -1))
+    grid = np.take_along_axis(gm, grid, axis=-1)
+    return grid.reshape((1, 1, *shape))
+
+
+IQ2_MAP = (0x08, 0x19, 0x2b)
+
+
+def unpack_signs(bytes_, n, shape):
+    signs = bytes_.reshape((n, -1, 1)) >> np.array([i for i in range(8)], dtype=np.uint8).reshape((1, 1, 8))
+    signs = signs & np.uint8(0x01)
+    return np.where(signs == 0, np.float32(1), np.float32(-1)).reshape(shape)
 
 
 KVALUES = (-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113)
@@ -195,6 +224,63 @@ def deq(name, blocks):
         signs = np.where(signs == 0, np.float32(1), np.float32(-1))
         signs = signs.reshape((n, -1, 4, 8))
         grid = np.take_along_axis(iq2xxs_grid(), qs[..., 0].copy().view(np.uint8).reshape((n, -1, 1, 1)), axis=-2)
+        grid = grid.reshape((n, -1, 4, 8))
+        return (db * grid * signs).reshape((n, -1))
+    if name == "iq2_xs":
+        d, rest = np.hsplit(blocks, [2]); qs, scales = np.hsplit(rest, [2 * QK_K // 8])
+        d = f16(d); qs = qs.view(np.uint16)
+        scales = scales.reshape((n, -1, 1)) >> np.array([0, 4], dtype=np.uint8).reshape((1, 1, 2))
+        scales = (scales & 0x0F).reshape((n, -1))
+        db = d * (np.float32(0.5) + scales) * np.float32(0.25)
+        db = db.reshape((n, -1, 1, 1))
+        signs = np.frombuffer(KSIGNS, dtype=np.uint8).reshape(1, 1, 128)
+        signs = np.take_along_axis(signs, (qs >> 9).reshape((n, -1, 1)), axis=-1)
+        signs = unpack_signs(signs, n, (n, -1, 2, 8))
+        grid = np.take_along_axis(init_grid(IQ2XS_HEX, IQ2_MAP, (512, 8)), (qs & np.uint16(511)).reshape((n, -1, 1, 1)), axis=-2)
+        grid = grid.reshape((n, -1, 2, 8))
+        return (db * grid * signs).reshape((n, -1))
+    if name == "iq2_s":
+        d, rest = np.hsplit(blocks, [2]); qs, rest = np.hsplit(rest, [QK_K // 8]); signs, rest = np.hsplit(rest, [QK_K // 8])
+        qh, scales = np.hsplit(rest, [QK_K // 32])
+        d = f16(d)
+        scales = scales.reshape((n, -1, 1)) >> np.array([0, 4], dtype=np.uint8).reshape((1, 1, 2))
+        scales = (scales & 0x0F).reshape((n, -1))
+        db = d * (np.float32(0.5) + scales) * np.float32(0.25)
+        db = db.reshape((n, -1, 1, 1))
+        signs = unpack_signs(signs, n, (n, -1, 2, 8))
+        qh = qh.reshape((n, -1, 1)) >> np.array([0, 2, 4, 6], dtype=np.uint8).reshape((1, 1, 4))
+        qs = qs.astype(np.uint16) | ((qh & 0x03).astype(np.uint16) << 8).reshape((n, -1))
+        grid = np.take_along_axis(init_grid(IQ2S_HEX, IQ2_MAP, (1024, 8)), qs.reshape((n, -1, 1, 1)), axis=-2)
+        grid = grid.reshape((n, -1, 2, 8))
+        return (db * grid * signs).reshape((n, -1))
+    if name == "iq3_xxs":
+        d, rest = np.hsplit(blocks, [2]); qs, scales = np.hsplit(rest, [QK_K // 4])
+        d = f16(d); scales = scales.view(np.uint32)
+        db = d * (np.float32(0.5) + (scales >> 28).astype(np.float32)) * np.float32(0.5)
+        db = db.reshape((n, -1, 1, 1))
+        signs = scales.reshape((n, -1, 1)) >> np.array([0, 7, 14, 21], dtype=np.uint32).reshape((1, 1, 4))
+        ksigns = np.frombuffer(KSIGNS, dtype=np.uint8).reshape((1, 1, 1, 128))
+        signs = (signs & np.uint32(0x7F)).reshape((n, -1, 4, 1))
+        signs = np.take_along_axis(ksigns, signs, axis=-1)
+        signs = unpack_signs(signs, n, (n, -1, 4, 8))
+        grid3 = init_grid(IQ3XXS_HEX, (0x04, 0x0c, 0x14, 0x1c, 0x24, 0x2c, 0x34, 0x3e), (256, 4))
+        grid = np.take_along_axis(grid3, qs.reshape((n, -1, 1, 1)), axis=-2)
+        grid = grid.reshape((n, -1, 4, 8))
+        return (db * grid * signs).reshape((n, -1))
+    if name == "iq3_s":
+        d, rest = np.hsplit(blocks, [2]); qs, rest = np.hsplit(rest, [QK_K // 4]); qh, rest = np.hsplit(rest, [QK_K // 32])
+        signs, scales = np.hsplit(rest, [QK_K // 8])
+        d = f16(d)
+        scales = scales.reshape((n, -1, 1)) >> np.array([0, 4], dtype=np.uint8).reshape((1, 1, 2))
+        scales = (scales & 0x0F).reshape((n, -1))
+        db = d * (1 + 2 * scales)
+        db = db.reshape((n, -1, 1, 1))
+        signs = unpack_signs(signs, n, (n, -1, 4, 8))
+        qh = qh.reshape((n, -1, 1)) >> np.array([i for i in range(8)], dtype=np.uint8)
+        qh = (qh & 0x01).astype(np.uint16).reshape((n, -1))
+        qs = qs.astype(np.uint16) | (qh << 8)
+        grid3 = init_grid(IQ3S_HEX, (0x01, 0x03, 0x05, 0x07, 0x09, 0x0b, 0x0d, 0x0f), (512, 4))
+        grid = np.take_along_axis(grid3, qs.reshape((n, -1, 1, 1)), axis=-2)
         grid = grid.reshape((n, -1, 4, 8))
         return (db * grid * signs).reshape((n, -1))
     raise ValueError(name)
