@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 const require = createRequire(new URL('../oracle/package.json', import.meta.url));
 const OpenAI = require('openai').default ?? require('openai');
 const Anthropic = require('@anthropic-ai/sdk').default ?? require('@anthropic-ai/sdk');
+import http from 'node:http';
 import { startServer, stopServer, check, failed } from './server_harness.mjs';
 
 const [bin, modelDir] = process.argv.slice(2);
@@ -40,6 +41,14 @@ function checkUsage(u, what) {
   check(u.total_tokens === u.prompt_tokens + u.completion_tokens, `${what}: total_tokens`, u);
   check(Number.isInteger(u.completion_tokens_details?.reasoning_tokens) && u.completion_tokens_details.reasoning_tokens <= u.completion_tokens,
         `${what}: reasoning_tokens`, u);
+  checkSpec(u, what);
+}
+
+// usage.speculative (dsv4 extension, every API): always present; accepted <= drafted.
+function checkSpec(u, what) {
+  const s = u?.speculative;
+  check(s && Number.isInteger(s.drafted_tokens) && Number.isInteger(s.accepted_tokens) &&
+        s.drafted_tokens >= s.accepted_tokens && s.accepted_tokens >= 0, `${what}: usage.speculative`, u);
 }
 
 try {
@@ -157,6 +166,7 @@ try {
     thinking: { type: 'disabled' }, seed: 11 });
   check(a1.type === 'message' && a1.content[0]?.type === 'text' && ['end_turn', 'max_tokens'].includes(a1.stop_reason), 'anthropic create', a1);
   check(Number.isInteger(a1.usage.input_tokens) && Number.isInteger(a1.usage.output_tokens), 'anthropic usage', a1.usage);
+  checkSpec(a1.usage, 'anthropic');
   const a2 = await anthropic.messages.create({ model: 'deepseek-v4-flash', max_tokens: 8, messages: [{ role: 'user', content: 'Hi' }],
     thinking: { type: 'enabled', budget_tokens: 1024 } });
   check(a2.content[0]?.type === 'thinking', 'anthropic thinking block', a2.content);
@@ -315,6 +325,56 @@ try {
 }
 const code = await stopServer(srv);
 check(code === 0, 'SIGTERM: clean exit', `${code}\n${srv.log().slice(-2000)}`);
+
+// ---- usage.speculative under --spec mtp (every greedy request drafts) and --spec none (never):
+// one greedy request per API (Chat Completions JSON and stream, Anthropic Messages, Responses);
+// the two servers run side by side.
+async function specUsages(spec) {
+  const s = await startServer(bin, modelDir, ['--spec', spec, '--parallel', '1', '-c', '512']);
+  // node:http without an agent sends Connection: close, so SIGTERM need not wait out keep-alives.
+  const post = (path, body) => new Promise((resolve, reject) => {
+    const req = http.request(s.base + path, { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, text }));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+  const out = {};
+  try {
+    const msgs = [{ role: 'user', content: 'Count to twenty.' }];
+    const greedy = { model: 'deepseek-v4-flash', max_tokens: 12, temperature: 0 };
+    const chat = await post('/v1/chat/completions', { ...greedy, messages: msgs, thinking: { type: 'disabled' } });
+    out.chat = JSON.parse(chat.text).usage;
+    const st = await post('/v1/chat/completions', { ...greedy, messages: msgs, thinking: { type: 'disabled' }, stream: true,
+      stream_options: { include_usage: true } });
+    const chunks = st.text.split('\n').filter((l) => l.startsWith('data: {')).map((l) => JSON.parse(l.slice(6)));
+    out.stream = chunks.at(-1)?.usage;
+    const msg = await post('/v1/messages', { ...greedy, messages: msgs, thinking: { type: 'disabled' } });
+    out.anthropic = JSON.parse(msg.text).usage;
+    const resp = await post('/v1/responses', { model: 'deepseek-v4-flash', max_output_tokens: 12, temperature: 0, input: 'Count to twenty.',
+      reasoning: { effort: 'none' } });
+    out.responses = JSON.parse(resp.text).usage;
+  } catch (e) {
+    check(false, `--spec ${spec}: unexpected exception`, String(e?.stack ?? e));
+  }
+  const c = await stopServer(s);
+  check(c === 0, `--spec ${spec}: SIGTERM: clean exit`, `${c}\n${s.log().slice(-2000)}`);
+  return out;
+}
+const [specMtp, specNone] = await Promise.all([specUsages('mtp'), specUsages('none')]);
+for (const api of ['chat', 'stream', 'anthropic', 'responses']) {
+  checkSpec(specMtp[api], `--spec mtp ${api}`);
+  check(specMtp[api]?.speculative?.drafted_tokens > 0, `--spec mtp ${api}: drafted_tokens > 0`, specMtp[api]);
+}
+check(JSON.stringify(specMtp.chat?.speculative) === JSON.stringify(specMtp.stream?.speculative),
+      '--spec mtp: streamed usage.speculative = non-streamed (same greedy request)', [specMtp.chat, specMtp.stream]);
+for (const api of ['chat', 'stream', 'anthropic', 'responses']) {
+  checkSpec(specNone[api], `--spec none ${api}`);
+  check(specNone[api]?.speculative?.drafted_tokens === 0, `--spec none ${api}: drafted_tokens 0`, specNone[api]);
+}
 if (!/request [0-9a-f-]+ \/v1\/chat\/completions prompt=\d+ cached=\d+ generated=\d+ prefill=[\d.]+ tok\/s decode=[\d.]+ tok\/s finish=/.test(srv.log()))
   check(false, 'one log line per request', srv.log().slice(0, 1000));
 if (failed()) { console.error(`${failed()} check(s) failed`); process.exit(1); }

@@ -209,7 +209,8 @@ Json anthropic_usage(const JobResult& r) {
   return Json::object({{"input_tokens", r.prompt_tokens - r.cached_tokens},
                        {"cache_creation_input_tokens", 0},
                        {"cache_read_input_tokens", r.cached_tokens},
-                       {"output_tokens", r.generated_tokens}});
+                       {"output_tokens", r.generated_tokens},
+                       {"speculative", speculative_usage_json(r)}});
 }
 
 Json anthropic_stop_sequence(const JobResult& r, const std::vector<std::string>& stop) {

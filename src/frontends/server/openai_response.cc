@@ -28,7 +28,12 @@ Json usage_json(const JobResult& r) {
   u["prompt_cache_hit_tokens"] = r.cached_tokens;
   u["prompt_cache_miss_tokens"] = r.prompt_tokens - r.cached_tokens;
   u["completion_tokens_details"] = Json::object({{"reasoning_tokens", r.reasoning_tokens}});
+  u["speculative"] = speculative_usage_json(r);
   return u;
+}
+
+Json speculative_usage_json(const JobResult& r) {
+  return Json::object({{"drafted_tokens", r.drafted_tokens}, {"accepted_tokens", r.accepted_tokens}});
 }
 
 std::string finish_reason(const JobResult& r) {

@@ -14,6 +14,10 @@ std::string new_request_id();  // UUID-shaped, as DeepSeek's API
 
 // DeepSeek usage: prompt_tokens = hit + miss, cached_tokens = hit, reasoning_tokens.
 Json usage_json(const JobResult& r);
+// dsv4 extension of every usage object (Chat Completions, Completions, Anthropic Messages,
+// Responses): {"drafted_tokens", "accepted_tokens"} of MTP speculative decoding, always
+// present, zeros when the request was not speculated.
+Json speculative_usage_json(const JobResult& r);
 // "stop", "length", "tool_calls" (cancelled requests report "stop"; nobody reads them).
 std::string finish_reason(const JobResult& r);
 // {"content": [{token, logprob, bytes, top_logprobs}]} for the given tokens.

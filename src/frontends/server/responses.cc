@@ -36,7 +36,8 @@ Json responses_usage(const JobResult& r) {
                        {"input_tokens_details", Json::object({{"cached_tokens", r.cached_tokens}})},
                        {"output_tokens", r.generated_tokens},
                        {"output_tokens_details", Json::object({{"reasoning_tokens", r.reasoning_tokens}})},
-                       {"total_tokens", r.prompt_tokens + r.generated_tokens}});
+                       {"total_tokens", r.prompt_tokens + r.generated_tokens},
+                       {"speculative", speculative_usage_json(r)}});
 }
 
 std::string response_status(const JobResult& r) {
