@@ -117,11 +117,17 @@ void run_steps(const TokenizerImpl& t, size_t k, std::string_view piece, Scratch
 }
 
 thread_local Scratch* tl_scratch = nullptr;
+// Set only during Tokenizer::pre_tokenize on this thread: words go here instead of the BPE.
+thread_local const std::function<void(std::string_view)>* tl_word_sink = nullptr;
 
 }  // namespace
 
 void TokenizerImpl::encode_word(std::string_view word, std::vector<int32_t>& out) const {
   if (word.empty()) return;
+  if (tl_word_sink) {
+    (*tl_word_sink)(word);
+    return;
+  }
   if (word.size() == 1) {
     out.push_back(byte_id[uint8_t(word[0])]);
     return;
@@ -288,6 +294,21 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
   out.reserve(bytes.size());
   text_detail::append_utf8_lossy(out, bytes, true);
   return out;
+}
+
+void Tokenizer::pre_tokenize(std::string_view text, const std::function<void(std::string_view)>& word) const {
+  size_t bad = text_detail::find_invalid_utf8(text);
+  if (bad != std::string_view::npos)
+    throw Error("tokenizer: input is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
+  if (text.size() > UINT32_MAX) throw Error("tokenizer: input larger than 4 GiB");
+  const auto* saved = text_detail::tl_word_sink;
+  text_detail::tl_word_sink = &word;
+  struct Restore {
+    const std::function<void(std::string_view)>* s;
+    ~Restore() { text_detail::tl_word_sink = s; }
+  } restore{saved};
+  std::vector<int32_t> added_ids;  // ids of added tokens found in the text: not words, dropped
+  impl_->encode_text(text, true, added_ids);
 }
 
 int32_t Tokenizer::token_id(std::string_view token) const {

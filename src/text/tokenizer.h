@@ -21,6 +21,7 @@
 // encode/decode may be called from several threads at once. Copies share the loaded tables.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -55,6 +56,12 @@ class Tokenizer {
   // Ids -> text. skip_special drops tokens whose `special` flag is true (as HF does).
   // Throws Error naming the first id outside the vocabulary.
   std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const;
+
+  // Splits `text` exactly as encode() does (added tokens matched, then the pre-tokenizer) but,
+  // instead of BPE-merging each pre-tokenized word, calls `word` with its raw bytes; added
+  // tokens found in the text are skipped. Used to count words when training a BPE
+  // (tokenizer_train.h). Throws Error on invalid UTF-8.
+  void pre_tokenize(std::string_view text, const std::function<void(std::string_view)>& word) const;
 
   int32_t token_id(std::string_view token) const;  // -1 if absent
   std::string token_text(int32_t id) const;         // raw vocab string; Error if no such id

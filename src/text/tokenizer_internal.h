@@ -100,6 +100,10 @@ class Regex {
 // Rewrites Oniguruma escapes whose PCRE2 meaning differs (\s, \S) into explicit properties.
 std::string oniguruma_to_pcre2(const std::string& pattern);
 
+// ---- files (tokenizer_load.cc) ----
+// The text of a tokenizer.json, gunzipped if it is gzip-compressed. Errors name the path.
+std::string read_tokenizer_text(const std::string& path);
+
 // ---- the loaded tokenizer ----
 enum class SplitBehavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
 

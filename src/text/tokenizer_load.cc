@@ -433,9 +433,16 @@ const AddedToken* TokenMatcher::match_at(std::string_view s, size_t pos, size_t*
 
 }  // namespace text_detail
 
-Tokenizer Tokenizer::load(const std::string& path) {
+namespace text_detail {
+std::string read_tokenizer_text(const std::string& path) {
   std::string data = read_file(path);
-  if (data.size() >= 2 && uint8_t(data[0]) == 0x1f && uint8_t(data[1]) == 0x8b) data = text_detail::gunzip(path, data);
+  if (data.size() >= 2 && uint8_t(data[0]) == 0x1f && uint8_t(data[1]) == 0x8b) data = gunzip(path, data);
+  return data;
+}
+}  // namespace text_detail
+
+Tokenizer Tokenizer::load(const std::string& path) {
+  std::string data = text_detail::read_tokenizer_text(path);
   auto impl = std::make_shared<text_detail::TokenizerImpl>();
   impl->path = path;
   text_detail::Loader loader{path, *impl, {}};

@@ -10,6 +10,7 @@ int cmd_logits(int argc, char** argv);      // logits of a token sequence (fidel
 int cmd_block(int argc, char** argv);       // one block, teacher-forced
 int cmd_tokenize(int argc, char** argv);    // text -> ids
 int cmd_detokenize(int argc, char** argv);  // ids -> text
+int cmd_tokenizer(int argc, char** argv);   // tokenizer train: byte-level BPE tokenizer.json from text
 int cmd_render(int argc, char** argv);      // chat messages -> prompt text / ids
 int cmd_parse(int argc, char** argv);
 int cmd_run(int argc, char** argv);         // one-shot generation

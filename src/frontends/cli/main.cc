@@ -25,6 +25,7 @@ constexpr Command kCommands[] = {
     {"block", dsv4::cli::cmd_block, "run one block on given input streams (teacher forcing)"},
     {"tokenize", dsv4::cli::cmd_tokenize, "UTF-8 text on stdin -> JSON array of token ids"},
     {"detokenize", dsv4::cli::cmd_detokenize, "JSON array of ids on stdin -> text"},
+    {"tokenizer", dsv4::cli::cmd_tokenizer, "tokenizer train: a byte-level BPE tokenizer.json from text / JSONL files"},
     {"render", dsv4::cli::cmd_render, "chat messages (JSON on stdin) -> prompt text or ids"},
     {"parse", dsv4::cli::cmd_parse, "completion text on stdin -> assistant message JSON"},
     {"init", dsv4::cli::cmd_init, "write a random model (presets: tiny, flash-scaled) in the official layout"},
