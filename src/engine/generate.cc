@@ -75,6 +75,23 @@ GenerateResult generate(Session& session, const Tokenizer& tokenizer, std::span<
 
   std::span<const float> logits = pre.logits;
   const bool want_logprobs = params.sampling.logprobs || params.sampling.top_logprobs > 0;
+  // One generated token through history, logprobs, the callback, EOS and the text path (the
+  // same decisions for the plain and the speculative loop); false when generation ends.
+  auto record_token = [&](const SampleResult& s) -> bool {
+    const int32_t tok = s.token;
+    r.tokens.push_back(tok);
+    ++r.stats.generated_tokens;
+    history.add_output(tok);
+    if (want_logprobs) r.samples.push_back(s);
+    if (cb.on_token) cb.on_token(tok, s);
+    const bool is_eos = tok == eos && !params.ignore_eos;
+    if (!push_text(decoder.push(tok))) return false;
+    if (is_eos) {
+      r.finish = FinishReason::kEos;
+      return false;
+    }
+    return true;
+  };
   bool running = true;
   r.finish = FinishReason::kLength;
   if (params.spec_draft > 0) {
@@ -84,18 +101,7 @@ GenerateResult generate(Session& session, const Tokenizer& tokenizer, std::span<
     spec.set_min_acceptance(params.spec_min_acceptance);
     const int64_t n_prompt = static_cast<int64_t>(prompt.size());
     auto take = [&](const SampleResult& s) -> bool {
-      const int32_t tok = s.token;
-      r.tokens.push_back(tok);
-      ++r.stats.generated_tokens;
-      history.add_output(tok);
-      if (want_logprobs) r.samples.push_back(s);
-      if (cb.on_token) cb.on_token(tok, s);
-      const bool is_eos = tok == eos && !params.ignore_eos;
-      if (!push_text(decoder.push(tok))) return false;
-      if (is_eos) {
-        r.finish = FinishReason::kEos;
-        return false;
-      }
+      if (!record_token(s)) return false;
       // The plain loop's session holds the prompt and every generated token but this one.
       if (n_prompt + r.stats.generated_tokens - 1 >= session.context()) {
         r.finish = FinishReason::kLength;
@@ -141,24 +147,13 @@ GenerateResult generate(Session& session, const Tokenizer& tokenizer, std::span<
       r.finish = FinishReason::kCancelled;
       break;
     }
-    SampleResult s = sampler.sample(logits, &history);
-    const int32_t tok = s.token;
-    r.tokens.push_back(tok);
-    ++r.stats.generated_tokens;
-    history.add_output(tok);
-    if (want_logprobs) r.samples.push_back(s);
-    if (cb.on_token) cb.on_token(tok, s);
-    const bool is_eos = tok == eos && !params.ignore_eos;
-    if (!push_text(decoder.push(tok))) break;
-    if (is_eos) {
-      r.finish = FinishReason::kEos;
-      break;
-    }
+    const SampleResult s = sampler.sample(logits, &history);
+    if (!record_token(s)) break;
     if (session.size() >= session.context()) {
       r.finish = FinishReason::kLength;
       break;
     }
-    logits = session.step(tok);
+    logits = session.step(s.token);
   }
   // Flush held-back text (incomplete UTF-8, partial stop-string prefixes) unless a stop hit.
   if (r.finish != FinishReason::kStop) {

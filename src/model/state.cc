@@ -210,6 +210,22 @@ KvFormat indexer_kv_format(const ModelConfig& c, Numerics nm) {
   return nm == Numerics::kReference && c.index_head_dim % 2 == 0 ? KvFormat::kIdxFp4 : KvFormat::kF32;
 }
 
+RopeParams layer_rope_params(const ModelConfig& c, int64_t layer) {
+  RopeParams rp;
+  rp.rope_dim = c.rope_dim;
+  if (c.compress_ratio(layer) > 0) {
+    rp.theta = c.compress_rope_theta;
+    rp.yarn = c.original_seq_len > 0;
+    rp.factor = c.rope_factor;
+    rp.original_seq_len = c.original_seq_len;
+    rp.beta_fast = c.beta_fast;
+    rp.beta_slow = c.beta_slow;
+  } else {
+    rp.theta = c.rope_theta;
+  }
+  return rp;
+}
+
 void LayerState::init(const ModelConfig& c, int64_t layer_index, int64_t horizon, Numerics nm_in, KvStorage storage) {
   const Numerics nm = storage == KvStorage::kF32 ? Numerics::kPrecise : nm_in;  // format choice only
   layer = layer_index;
@@ -220,19 +236,7 @@ void LayerState::init(const ModelConfig& c, int64_t layer_index, int64_t horizon
   window_row_bytes = kv_entry_bytes(window_format, head_dim, rope_dim);
   window.assign(static_cast<size_t>(window_cap * window_row_bytes), 0);
   int64_t ratio = c.compress_ratio(layer_index);
-  RopeParams rp;
-  rp.rope_dim = c.rope_dim;
-  if (ratio > 0) {
-    rp.theta = c.compress_rope_theta;
-    rp.yarn = c.original_seq_len > 0;
-    rp.factor = c.rope_factor;
-    rp.original_seq_len = c.original_seq_len;
-    rp.beta_fast = c.beta_fast;
-    rp.beta_slow = c.beta_slow;
-  } else {
-    rp.theta = c.rope_theta;
-  }
-  rope = make_rope_table(rp);
+  rope = make_rope_table(layer_rope_params(c, layer_index));
   has_compressor = ratio > 0;
   has_indexer = c.attention_kind(layer_index) == AttentionKind::kCsa;
   const int64_t max_pos = std::max<int64_t>(c.max_position_embeddings, 1);

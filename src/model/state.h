@@ -148,6 +148,10 @@ struct KvBytes {
   int64_t total() const { return window + csa_entries + indexer_keys + hca_entries + compressor_state; }
 };
 
+// RoPE of layer `layer` (spec 3.6): compressed layers (CSA / HCA) use compress_rope_theta with
+// YaRN, window-only layers rope_theta without.
+RopeParams layer_rope_params(const ModelConfig& c, int64_t layer);
+
 struct LayerState {
   int64_t layer = 0;
   int64_t window_cap = 0;

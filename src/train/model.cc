@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "model/init.h"
 #include "model/safetensors.h"
+#include "model/state.h"
 #include "model/weights.h"
 #include "ops/formats.h"
 #include "ops/rope.h"
@@ -323,19 +324,7 @@ struct Rope {
   Tensor cos, sin;
 };
 Rope rope_tables(const ModelConfig& c, int64_t layer, int64_t S, torch::Dtype dtype) {
-  RopeParams rp;
-  rp.rope_dim = c.rope_dim;
-  if (c.compress_ratio(layer) > 0) {
-    rp.theta = c.compress_rope_theta;
-    rp.yarn = c.original_seq_len > 0;
-    rp.factor = c.rope_factor;
-    rp.original_seq_len = c.original_seq_len;
-    rp.beta_fast = c.beta_fast;
-    rp.beta_slow = c.beta_slow;
-  } else {
-    rp.theta = c.rope_theta;
-  }
-  const RopeTable tab = make_rope_table(rp);
+  const RopeTable tab = make_rope_table(layer_rope_params(c, layer));
   const int64_t P = c.rope_dim / 2;
   Tensor cs = torch::empty({S, P}, torch::kFloat32), sn = torch::empty({S, P}, torch::kFloat32);
   float* cp = cs.data_ptr<float>();
