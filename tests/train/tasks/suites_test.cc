@@ -1,0 +1,203 @@
+// Built-in suites: every target of every suite, split and mode passes its own grader (tool
+// targets replayed through run_tool), renders through the V4 chat encoder in its mode, ids
+// are unique, generation is deterministic, and train / held-out problems are disjoint.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <string>
+
+#include "text/chat_encoder.h"
+#include "train/tasks/task.h"
+
+namespace dsv4::tasks {
+namespace {
+
+// Tasks per suite and split in the per-task checks (long contexts are big).
+int64_t n_for(const std::string& suite) {
+  if (suite == "longctx.64k") return 3;
+  if (suite == "longctx.16k") return 8;
+  if (suite == "longctx.4k") return 30;
+  return 300;
+}
+
+const Split kSplits[] = {Split::Train, Split::Heldout};
+
+// Replays one mode's target: tool calls through run_tool (each result must equal the target's
+// tool message), then grades the final content. Returns "" or what is wrong.
+std::string replay_and_grade(const Task& t, Mode mode) {
+  const Json& target = t.targets[static_cast<int>(mode)];
+  if (!target.is_array() || target.empty()) return "empty target";
+  std::vector<ToolCallMade> calls;
+  std::vector<std::string> pending;  // results the next tool messages must carry
+  size_t next_result = 0;
+  std::string final_content;
+  for (size_t i = 0; i < target.size(); ++i) {
+    const Json& m = target[i];
+    const std::string role = m.at("role").get<std::string>();
+    const bool last = i + 1 == target.size();
+    if (role == "assistant") {
+      if (next_result != pending.size()) return "assistant message before all tool results at " + std::to_string(i);
+      const bool has_reasoning = m.contains("reasoning_content") && m["reasoning_content"].is_string() &&
+                                 !m["reasoning_content"].get<std::string>().empty();
+      if (mode == Mode::NonThink && m.contains("reasoning_content")) return "non-think target has reasoning";
+      if (mode != Mode::NonThink && !has_reasoning) return "thinking target without reasoning at " + std::to_string(i);
+      pending.clear();
+      next_result = 0;
+      if (m.contains("tool_calls")) {
+        if (last) return "last message has tool calls";
+        for (const Json& c : m["tool_calls"]) {
+          if (c.at("type") != "function" || !c.at("id").is_string()) return "bad tool call shape";
+          const std::string name = c.at("function").at("name").get<std::string>();
+          const Json args = Json::parse(c.at("function").at("arguments").get<std::string>());
+          calls.push_back({name, args});
+          pending.push_back(run_tool(t.tool_env, name, args));
+        }
+      } else if (!last) {
+        return "assistant message without tool calls before the end";
+      }
+      if (last) final_content = m.at("content").get<std::string>();
+    } else if (role == "tool") {
+      if (next_result >= pending.size()) return "tool message without a call";
+      if (m.at("content").get<std::string>() != pending[next_result])
+        return "tool result differs from run_tool: '" + m.at("content").get<std::string>() + "' vs '" +
+               pending[next_result] + "'";
+      ++next_result;
+    } else {
+      return "unexpected role " + role;
+    }
+  }
+  if (final_content.empty()) return "no final content";
+  const GradeResult g = grade(t.grader, final_content, calls);
+  if (!g.correct) return "grader rejects the target: " + g.detail;
+  return "";
+}
+
+TEST(TasksSuites, EveryTargetPassesItsGrader) {
+  for (const auto& suite : suite_names()) {
+    for (Split split : kSplits) {
+      const auto tasks = generate_suite(suite, split, n_for(suite), 7);
+      ASSERT_EQ(static_cast<int64_t>(tasks.size()), n_for(suite)) << suite;
+      for (const Task& t : tasks) {
+        EXPECT_EQ(t.suite, suite);
+        EXPECT_EQ(t.split, split);
+        EXPECT_FALSE(t.domain.empty());
+        for (int m = 0; m < kModes; ++m) {
+          const std::string why = replay_and_grade(t, static_cast<Mode>(m));
+          ASSERT_EQ(why, "") << t.id << " " << mode_name(static_cast<Mode>(m)) << "\n" << task_to_json(t).dump(1);
+        }
+        // think-max = think-high's work plus a check: the final reasoning is longer and
+        // starts with the same work.
+        const std::string high = t.targets[1].back().value("reasoning_content", "");
+        const std::string max = t.targets[2].back().value("reasoning_content", "");
+        EXPECT_GT(max.size(), high.size()) << t.id;
+        EXPECT_EQ(max.compare(0, high.size(), high), 0) << t.id;
+        EXPECT_NE(max.find("Check"), std::string::npos) << t.id;
+      }
+    }
+  }
+}
+
+TEST(TasksSuites, TargetsRenderThroughTheChatEncoder) {
+  for (const auto& suite : suite_names()) {
+    for (Split split : kSplits) {
+      const auto tasks = generate_suite(suite, split, std::min<int64_t>(n_for(suite), 40), 11);
+      for (const Task& t : tasks) {
+        for (int m = 0; m < kModes; ++m) {
+          Json conv = t.messages;
+          for (const Json& x : t.targets[m]) conv.push_back(x);
+          conv = chat::attach_request_tools(conv, t.tools);
+          chat::EncodeOptions o;
+          o.thinking_mode = m == 0 ? chat::ThinkingMode::Chat : chat::ThinkingMode::Thinking;
+          if (m == 1) o.reasoning_effort = "high";
+          if (m == 2) o.reasoning_effort = "max";
+          // Multi-turn tool conversations keep their reasoning (V4 keeps it across tool calls).
+          o.drop_thinking = false;
+          std::string text;
+          ASSERT_NO_THROW(text = chat::encode_messages(conv, o)) << t.id << " " << m;
+          const std::string final_content = t.targets[m].back()["content"].get<std::string>();
+          EXPECT_NE(text.find(final_content), std::string::npos) << t.id;
+          for (const Json& x : t.targets[m]) {
+            if (x.contains("reasoning_content")) {
+              EXPECT_NE(text.find(x["reasoning_content"].get<std::string>()), std::string::npos) << t.id;
+            }
+          }
+          if (m == 0) {
+            EXPECT_EQ(text.find(std::string(chat::kThinkStart) + "\n"), std::string::npos) << t.id;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(TasksSuites, IdsUniqueAndGenerationDeterministic) {
+  for (const auto& suite : suite_names()) {
+    const int64_t n = std::min<int64_t>(n_for(suite), 50);
+    for (Split split : kSplits) {
+      const auto a = generate_suite(suite, split, n, 3);
+      const auto b = generate_suite(suite, split, n, 3);
+      const auto c = generate_suite(suite, split, n, 4);
+      std::set<std::string> ids;
+      std::string ja, jb, jc;
+      for (const auto& t : a) {
+        EXPECT_TRUE(ids.insert(t.id).second) << t.id;
+        ja += task_to_json(t).dump() + "\n";
+      }
+      for (const auto& t : b) jb += task_to_json(t).dump() + "\n";
+      for (const auto& t : c) jc += task_to_json(t).dump() + "\n";
+      EXPECT_EQ(ja, jb) << suite;
+      EXPECT_NE(ja, jc) << suite;  // another seed draws other problems
+      // A prefix of a longer draw: n does not change the first tasks.
+      const auto longer = generate_suite(suite, split, n + 5, 3);
+      EXPECT_EQ(task_to_json(longer[static_cast<size_t>(n) - 1]).dump(), task_to_json(a.back()).dump());
+    }
+  }
+}
+
+TEST(TasksSuites, TrainAndHeldoutAreDisjoint) {
+  for (const auto& suite : suite_names()) {
+    int64_t n = 2000;
+    if (suite == "longctx.4k") n = 200;
+    if (suite == "longctx.16k") n = 40;
+    if (suite == "longctx.64k") n = 8;
+    if (suite == "chat.identity") n = 60;
+    std::set<std::string> train_canon, train_prompts;
+    for (const auto& t : generate_suite(suite, Split::Train, n, 5)) {
+      EXPECT_EQ(split_of(suite, t.canonical), Split::Train);
+      train_canon.insert(t.canonical);
+      train_prompts.insert(t.messages.dump());
+    }
+    int64_t distinct = 0;
+    std::set<std::string> held;
+    for (const auto& t : generate_suite(suite, Split::Heldout, n, 5)) {
+      EXPECT_EQ(split_of(suite, t.canonical), Split::Heldout);
+      EXPECT_EQ(train_canon.count(t.canonical), 0u) << suite << " " << t.canonical;
+      EXPECT_EQ(train_prompts.count(t.messages.dump()), 0u) << suite << " " << t.id;
+      distinct += held.insert(t.canonical).second;
+    }
+    // Held-out problems are distinct while the space allows it.
+    if (suite != "chat.identity") {
+      EXPECT_EQ(distinct, n) << suite;
+    }
+  }
+}
+
+TEST(TasksSuites, SplitRuleHoldsOutAboutOneInFive) {
+  int64_t held = 0;
+  for (int i = 0; i < 10000; ++i) held += split_of("math.arith", std::to_string(i) + "+7") == Split::Heldout;
+  EXPECT_GT(held, 1800);
+  EXPECT_LT(held, 2200);
+}
+
+TEST(TasksSuites, UnknownSuiteIsAnError) {
+  try {
+    generate_suite("math.nope", Split::Train, 1, 0);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("math.nope"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace dsv4::tasks
