@@ -19,10 +19,28 @@ struct SuiteDef {
 };
 
 
+gen::Problem longctx_4k(gen::Rng& r) { return gen::longctx(r, 4096); }
+gen::Problem longctx_16k(gen::Rng& r) { return gen::longctx(r, 16384); }
+gen::Problem longctx_64k(gen::Rng& r) { return gen::longctx(r, 65536); }
+
 const SuiteDef kSuites[] = {
     {"math.arith", "math", "one column operation: a + b, a - b (2-4 digits), a x d (2-4 digits x one digit)",
      gen::math_arith, 0},
     {"math.multistep", "math", "word problems with 2-3 operations (add, take away, boxes of k)", gen::math_multistep, 0},
+    {"code.trace", "code", "what does this tiny program print (assignments, a loop of 2-4 turns, if)", gen::code_trace,
+     0},
+    {"logic.order", "logic", "orderings of 3-5 people from pairwise facts: tallest / shortest / k-th",
+     gen::logic_order, 0},
+    {"instruct.format", "instruct", "format constraints: JSON with given keys, upper case repeated, counting, reversing",
+     gen::instruct_format, 0},
+    {"tools.multi", "tools", "2-3 tool calls (calculator, lookup, list_files / read_file), results fed back",
+     gen::tools_multi, 0},
+    {"longctx.4k", "longctx", "a fact buried in about 4K tokens of filler (4 chars / token), asked at the end",
+     longctx_4k, 4096},
+    {"longctx.16k", "longctx", "a fact buried in about 16K tokens of filler, asked at the end", longctx_16k, 16384},
+    {"longctx.64k", "longctx", "a fact buried in about 64K tokens of filler, asked at the end", longctx_64k, 65536},
+    {"chat.identity", "chat", "greetings and who-are-you questions, answered with the model's identity",
+     gen::chat_identity, 0},
 };
 
 const SuiteDef& find_suite(const std::string& name) {

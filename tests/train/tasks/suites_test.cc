@@ -166,14 +166,15 @@ TEST(TasksSuites, TrainAndHeldoutAreDisjoint) {
     for (const auto& t : generate_suite(suite, Split::Train, n, 5)) {
       EXPECT_EQ(split_of(suite, t.canonical), Split::Train);
       train_canon.insert(t.canonical);
-      train_prompts.insert(t.messages.dump());
+      train_prompts.insert(t.messages.dump() + t.tool_env.dump());
     }
     int64_t distinct = 0;
     std::set<std::string> held;
     for (const auto& t : generate_suite(suite, Split::Heldout, n, 5)) {
       EXPECT_EQ(split_of(suite, t.canonical), Split::Heldout);
       EXPECT_EQ(train_canon.count(t.canonical), 0u) << suite << " " << t.canonical;
-      EXPECT_EQ(train_prompts.count(t.messages.dump()), 0u) << suite << " " << t.id;
+      // The problem a model sees: the prompt and, for tool tasks, what the tools answer.
+      EXPECT_EQ(train_prompts.count(t.messages.dump() + t.tool_env.dump()), 0u) << suite << " " << t.id;
       distinct += held.insert(t.canonical).second;
     }
     // Held-out problems are distinct while the space allows it.
@@ -197,6 +198,52 @@ TEST(TasksSuites, UnknownSuiteIsAnError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("math.nope"), std::string::npos);
   }
+}
+
+}  // namespace
+}  // namespace dsv4::tasks
+
+namespace dsv4::tasks {
+namespace {
+
+// longctx.N: about N tokens at 4 characters per token, the asked fact exactly once, at
+// varying depths.
+TEST(TasksSuites, LongContextLengthAndFact) {
+  for (const auto& [suite, tokens] : std::vector<std::pair<std::string, int64_t>>{{"longctx.4k", 4096}, {"longctx.16k", 16384}}) {
+    std::set<size_t> depths;
+    for (const Task& t : generate_suite(suite, Split::Train, 20, 9)) {
+      const std::string prompt = t.messages[0]["content"].get<std::string>();
+      EXPECT_GE(prompt.size(), static_cast<size_t>(tokens) * 4) << t.id;
+      EXPECT_LT(prompt.size(), static_cast<size_t>(tokens) * 4 + 200) << t.id;
+      const std::string code = t.grader["answer"].get<std::string>();
+      const size_t at = prompt.find(" is " + code + ".");
+      ASSERT_NE(at, std::string::npos) << t.id;
+      EXPECT_EQ(prompt.find(" is " + code + ".", at + 1), std::string::npos) << t.id;
+      depths.insert(at * 10 / prompt.size());
+      // The question names the thing whose code is asked.
+      const size_t q = prompt.rfind("Question: What is the code of the ");
+      ASSERT_NE(q, std::string::npos);
+      const std::string thing = prompt.substr(q + 34, prompt.size() - q - 35);
+      EXPECT_NE(prompt.find("The code of the " + thing + " is " + code + "."), std::string::npos) << t.id;
+    }
+    EXPECT_GE(depths.size(), 4u) << suite;
+  }
+}
+
+// The README's default prompt is one of the identity problems.
+TEST(TasksSuites, IdentityCoversTheDefaultPrompt) {
+  bool found = false;
+  for (Split split : kSplits)
+    for (const Task& t : generate_suite("chat.identity", split, 300, 1))
+      if (t.messages[0]["content"] == "Hello! Who are you?") {
+        found = true;
+        for (int m = 0; m < kModes; ++m) {
+          const std::string c = t.targets[m].back()["content"].get<std::string>();
+          EXPECT_NE(c.find("dsv4 default model"), std::string::npos);
+          EXPECT_NE(c.find("DeepSeek-V4"), std::string::npos);
+        }
+      }
+  EXPECT_TRUE(found);
 }
 
 }  // namespace
