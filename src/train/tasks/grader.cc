@@ -293,4 +293,56 @@ GradeResult grade(const Json& grader, const std::string& content, const std::vec
   throw Error("grader: unknown type '" + type + "' (exact, numeric, regex, json_schema, tool_trajectory)");
 }
 
+std::vector<ToolCallMade> tool_calls_in(const Json& messages) {
+  if (!messages.is_array()) throw Error("reply messages must be an array");
+  std::vector<ToolCallMade> out;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const Json& m = messages[i];
+    if (!m.is_object() || m.value("role", "") != "assistant") continue;
+    auto tc = m.find("tool_calls");
+    if (tc == m.end() || tc->is_null()) continue;
+    if (!tc->is_array()) throw Error("messages[" + std::to_string(i) + "].tool_calls must be an array");
+    for (size_t k = 0; k < tc->size(); ++k) {
+      const Json& c = (*tc)[k];
+      const std::string where = "messages[" + std::to_string(i) + "].tool_calls[" + std::to_string(k) + "]";
+      if (!c.is_object() || !c.contains("function") || !c["function"].is_object() ||
+          !c["function"].contains("name") || !c["function"]["name"].is_string())
+        throw Error(where + ": needs function.name");
+      ToolCallMade call;
+      call.name = c["function"]["name"].get<std::string>();
+      const Json args = c["function"].value("arguments", Json());
+      if (args.is_string()) {
+        try {
+          call.arguments = Json::parse(args.get<std::string>());
+        } catch (const std::exception&) {
+          call.arguments = args;
+        }
+        if (!call.arguments.is_object()) call.arguments = args;
+      } else if (args.is_object()) {
+        call.arguments = args;
+      } else {
+        call.arguments = args;
+      }
+      out.push_back(std::move(call));
+    }
+  }
+  return out;
+}
+
+GradeResult grade_messages(const Json& grader, const Json& messages) {
+  const auto calls = tool_calls_in(messages);
+  std::string content;
+  bool found = false;
+  for (size_t i = messages.size(); i-- > 0;) {
+    const Json& m = messages[i];
+    if (m.is_object() && m.value("role", "") == "assistant") {
+      if (m.contains("content") && m["content"].is_string()) content = m["content"].get<std::string>();
+      found = true;
+      break;
+    }
+  }
+  if (!found) return {false, "no assistant message"};
+  return grade(grader, content, calls);
+}
+
 }  // namespace dsv4::tasks

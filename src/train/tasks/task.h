@@ -81,5 +81,13 @@ struct GradeResult {
 };
 // Grades the final answer `content` (and, for "tool_trajectory", the calls made in order).
 GradeResult grade(const Json& grader, const std::string& content, const std::vector<ToolCallMade>& calls);
+// The tool calls of the assistant messages in `messages` (OpenAI tool_calls, in order), for
+// grading a reply. `function.arguments` that is not a JSON object text is kept as the raw
+// string (so it can never equal an expected object); a call without a function name throws
+// Error naming the message.
+std::vector<ToolCallMade> tool_calls_in(const Json& messages);
+// Grades a reply conversation (the messages that follow the prompt, as in `targets`): the
+// last assistant message's content, and every tool call made on the way.
+GradeResult grade_messages(const Json& grader, const Json& messages);
 
 }  // namespace dsv4::tasks

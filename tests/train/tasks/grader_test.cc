@@ -119,6 +119,34 @@ TEST(TasksGrader, ToolTrajectory) {
   EXPECT_FALSE(ok(g, "The answer is 154.", {right[0], right[1], right[1]}));  // too many
 }
 
+TEST(TasksGrader, GradeMessagesCollectsCallsAndTheLastAnswer) {
+  const Json g = Json::parse(R"({"type": "tool_trajectory", "answer": "72",
+    "calls": [{"name": "calculator", "arguments": {"expression": "3 * 24"}}]})");
+  const Json reply = Json::parse(R"([
+    {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function",
+      "function": {"name": "calculator", "arguments": "{\"expression\": \"3 * 24\"}"}}]},
+    {"role": "tool", "content": "72"},
+    {"role": "assistant", "content": "The answer is 72."}])");
+  EXPECT_TRUE(grade_messages(g, reply).correct);
+  const auto calls = tool_calls_in(reply);
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].name, "calculator");
+  EXPECT_EQ(calls[0].arguments, Json({{"expression", "3 * 24"}}));
+  Json wrong = reply;
+  wrong[2]["content"] = "The answer is 73.";
+  EXPECT_FALSE(grade_messages(g, wrong).correct);
+  Json no_calls = Json::array({reply[2]});
+  EXPECT_FALSE(grade_messages(g, no_calls).correct);
+  EXPECT_FALSE(grade_messages(g, Json::array()).correct);
+  Json bad = reply;
+  bad[0]["tool_calls"][0]["function"].erase("name");
+  EXPECT_THROW(tool_calls_in(bad), Error);
+  Json raw = reply;
+  raw[0]["tool_calls"][0]["function"]["arguments"] = "3 * 24";
+  EXPECT_EQ(tool_calls_in(raw)[0].arguments, Json("3 * 24"));
+  EXPECT_FALSE(grade_messages(g, raw).correct);
+}
+
 TEST(TasksGrader, UnknownTypeIsAnError) {
   EXPECT_THROW(grade(Json{{"type", "fuzzy"}}, "x", {}), Error);
   EXPECT_THROW(grade(Json::object(), "x", {}), Error);

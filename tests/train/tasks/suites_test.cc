@@ -70,6 +70,9 @@ std::string replay_and_grade(const Task& t, Mode mode) {
   if (final_content.empty()) return "no final content";
   const GradeResult g = grade(t.grader, final_content, calls);
   if (!g.correct) return "grader rejects the target: " + g.detail;
+  // The reply-level helper eval and RL use agrees.
+  const GradeResult gm = grade_messages(t.grader, target);
+  if (!gm.correct) return "grade_messages rejects the target: " + gm.detail;
   return "";
 }
 
@@ -244,6 +247,58 @@ TEST(TasksSuites, IdentityCoversTheDefaultPrompt) {
         }
       }
   EXPECT_TRUE(found);
+}
+
+}  // namespace
+}  // namespace dsv4::tasks
+
+namespace dsv4::tasks {
+namespace {
+
+// The checks above can fail: a wrong tool result, a wrong final answer, a missing or wrong
+// call, reasoning in non-think, each is caught.
+TEST(TasksSuites, CorruptedTargetsAreCaught) {
+  const auto tools = generate_suite("tools.multi", Split::Train, 3, 2);
+  for (const Task& base : tools) {
+    {
+      Task t = base;
+      t.targets[1][1]["content"] = "999999";
+      EXPECT_NE(replay_and_grade(t, Mode::ThinkHigh).find("tool result differs"), std::string::npos);
+    }
+    {
+      Task t = base;
+      t.targets[2].back()["content"] = "The answer is 1.";
+      EXPECT_NE(replay_and_grade(t, Mode::ThinkMax).find("grader rejects"), std::string::npos);
+      EXPECT_FALSE(grade_messages(t.grader, t.targets[2]).correct);
+    }
+    {
+      Task t = base;
+      t.targets[0].erase(t.targets[0].begin(), t.targets[0].begin() + 2);  // drop the first call
+      EXPECT_NE(replay_and_grade(t, Mode::NonThink), "");
+      EXPECT_FALSE(grade_messages(t.grader, t.targets[0]).correct);
+    }
+    {
+      Task t = base;
+      t.targets[0][0]["reasoning_content"] = "x";
+      EXPECT_NE(replay_and_grade(t, Mode::NonThink), "");
+    }
+    {
+      Task t = base;
+      Json& args = t.targets[1][0]["tool_calls"][0]["function"]["arguments"];
+      args = "{not json";
+      EXPECT_FALSE(grade_messages(t.grader, t.targets[1]).correct);
+    }
+  }
+  for (const auto& suite : suite_names()) {
+    if (suite.rfind("longctx.", 0) == 0 && suite != "longctx.4k") continue;
+    for (Task t : generate_suite(suite, Split::Heldout, 5, 2)) {
+      if (suite == "tools.multi") continue;
+      t.targets[1].back()["content"] = "I do not know.";
+      EXPECT_NE(replay_and_grade(t, Mode::ThinkHigh), "") << t.id;
+      t.targets[1].back().erase("reasoning_content");
+      EXPECT_NE(replay_and_grade(t, Mode::ThinkHigh).find("without reasoning"), std::string::npos) << t.id;
+    }
+  }
 }
 
 }  // namespace
