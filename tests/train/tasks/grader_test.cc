@@ -2,6 +2,7 @@
 // parser (incl. malformed expressions) and the simulated tools.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 
 #include "base/error.h"
@@ -181,6 +182,32 @@ TEST(TasksCalculator, MalformedExpressionsAreErrors) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("position 5"), std::string::npos) << e.what();
   }
+}
+
+// Random strings over the calculator's alphabet: a finite value or an Error, never a crash
+// (run under ASan / UBSan too). Results of well-formed sums are checked against a plain sum.
+TEST(TasksCalculator, FuzzNeverCrashes) {
+  const std::string alphabet = "0123456789.+-*/() x";
+  uint64_t st = 12345;
+  int ok_count = 0;
+  for (int i = 0; i < 5000; ++i) {
+    st = st * 6364136223846793005ull + 1442695040888963407ull;
+    std::string e;
+    const int len = static_cast<int>((st >> 33) % 24);
+    for (int k = 0; k < len; ++k) {
+      st = st * 6364136223846793005ull + 1442695040888963407ull;
+      e += alphabet[(st >> 33) % alphabet.size()];
+    }
+    try {
+      const double v = calculate(e);
+      EXPECT_TRUE(std::isfinite(v)) << e;
+      ++ok_count;
+    } catch (const Error&) {
+    }
+  }
+  EXPECT_GT(ok_count, 0);
+  for (int a = 0; a < 50; ++a)
+    for (int b = 0; b < 50; b += 7) EXPECT_EQ(calculate(std::to_string(a) + " + " + std::to_string(b)), a + b);
 }
 
 TEST(TasksTools, RunTool) {
