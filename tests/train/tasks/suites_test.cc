@@ -128,6 +128,16 @@ TEST(TasksSuites, TargetsRenderThroughTheChatEncoder) {
           if (m == 0) {
             EXPECT_EQ(text.find(std::string(chat::kThinkStart) + "\n"), std::string::npos) << t.id;
           }
+          // With the encoder's default drop_thinking too, a tool conversation keeps the
+          // reasoning of every assistant turn (all of them follow the last user message).
+          if (m != 0 && t.targets[m].size() > 1) {
+            o.drop_thinking = true;
+            const std::string dropped = chat::encode_messages(conv, o);
+            for (const Json& x : t.targets[m])
+              if (x.contains("reasoning_content")) {
+                EXPECT_NE(dropped.find(x["reasoning_content"].get<std::string>()), std::string::npos) << t.id;
+              }
+          }
         }
       }
     }
