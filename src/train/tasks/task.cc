@@ -107,6 +107,12 @@ Task task_from_json(const Json& j, const std::string& where) {
       }
       if (!kv.value().is_array())
         throw Error(where + ": field 'targets." + kv.key() + "' must be an array of messages");
+      for (size_t i = 0; i < kv.value().size(); ++i) {
+        const Json& msg = kv.value()[i];
+        if (!msg.is_object() || !msg.contains("role") || !msg["role"].is_string())
+          throw Error(where + ": field 'targets." + kv.key() + "[" + std::to_string(i) +
+                      "]' must be an object with a string 'role'");
+      }
       t.targets[static_cast<int>(mode)] = kv.value();
     }
   }

@@ -85,6 +85,7 @@ TEST(TasksIo, BadLinesNameTheLineAndField) {
       {R"({"messages": [{"role": "user"}], "grader": {"type": "exact"}, "tool_env": [1]})", "'tool_env'"},
       {R"({"messages": [{"role": "user"}], "grader": {"type": "exact"}, "targets": {"low": []}})", "'targets.low'"},
       {R"({"messages": [{"role": "user"}], "grader": {"type": "exact"}, "targets": {"max": {}}})", "'targets.max'"},
+      {R"({"messages": [{"role": "user"}], "grader": {"type": "exact"}, "targets": {"max": [{"content": "x"}]}})", "'targets.max[0]'"},
   };
   const std::string path = temp_path("bad.jsonl");
   for (const auto& c : cases) {
