@@ -57,7 +57,10 @@ void EndpointBackend::check_reachable() const {
   set_timeouts(c, std::min(opts_.timeout_s, 30.0));
   if (!opts_.api_key.empty()) c.set_bearer_token_auth(opts_.api_key);
   auto res = c.Get(models_path_);
-  if (!res) throw Error("--endpoint " + opts_.url + ": cannot reach the server (" + httplib::to_string(res.error()) + ")");
+  if (!res) {
+    const std::string why = res.error() == httplib::Error::Connection ? "connection refused or host unreachable" : httplib::to_string(res.error());
+    throw Error("--endpoint " + opts_.url + ": cannot reach the server (" + why + ")");
+  }
   if (res->status == 401 || res->status == 403)
     throw Error("--endpoint " + opts_.url + ": the server refused the API key (HTTP " + std::to_string(res->status) + ")");
 }

@@ -40,7 +40,15 @@ TurnReply LocalBackend::complete_one(const TurnRequest& q) {
       for (const chat::ParsedToolCall& tc : g.message.tool_calls)
         r.tool_calls.push_back(Json{{"type", "function"}, {"function", {{"name", tc.name}, {"arguments", tc.arguments}}}});
       r.completion_tokens = g.stats.generated_tokens;
-      if (!r.reasoning.empty()) r.reasoning_tokens = static_cast<int64_t>(tokenizer_.encode(r.reasoning, false).size());
+      // Reasoning tokens: those generated before "</think>" (all of them when it never came).
+      if (p.mode == chat::ThinkingMode::Thinking) {
+        const std::vector<int32_t> end = tokenizer_.encode(std::string(chat::kThinkEnd), true);
+        for (int32_t t : g.tokens) {
+          if (end.size() == 1 && t == end[0]) break;
+          ++r.reasoning_tokens;
+        }
+        if (g.message.saw_eos && !g.message.saw_think_end && r.reasoning_tokens > 0) --r.reasoning_tokens;  // the EOS
+      }
     }
   } catch (const std::exception& e) {
     r.error = e.what();

@@ -47,6 +47,7 @@ TEST(EvalLocal, RunsAllModesAndFillsTheReport) {
     EXPECT_GE(r.rounds, 1);
     EXPECT_GT(r.completion_tokens, 0);
     EXPECT_LE(r.completion_tokens, 4 * r.rounds);
+    EXPECT_LE(r.reasoning_tokens, r.completion_tokens);
     if (r.mode == Mode::NonThink) {
       EXPECT_EQ(r.reasoning_tokens, 0);
     }
