@@ -8,7 +8,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libpcre2-dev libhwy-dev libcli11-dev libfmt-dev
-  libcpp-httplib-dev libedit-dev zlib1g-dev
+  libcpp-httplib-dev libedit-dev zlib1g-dev libexpat1-dev
   python3 tmux
   libtorch-dev libgloo-dev libopenblas0-openmp libtcmalloc-minimal4
   chromium

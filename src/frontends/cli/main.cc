@@ -32,6 +32,9 @@ constexpr Command kCommands[] = {
     {"kv", dsv4::cli::cmd_kv, "KV cache bytes at a context length, by component, vs DeepSeek-V3.2"},
     {"bench", dsv4::cli::cmd_bench, "measure bandwidth, GEMM peak, prefill and decode speed"},
     {"tasks", dsv4::cli::cmd_tasks, "task suites with verifiable answers: tasks list; tasks write --suite S --out FILE.jsonl"},
+#ifdef DSV4_HAVE_EVAL
+    {"eval", dsv4::cli::cmd_eval, "task suites against -m MODEL or --endpoint URL, per reasoning mode: report + chart"},
+#endif
     {"train", dsv4::cli::cmd_train, "pre-train a V4 model (--config run.json); train export / train data prepare"},
 };
 

@@ -1,0 +1,46 @@
+#include "train/eval/modes.h"
+
+#include <algorithm>
+
+#include "base/error.h"
+
+namespace dsv4::eval {
+
+const char* mode_key(tasks::Mode m) {
+  switch (m) {
+    case tasks::Mode::NonThink: return "non-think";
+    case tasks::Mode::ThinkHigh: return "think-high";
+    case tasks::Mode::ThinkMax: return "think-max";
+  }
+  return "?";
+}
+
+const char* reasoning_effort_of(tasks::Mode m) {
+  switch (m) {
+    case tasks::Mode::NonThink: return "none";
+    case tasks::Mode::ThinkHigh: return "high";
+    case tasks::Mode::ThinkMax: return "max";
+  }
+  return "none";
+}
+
+std::vector<tasks::Mode> parse_mode_list(const std::string& list) {
+  std::vector<tasks::Mode> out;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t end = list.find(',', start);
+    if (end == std::string::npos) end = list.size();
+    const std::string s = list.substr(start, end - start);
+    tasks::Mode m;
+    if (s == "non-think" || s == "chat" || s == "none") m = tasks::Mode::NonThink;
+    else if (s == "think-high" || s == "high") m = tasks::Mode::ThinkHigh;
+    else if (s == "think-max" || s == "max") m = tasks::Mode::ThinkMax;
+    else throw Error("--modes: unknown reasoning mode '" + s + "' (non-think, think-high, think-max)");
+    if (std::find(out.begin(), out.end(), m) != out.end()) throw Error("--modes: '" + s + "' given twice");
+    out.push_back(m);
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace dsv4::eval
