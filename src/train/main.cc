@@ -15,6 +15,7 @@
 #include "base/error.h"
 #include "base/file.h"
 #include "text/tokenizer.h"
+#include "train/post_run.h"
 #include "train/run.h"
 #include "train/sft_data.h"
 #include "train/token_data.h"
@@ -170,11 +171,37 @@ int cmd_run(int argc, char** argv) {
   return 0;
 }
 
+// `dsv4 train distill` / `dsv4 train grpo`: post-training runs (train/post_run.h).
+int cmd_post(const std::string& kind, int argc, char** argv) {
+  CLI::App app{kind == "distill" ? "dsv4 train distill: on-policy distillation of domain teachers into one student"
+                                 : "dsv4 train grpo: GRPO with engine rollouts from the synced policy"};
+  std::string config;
+  int64_t steps = -1;
+  dsv4::train::PostOptions o;
+  app.add_option("--config", config, kind == "distill" ? "distill.json" : "rl.json")->required();
+  app.add_option("--steps", steps, "override the run's steps");
+  app.add_flag("--quiet", o.quiet, "no progress lines");
+  CLI11_PARSE(app, argc, argv);
+  const std::string text = dsv4::read_file(config);
+  if (kind == "distill") {
+    dsv4::train::DistillConfig c = dsv4::train::parse_distill_config(text, config);
+    if (steps >= 0) c.common.steps = steps;
+    dsv4::train::run_distill(c, o);
+  } else {
+    dsv4::train::GrpoConfig c = dsv4::train::parse_grpo_config(text, config);
+    if (steps >= 0) c.common.steps = steps;
+    dsv4::train::run_grpo(c, o);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
     if (argc >= 2 && std::string(argv[1]) == "export") return cmd_export(argc - 1, argv + 1);
+    if (argc >= 2 && (std::string(argv[1]) == "distill" || std::string(argv[1]) == "grpo"))
+      return cmd_post(argv[1], argc - 1, argv + 1);
     if (argc >= 3 && std::string(argv[1]) == "data" && std::string(argv[2]) == "prepare")
       return cmd_data_prepare(argc - 2, argv + 2);
     if (argc >= 3 && std::string(argv[1]) == "data" && std::string(argv[2]) == "sft") return cmd_data_sft(argc - 2, argv + 2);
