@@ -86,6 +86,7 @@ SftDataStats prepare_sft_data(const std::vector<std::string>& files, const Token
   if (modes.empty()) throw Error("--modes: no mode");
   SftDataStats st;
   std::vector<Example> examples;
+  std::vector<int64_t> task_of;  // per example: its task's index
   for (const std::string& path : files) {
     std::ifstream f(path);
     if (!f) throw Error(path + ": cannot open");
@@ -119,13 +120,26 @@ SftDataStats prepare_sft_data(const std::vector<std::string>& files, const Token
         st.tokens += static_cast<int64_t>(ex.tokens.size());
         for (uint8_t l : ex.loss) st.target_tokens += l;
         examples.push_back(std::move(ex));
+        task_of.push_back(st.tasks - 1);
       }
     }
   }
   if (examples.empty()) throw Error("no SFT example: no task has a target for the modes asked");
   st.examples = static_cast<int64_t>(examples.size());
   const int64_t eos = tok.token_id(chat::kEos);
-  write_example_data(out, examples, vocab_size, eos >= 0 ? eos : 1, val_fraction);
+  // Held out by task (all modes of a task on one side): the last val_fraction of the tasks
+  // that have examples, at least one when there are two or more.
+  std::vector<int64_t> with_examples;
+  for (int64_t t : task_of)
+    if (with_examples.empty() || with_examples.back() != t) with_examples.push_back(t);
+  size_t n_val_tasks = static_cast<size_t>(static_cast<double>(with_examples.size()) * val_fraction);
+  if (val_fraction > 0 && n_val_tasks == 0 && with_examples.size() >= 2) n_val_tasks = 1;
+  size_t n_val = 0;
+  if (n_val_tasks > 0) {
+    const int64_t first_val_task = with_examples[with_examples.size() - n_val_tasks];
+    for (int64_t t : task_of) n_val += t >= first_val_task;
+  }
+  write_example_data_split(out, examples, vocab_size, eos >= 0 ? eos : 1, n_val);
   return st;
 }
 

@@ -33,7 +33,8 @@ struct SftDataStats {
 };
 
 // Reads every task of every file (errors name file:line), renders each task x mode that has
-// a target, and writes the examples to `out` (version 2).
+// a target, and writes the examples to `out` (version 2). The held-out split takes the last
+// val_fraction of the tasks (every mode of a task lands on the same side).
 SftDataStats prepare_sft_data(const std::vector<std::string>& task_files, const Tokenizer& tok,
                               const std::vector<std::string>& modes, const std::string& out, double val_fraction,
                               int64_t vocab_size);

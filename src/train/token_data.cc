@@ -169,9 +169,15 @@ void write_token_data(const std::string& dir, const std::vector<std::vector<int6
 
 void write_example_data(const std::string& dir, const std::vector<Example>& examples, int64_t vocab_size,
                         int64_t eos_token_id, double val_fraction, int64_t shard_tokens) {
-  fs::create_directories(dir);
   size_t n_val = static_cast<size_t>(static_cast<double>(examples.size()) * val_fraction);
   if (val_fraction > 0 && n_val == 0 && examples.size() >= 2) n_val = 1;
+  write_example_data_split(dir, examples, vocab_size, eos_token_id, n_val, shard_tokens);
+}
+
+void write_example_data_split(const std::string& dir, const std::vector<Example>& examples, int64_t vocab_size,
+                              int64_t eos_token_id, size_t n_val, int64_t shard_tokens) {
+  fs::create_directories(dir);
+  if (n_val > examples.size()) throw Error("example data: " + std::to_string(n_val) + " held-out examples of " + std::to_string(examples.size()));
   const size_t n_train = examples.size() - n_val;
   nlohmann::json j = {{"format", "dsv4-tokens"}, {"version", 2}, {"vocab_size", vocab_size}, {"eos_token_id", eos_token_id}};
   auto write_split = [&](const std::string& split, size_t e0, size_t e1) {

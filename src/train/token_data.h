@@ -72,6 +72,9 @@ void write_token_data(const std::string& dir, const std::vector<std::vector<int6
 // examples (at least one when there are two or more) are held out. Atomic files.
 void write_example_data(const std::string& dir, const std::vector<Example>& examples, int64_t vocab_size,
                         int64_t eos_token_id, double val_fraction, int64_t shard_tokens = int64_t{1} << 26);
+// The same with the number of held-out examples (the last n_val) given.
+void write_example_data_split(const std::string& dir, const std::vector<Example>& examples, int64_t vocab_size,
+                              int64_t eos_token_id, size_t n_val, int64_t shard_tokens = int64_t{1} << 26);
 
 // A row of `len` tokens packed from whole examples (masked data): the first example is drawn by
 // a seeded hash of (step, row) as train_window does; the examples after it follow while they

@@ -135,6 +135,12 @@ TEST(SftData, PrepareRoundTripAndPacking) {
   std::vector<uint8_t> loss5(5);
   val_example_row(v, 0, 5, tok5.data(), loss5.data());
   EXPECT_EQ(tok5, std::vector<int64_t>(e0.tokens.begin(), e0.tokens.begin() + 5));
+  // Held out by task: with val_fraction 0.5 the last task (one example) is held out and the
+  // three modes of the first task stay together in train.
+  prepare_sft_data({tasks_file()}, v4_tokenizer(), sft_mode_names(), dir + "/split", 0.5, v4_tokenizer().vocab_size());
+  const TokenData sp = open_token_data(dir + "/split", 0);
+  EXPECT_EQ(sp.train_examples.size(), 3u);
+  EXPECT_EQ(sp.val_examples.size(), 1u);
   // Version-1 data is not example data.
   write_token_data(dir + "/v1", {{5, 6, 7}}, 64, 1, 0.0);
   const TokenData d1 = open_token_data(dir + "/v1", 64);
