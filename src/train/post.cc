@@ -281,7 +281,8 @@ void run_grpo(const GrpoConfig& c, const PostOptions& o) {
   const int64_t pad = policy.config.eos_token_id;
   const ForwardOptions fo = fwd_options(c.common.qat);
   const int64_t G = c.group_size, NP = c.common.prompts_per_step;
-  auto reward_of = [&](const BatchCompletion& cm) {
+  auto reward_of = [&](size_t prompt, const BatchCompletion& cm) {
+    if (o.reward) return o.reward(prompt, cm.tokens);
     int64_t hits = 0;
     for (int64_t t : cm.tokens) hits += t == c.reward.token;
     if (c.reward.type == "contains_token") return hits > 0 ? 1.0 : 0.0;
@@ -291,8 +292,10 @@ void run_grpo(const GrpoConfig& c, const PostOptions& o) {
     auto engine = sync_engine_model(policy, sync_dir);
     std::vector<BatchPrompt> req;
     std::vector<const std::vector<int64_t>*> req_prompt;
+    std::vector<size_t> prompt_index(static_cast<size_t>(NP));
     for (int64_t i = 0; i < NP; ++i) {
-      const auto& p = c.prompts.prompts[static_cast<size_t>((s * NP + i) % static_cast<int64_t>(c.prompts.prompts.size()))];
+      prompt_index[static_cast<size_t>(i)] = static_cast<size_t>((s * NP + i) % static_cast<int64_t>(c.prompts.prompts.size()));
+      const auto& p = c.prompts.prompts[prompt_index[static_cast<size_t>(i)]];
       for (int64_t g = 0; g < G; ++g) {
         BatchPrompt bp;
         bp.tokens = p;
@@ -318,7 +321,7 @@ void run_grpo(const GrpoConfig& c, const PostOptions& o) {
       double mean = 0, var = 0;
       for (int64_t g = 0; g < G; ++g) {
         const size_t k = static_cast<size_t>(i * G + g);
-        reward[k] = reward_of(comps[k]);
+        reward[k] = reward_of(prompt_index[static_cast<size_t>(i)], comps[k]);
         mean += reward[k] / static_cast<double>(G);
       }
       for (int64_t g = 0; g < G; ++g) var += std::pow(reward[static_cast<size_t>(i * G + g)] - mean, 2) / static_cast<double>(G);

@@ -135,6 +135,7 @@ PromptSet read_prompts(const json& j, const std::string& where, const Reader& to
         }
         const std::vector<int32_t> ids = tok.encode(text);
         ps.prompts.emplace_back(ids.begin(), ids.end());
+        ps.task_json.push_back(line);
       }
     }
   }

@@ -41,6 +41,9 @@ namespace dsv4::train {
 
 struct PromptSet {
   std::vector<std::vector<int64_t>> prompts;  // token ids
+  // When read from task files: each prompt's task as its JSON line (grader, tool_env, ...),
+  // for rewards that grade; empty for id prompts.
+  std::vector<std::string> task_json;
 };
 
 struct PostCommon {
@@ -98,6 +101,9 @@ struct PostStepLog {
 struct PostOptions {
   bool quiet = false;
   std::function<void(const PostStepLog&)> on_step;
+  // GRPO: when set, the reward of a completion (generated ids, EOS included when written) of
+  // prompt `prompt` (index into the config's prompts), replacing the config's reward.
+  std::function<double(size_t prompt, const std::vector<int64_t>& completion)> reward;
 };
 
 void run_distill(const DistillConfig& c, const PostOptions& o);

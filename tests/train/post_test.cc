@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -14,10 +15,12 @@
 #include "model/forward.h"
 #include "model/state.h"
 #include "model/weights.h"
+#include "text/tokenizer.h"
 #include "tiny_config.h"
 #include "train/model.h"
 #include "train/post.h"
 #include "train/post_run.h"
+#include "train/sft_data.h"
 
 namespace dsv4::train {
 namespace {
@@ -181,6 +184,56 @@ TEST(PostGrpo, SyntheticRewardRises) {
   ASSERT_EQ(again.size(), 3u);
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(again[i], r[i]) << i;
   fs::remove_all(dir);
+}
+
+// A caller's reward (e.g. a task grader) replaces the config's: prompt i of the step scores i.
+TEST(PostGrpo, RewardHook) {
+  const std::string dir = tmp_dir("hook");
+  tiny_checkpoint(dir + "/policy.safetensors", 21);
+  nlohmann::json j = grpo_json(dir, 2);
+  j["group_size"] = 2;
+  j["max_tokens"] = 2;
+  std::vector<double> r;
+  PostOptions o;
+  o.quiet = true;
+  o.reward = [](size_t prompt, const std::vector<int64_t>& completion) {
+    EXPECT_FALSE(completion.empty());
+    return static_cast<double>(prompt);
+  };
+  o.on_step = [&](const PostStepLog& s) { r.push_back(s.reward_mean); };
+  run_grpo(parse_grpo_config(j.dump(), dir + "/rl.json"), o);
+  // Step 1 takes prompts 0 and 1, step 2 prompts 2 and 3 (two prompts per step).
+  EXPECT_EQ(r, (std::vector<double>{0.5, 2.5}));
+  fs::remove_all(dir);
+}
+
+// Task prompts are the chat-encoded prompt messages (+ tools) in the asked mode: the same ids
+// as the non-target head of the SFT example of that task and mode.
+TEST(PostConfig, TaskPromptsAreTheEncodedPrompt) {
+  const std::string tasks = std::string(DSV4_TEST_DATA_DIR) + "/sft/tasks.jsonl";
+  const std::string tok_path = std::string(DSV4_ASSETS_DIR) + "/deepseek-v4-tokenizer.json.gz";
+  nlohmann::json j = {{"policy", "p"}, {"out", "o"}, {"tasks", {tasks}}, {"tokenizer", tok_path}, {"mode", "think-high"},
+                      {"reward", {{"type", "contains_token"}, {"token", 5}}}};
+  const GrpoConfig c = parse_grpo_config(j.dump(), "/x/rl.json");
+  ASSERT_EQ(c.prompts.prompts.size(), 2u);
+  ASSERT_EQ(c.prompts.task_json.size(), 2u);
+  const Tokenizer tok = Tokenizer::load(tok_path);
+  std::ifstream in(tasks);
+  size_t i = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    const auto t = nlohmann::ordered_json::parse(line);
+    const Example ex = render_sft_example(t["messages"], t.contains("tools") ? t["tools"] : nlohmann::ordered_json::array(),
+                                          t["targets"]["think-high"], "think-high", tok, "");
+    size_t n = 0;
+    while (n < ex.loss.size() && !ex.loss[n]) ++n;
+    EXPECT_EQ(c.prompts.prompts[i], std::vector<int64_t>(ex.tokens.begin(), ex.tokens.begin() + static_cast<std::ptrdiff_t>(n))) << i;
+    EXPECT_EQ(nlohmann::ordered_json::parse(c.prompts.task_json[i])["id"], t["id"]);
+    ++i;
+  }
+  EXPECT_EQ(i, 2u);
+  j["mode"] = "think-low";
+  EXPECT_THROW(parse_grpo_config(j.dump(), "/x/rl.json"), Error);
 }
 
 TEST(PostConfig, ErrorsNameTheField) {
