@@ -184,6 +184,9 @@ void run_distill(const DistillConfig& c, const PostOptions& o) {
   const std::string sync_dir = (fs::path(c.common.out) / "sync").string();
   const int64_t pad = student.config.eos_token_id;
   const ForwardOptions fo = fwd_options(c.common.qat);
+  ForwardOptions fo_mtp = fo;
+  fo_mtp.mtp = true;
+  const bool use_mtp = c.mtp_weight > 0 && student.config.n_mtp_layers > 0;
   const size_t D = c.domains.size();
   for (int64_t s = 0; s < c.common.steps; ++s) {
     // Rollouts of every domain in one batched generation from the current student.
@@ -219,7 +222,7 @@ void run_distill(const DistillConfig& c, const PostOptions& o) {
     PostStepLog sl;
     sl.step = s + 1;
     sl.domain_kl.assign(D, 0.0);
-    double loss_sum = 0;
+    double loss_sum = 0, mtp_sum = 0;
     for (size_t d = 0; d < D; ++d) {
       std::vector<const std::vector<int64_t>*> ps;
       std::vector<const BatchCompletion*> cs;
@@ -235,30 +238,38 @@ void run_distill(const DistillConfig& c, const PostOptions& o) {
         torch::NoGradGuard ng;
         tl = forward(teachers[d], b.tokens, fo).logits;
       }
-      const Tensor sl_logits = forward(student, b.tokens, fo).logits;
+      const ForwardResult fr = forward(student, b.tokens, use_mtp ? fo_mtp : fo);
       const int64_t L1 = b.tokens.size(1) - 1;
-      const Tensor kl_mean = reverse_kl(sl_logits.narrow(1, 0, L1), tl.narrow(1, 0, L1), b.mask);
+      const Tensor kl_mean = reverse_kl(fr.logits.narrow(1, 0, L1), tl.narrow(1, 0, L1), b.mask);
       sl.domain_kl[d] = kl_mean.item<double>();
       // Weighted by the domain's share of the step's completion tokens: the step's loss is
       // the mean over all completion tokens.
-      const Tensor loss = kl_mean * (static_cast<double>(b.completion_tokens) / static_cast<double>(total_completion));
-      loss.backward();
+      const double share = static_cast<double>(b.completion_tokens) / static_cast<double>(total_completion);
+      Tensor loss = kl_mean * share;
       loss_sum += loss.item<double>();
+      if (use_mtp && L1 >= 2) {
+        // MTP row i predicts token i+2, which the teacher's main head predicts at i+1.
+        const Tensor mtp_kl = reverse_kl(fr.mtp_logits.narrow(1, 0, L1 - 1), tl.narrow(1, 1, L1 - 1), b.mask.narrow(1, 1, L1 - 1));
+        loss = loss + c.mtp_weight * share * mtp_kl;
+        mtp_sum += share * mtp_kl.item<double>();
+      }
+      loss.backward();
     }
-    sl.loss = loss_sum;
     sl.kl = loss_sum;
+    sl.mtp_kl = mtp_sum;
+    sl.loss = loss_sum + c.mtp_weight * mtp_sum;
     sl.lr = c.common.lr;
     sl.completion_tokens = static_cast<double>(total_completion) / static_cast<double>(std::max<size_t>(1, comps.size()));
     if (!std::isfinite(sl.loss)) throw Error("non-finite distillation loss at step " + std::to_string(s + 1));
     sl.grad_norm = clip_gradients(student, c.common.grad_clip);
     opt.step(c.common.lr);
     nlohmann::json j = {{"step", sl.step}, {"loss", sl.loss}, {"kl", sl.kl}, {"lr", sl.lr}, {"grad_norm", sl.grad_norm},
-                        {"completion_tokens", sl.completion_tokens}};
+                        {"completion_tokens", sl.completion_tokens}, {"mtp_kl", sl.mtp_kl}};
     for (size_t d = 0; d < D; ++d) j["kl." + c.domains[d].name] = sl.domain_kl[d];
     files.add(j);
     if (!o.quiet)
-      std::fprintf(stderr, "distill step %lld/%lld  reverse KL %.4f  |g| %.3g  completion %.1f tokens\n",
-                   static_cast<long long>(sl.step), static_cast<long long>(c.common.steps), sl.kl, sl.grad_norm,
+      std::fprintf(stderr, "distill step %lld/%lld  reverse KL %.4f (MTP %.4f)  |g| %.3g  completion %.1f tokens\n",
+                   static_cast<long long>(sl.step), static_cast<long long>(c.common.steps), sl.kl, sl.mtp_kl, sl.grad_norm,
                    sl.completion_tokens);
     if (o.on_step) o.on_step(sl);
   }

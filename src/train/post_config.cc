@@ -158,13 +158,14 @@ json parse_json(const std::string& text, const std::string& source) {
 DistillConfig parse_distill_config(const std::string& text, const std::string& source) {
   const json j = parse_json(text, source);
   Reader rd{j, source, fs::path(source).parent_path(), kCommon};
-  rd.known.insert(rd.known.end(), {"student", "domains", "samples_per_prompt"});
+  rd.known.insert(rd.known.end(), {"student", "domains", "samples_per_prompt", "mtp_weight"});
   rd.check_known();
   DistillConfig c;
   read_common(rd, c.common);
   rd.str("student", c.student, true);
   if (c.student.empty()) throw Error(source + ": missing field student");
   rd.num("samples_per_prompt", c.samples_per_prompt, 1, 1e6);
+  rd.num("mtp_weight", c.mtp_weight, 0, 1e3);
   if (!j.contains("domains") || !j["domains"].is_array() || j["domains"].empty())
     throw Error(source + ": field domains must be a non-empty array");
   for (size_t i = 0; i < j["domains"].size(); ++i) {

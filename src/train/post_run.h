@@ -10,9 +10,10 @@
 //              | "tasks": ["F.jsonl", ...]}, ...]   (each teacher scores its own domain)
 //   tokenizer, mode ("non-think" | "think-high" | "think-max"): to render task prompts
 //   out; steps, prompts_per_step (per domain), samples_per_prompt, max_tokens, temperature,
-//   lr, weight_decay, grad_clip, muon, qat (default true), seed, threads
+//   lr, weight_decay, grad_clip, muon, qat (default true), seed, threads, mtp_weight (0.3)
 // Loss: per-token reverse KL(p_student || p_teacher) over the whole vocabulary at every
-// completion position, averaged over the completion tokens of the step.
+// completion position, averaged over the completion tokens of the step; plus mtp_weight x the
+// same for the student's MTP block against the teacher's next position.
 //
 // rl.json (GRPO):
 //   policy: checkpoint or directory to start from (the SFT model); reference: the same kinds
@@ -65,6 +66,9 @@ struct DistillConfig {
   std::string student;
   std::vector<DistillDomain> domains;
   int64_t samples_per_prompt = 1;
+  // The MTP block is distilled along: its row i (predicting token i+2) against the teacher's
+  // main-head distribution at i+1, reverse KL on the completion positions, with this weight.
+  double mtp_weight = 0.3;
 };
 
 struct GrpoReward {
@@ -89,6 +93,7 @@ struct PostStepLog {
   int64_t step = 0;  // 1-based
   double loss = 0, lr = 0, grad_norm = 0;
   double kl = 0;                      // distill: mean reverse KL; GRPO: mean k3 KL to the reference
+  double mtp_kl = 0;                  // distill: the MTP block's reverse KL (see DistillConfig)
   std::vector<double> domain_kl;      // distill: per domain
   double reward_mean = 0;             // GRPO
   double completion_tokens = 0;       // mean completion length
