@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/file.h"
 #include "model/forward.h"
 #include "model/state.h"
 #include "model/weights.h"
@@ -241,6 +243,31 @@ TEST(PostConfig, TaskPromptsAreTheEncodedPrompt) {
   EXPECT_EQ(i, 2u);
   j["mode"] = "think-low";
   EXPECT_THROW(parse_grpo_config(j.dump(), "/x/rl.json"), Error);
+}
+
+// The command lines: `dsv4 train grpo` / `dsv4 train distill` run a step and write their log
+// and checkpoint; a bad config fails naming the field.
+TEST(PostCli, GrpoAndDistillRun) {
+  const std::string dir = tmp_dir("cli");
+  tiny_checkpoint(dir + "/policy.safetensors", 21);
+  nlohmann::json g = grpo_json(dir, 1);
+  g["group_size"] = 2;
+  g["max_tokens"] = 3;
+  write_file_atomic(dir + "/rl.json", g.dump());
+  const std::string bin = std::string(DSV4_BIN) + " train ";
+  ASSERT_EQ(std::system((bin + "grpo --config " + dir + "/rl.json 2> " + dir + "/log.txt").c_str()), 0) << read_file(dir + "/log.txt");
+  EXPECT_NE(read_file(dir + "/log.txt").find("grpo step 1/1  reward"), std::string::npos) << read_file(dir + "/log.txt");
+  EXPECT_TRUE(fs::exists(dir + "/out/checkpoint.safetensors"));
+  nlohmann::json d = {{"student", dir + "/out"}, {"domains", {{{"name", "a"}, {"teacher", dir + "/policy.safetensors"}, {"prompts", {{5, 6}}}}}},
+                      {"out", dir + "/dout"}, {"steps", 1}, {"max_tokens", 3}, {"threads", 1}};
+  write_file_atomic(dir + "/distill.json", d.dump());
+  ASSERT_EQ(std::system((bin + "distill --config " + dir + "/distill.json --quiet 2> " + dir + "/log2.txt").c_str()), 0) << read_file(dir + "/log2.txt");
+  EXPECT_NE(read_file(dir + "/dout/log.jsonl").find("\"kl.a\""), std::string::npos);
+  d["steps"] = -1;
+  write_file_atomic(dir + "/distill.json", d.dump());
+  EXPECT_NE(std::system((bin + "distill --config " + dir + "/distill.json 2> " + dir + "/err.txt").c_str()), 0);
+  EXPECT_NE(read_file(dir + "/err.txt").find("field steps"), std::string::npos) << read_file(dir + "/err.txt");
+  fs::remove_all(dir);
 }
 
 TEST(PostConfig, ErrorsNameTheField) {

@@ -4,6 +4,7 @@
 // SFT run's loss falls.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -177,6 +178,20 @@ TEST(SftData, ErrorsNameFileAndLine) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("train-00000.mask"), std::string::npos) << e.what();
   }
+  fs::remove_all(dir);
+}
+
+// The command line: `dsv4 train data sft` (through the dsv4 binary's dispatch to dsv4-train).
+TEST(SftData, CommandLine) {
+  const std::string dir = tmp_dir("cli");
+  const std::string base = std::string(DSV4_BIN) + " train data sft --tasks " + tasks_file() + " --tokenizer " +
+                           DSV4_ASSETS_DIR + "/deepseek-v4-tokenizer.json.gz --out " + dir + "/data";
+  ASSERT_EQ(std::system((base + " --modes non-think,think-max > " + dir + "/log.txt 2>&1").c_str()), 0) << read_file(dir + "/log.txt");
+  EXPECT_NE(read_file(dir + "/log.txt").find("2 tasks -> 2 examples"), std::string::npos) << read_file(dir + "/log.txt");
+  const TokenData d = open_token_data(dir + "/data", 0);
+  EXPECT_TRUE(d.masked);
+  EXPECT_NE(std::system((base + " --modes non-think,high-max > " + dir + "/err.txt 2>&1").c_str()), 0);
+  EXPECT_NE(read_file(dir + "/err.txt").find("unknown mode \"high-max\""), std::string::npos) << read_file(dir + "/err.txt");
   fs::remove_all(dir);
 }
 
