@@ -19,6 +19,7 @@ int cmd_init(int argc, char** argv);        // write a random model in the offic
 int cmd_serve(int argc, char** argv);       // OpenAI / Anthropic HTTP server
 int cmd_kv(int argc, char** argv);          // KV cache bytes at a context length
 int cmd_bench(int argc, char** argv);       // machine limits + prefill/decode speed
+int cmd_tasks(int argc, char** argv);       // generated task suites -> JSONL
 int cmd_train(int argc, char** argv);       // runs dsv4-train (the trainer links libtorch; dsv4 does not)
 
 }  // namespace dsv4::cli
