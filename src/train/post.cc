@@ -283,7 +283,7 @@ void run_grpo(const GrpoConfig& c, const PostOptions& o) {
   TrainModel policy = load_any_model(c.policy);
   const int64_t V = policy.config.vocab_size;
   check_prompts(c.prompts, V, c.common.source);
-  if (c.reward.token >= V) throw Error(c.common.source + ": reward token " + std::to_string(c.reward.token) + " outside the vocabulary");
+  if (c.reward.type != "grade" && c.reward.token >= V) throw Error(c.common.source + ": reward token " + std::to_string(c.reward.token) + " outside the vocabulary");
   std::optional<TrainModel> reference;
   if (c.kl_weight > 0) reference = load_any_model(c.reference.empty() ? c.policy : c.reference);
   Optimizer opt(policy, optim_config(c.common));
@@ -292,8 +292,10 @@ void run_grpo(const GrpoConfig& c, const PostOptions& o) {
   const int64_t pad = policy.config.eos_token_id;
   const ForwardOptions fo = fwd_options(c.common.qat);
   const int64_t G = c.group_size, NP = c.common.prompts_per_step;
+  std::function<double(size_t, const std::vector<int64_t>&)> custom = o.reward;
+  if (!custom && c.reward.type == "grade") custom = make_grade_reward(c);
   auto reward_of = [&](size_t prompt, const BatchCompletion& cm) {
-    if (o.reward) return o.reward(prompt, cm.tokens);
+    if (custom) return custom(prompt, cm.tokens);
     int64_t hits = 0;
     for (int64_t t : cm.tokens) hits += t == c.reward.token;
     if (c.reward.type == "contains_token") return hits > 0 ? 1.0 : 0.0;

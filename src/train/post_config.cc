@@ -8,6 +8,8 @@
 #include "base/file.h"
 #include "text/chat_encoder.h"
 #include "text/json_py.h"
+#include "text/output_parser.h"
+#include "train/tasks/task.h"
 #include "text/tokenizer.h"
 #include "train/post_run.h"
 
@@ -60,6 +62,10 @@ const std::vector<std::string> kCommon = {"out", "steps", "prompts_per_step", "m
 
 void read_common(const Reader& rd, PostCommon& c) {
   c.source = rd.source;
+  rd.str("tokenizer", c.tokenizer, true);
+  rd.str("mode", c.mode, false);
+  if (c.mode != "non-think" && c.mode != "think-high" && c.mode != "think-max")
+    throw Error(rd.source + ": field mode must be non-think, think-high or think-max");
   rd.str("out", c.out, true);
   if (c.out.empty()) throw Error(rd.source + ": missing field out");
   rd.num("steps", c.steps, 0, 1e12);
@@ -209,11 +215,45 @@ GrpoConfig parse_grpo_config(const std::string& text, const std::string& source)
       throw Error(source + ": reward." + c.reward.type + " needs an integer token");
     c.reward.token = r["token"].get<int64_t>();
   } else if (c.reward.type == "grade") {
-    throw Error(source + ": reward type \"grade\" needs the task library (tasks::grade), not wired into GRPO yet");
+    if (c.prompts.task_json.size() != c.prompts.prompts.size())
+      throw Error(source + ": reward type \"grade\" needs task prompts (field tasks), not token ids");
+    for (size_t i = 0; i < c.prompts.task_json.size(); ++i) {
+      const tasks::Task t = tasks::task_from_json(tasks::Json::parse(c.prompts.task_json[i]), source + ": task prompt " + std::to_string(i));
+      if (!t.tools.empty())
+        throw Error(source + ": task " + t.id + " offers tools: GRPO rollouts do not run tools yet (multi-turn rollouts are a later step)");
+    }
   } else {
     throw Error(source + ": reward.type must be token_fraction, contains_token or grade");
   }
   return c;
+}
+
+std::function<double(size_t, const std::vector<int64_t>&)> make_grade_reward(const GrpoConfig& c) {
+  if (c.common.tokenizer.empty()) throw Error(c.common.source + ": the grade reward needs field tokenizer");
+  auto tok = std::make_shared<Tokenizer>(Tokenizer::load(c.common.tokenizer));
+  auto graders = std::make_shared<std::vector<tasks::Json>>();
+  for (size_t i = 0; i < c.prompts.task_json.size(); ++i)
+    graders->push_back(tasks::task_from_json(tasks::Json::parse(c.prompts.task_json[i]), c.common.source + ": task prompt " + std::to_string(i)).grader);
+  const chat::ThinkingMode mode = c.common.mode == "non-think" ? chat::ThinkingMode::Chat : chat::ThinkingMode::Thinking;
+  return [tok, graders, mode](size_t prompt, const std::vector<int64_t>& completion) {
+    if (prompt >= graders->size()) throw Error("grade reward: prompt " + std::to_string(prompt) + " has no task");
+    std::vector<int32_t> ids;
+    for (int64_t t : completion)
+      if (t >= 0 && t < tok->vocab_size()) ids.push_back(static_cast<int32_t>(t));
+    const chat::ParsedMessage m = chat::parse_completion_lenient(tok->decode(ids, false), mode);
+    std::vector<tasks::ToolCallMade> calls;
+    for (const chat::ParsedToolCall& tc : m.tool_calls) {
+      tasks::ToolCallMade made;
+      made.name = tc.name;
+      try {
+        made.arguments = tasks::Json::parse(tc.arguments);
+      } catch (const tasks::Json::exception&) {
+        made.arguments = tc.arguments;
+      }
+      calls.push_back(std::move(made));
+    }
+    return tasks::grade((*graders)[prompt], m.content, calls).correct ? 1.0 : 0.0;
+  };
 }
 
 }  // namespace dsv4::train

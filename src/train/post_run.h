@@ -20,8 +20,9 @@
 //   (optional; for the KL penalty, default: the starting policy when kl_weight > 0)
 //   prompts / tasks (+ tokenizer, mode) as a distill domain; reward: {"type": "token_fraction",
 //   "token": X} (share of completion tokens equal to X) | {"type": "contains_token", "token": X}
-//   (synthetic rewards for tests) | {"type": "grade"} (the task's grader: needs the task
-//   library, tasks::grade; not wired yet)
+//   (synthetic rewards for tests) | {"type": "grade"} (task prompts: 1 when the task's grader
+//   accepts the completion, decoded and parsed in `mode`, else 0; tool tasks need multi-turn
+//   rollouts that run the tools and are refused for now)
 //   group_size (G samples per prompt, default 8), prompts_per_step, max_tokens, temperature
 //   (default 1), clip (epsilon, default 0.2), kl_weight (default 0), updates_per_batch
 //   (policy updates per sampled batch, default 1), out, steps, lr, weight_decay, grad_clip,
@@ -49,6 +50,7 @@ struct PromptSet {
 
 struct PostCommon {
   std::string source, out;
+  std::string tokenizer, mode = "think-high";  // task prompts (and graded rewards)
   int64_t steps = 20, prompts_per_step = 4, max_tokens = 32;
   double temperature = 1.0, lr = 1e-3, weight_decay = 0.0, grad_clip = 1.0;
   bool muon = true, qat = true;
@@ -110,6 +112,11 @@ struct PostOptions {
   // prompt `prompt` (index into the config's prompts), replacing the config's reward.
   std::function<double(size_t prompt, const std::vector<int64_t>& completion)> reward;
 };
+
+// The "grade" reward of a GRPO config with task prompts: decodes the completion with the
+// config's tokenizer, parses it in the config's mode (reasoning / content / DSML tool calls)
+// and returns 1 when tasks::grade accepts it, else 0.
+std::function<double(size_t prompt, const std::vector<int64_t>& completion)> make_grade_reward(const GrpoConfig& c);
 
 void run_distill(const DistillConfig& c, const PostOptions& o);
 void run_grpo(const GrpoConfig& c, const PostOptions& o);

@@ -1,7 +1,7 @@
 // SFT data (no torch in this file): task JSONL -> chat-encoded examples whose loss mask covers
 // exactly the assistant's tokens (reasoning, content, tool calls, each turn's EOS) in every
 // mode; version-2 token data round trip and example packing; errors name file and line; an
-// SFT run's loss falls.
+// SFT run's loss falls. Also GRPO's grade reward (torch-free too).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -13,6 +13,7 @@
 #include "base/file.h"
 #include "text/tokenizer.h"
 #include "tiny_config.h"
+#include "train/post_run.h"
 #include "train/run.h"
 #include "train/sft_data.h"
 #include "train/token_data.h"
@@ -192,6 +193,38 @@ TEST(SftData, CommandLine) {
   EXPECT_TRUE(d.masked);
   EXPECT_NE(std::system((base + " --modes non-think,high-max > " + dir + "/err.txt 2>&1").c_str()), 0);
   EXPECT_NE(read_file(dir + "/err.txt").find("unknown mode \"high-max\""), std::string::npos) << read_file(dir + "/err.txt");
+  fs::remove_all(dir);
+}
+
+// GRPO's "grade" reward on task prompts: the completion is decoded, parsed in the config's
+// mode and graded by the task's grader (the fixture's task 0: numeric answer 14).
+TEST(GrpoGradeReward, GradesDecodedCompletions) {
+  const std::string dir = tmp_dir("grade");
+  const std::string all = read_file(tasks_file());
+  write_file_atomic(dir + "/math.jsonl", all.substr(0, all.find('\n') + 1));
+  nlohmann::json j = {{"policy", "p"}, {"out", "o"}, {"tasks", {dir + "/math.jsonl"}},
+                      {"tokenizer", std::string(DSV4_ASSETS_DIR) + "/deepseek-v4-tokenizer.json.gz"}, {"mode", "think-high"},
+                      {"reward", {{"type", "grade"}}}};
+  const GrpoConfig c = parse_grpo_config(j.dump(), dir + "/rl.json");
+  const auto reward = make_grade_reward(c);
+  auto ids = [](const std::string& text) {
+    const std::vector<int32_t> v = v4_tokenizer().encode(text);
+    return std::vector<int64_t>(v.begin(), v.end());
+  };
+  EXPECT_EQ(reward(0, ids("3*4 = 12, 2+12 = 14.</think>The answer is 14<｜end▁of▁sentence｜>")), 1.0);
+  EXPECT_EQ(reward(0, ids("3*4 = 12, 2+12 = 15.</think>The answer is 15<｜end▁of▁sentence｜>")), 0.0);
+  EXPECT_EQ(reward(0, ids("14 is in the reasoning only")), 0.0);  // cut off before </think>: no answer
+  // Token-id prompts and tool tasks are refused, naming the reason.
+  j["tasks"] = {tasks_file()};
+  try {
+    parse_grpo_config(j.dump(), dir + "/rl.json");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tools.calc/train/000000 offers tools"), std::string::npos) << e.what();
+  }
+  j.erase("tasks");
+  j["prompts"] = {{1, 2}};
+  EXPECT_THROW(parse_grpo_config(j.dump(), dir + "/rl.json"), Error);
   fs::remove_all(dir);
 }
 
