@@ -287,7 +287,7 @@ TEST(PostConfig, ErrorsNameTheField) {
   expect_error(g, "reward", true);
   g = grpo_json("/x", 1);
   g["reward"] = {{"type", "grade"}};
-  expect_error(g, "task library", true);
+  expect_error(g, "needs task prompts", true);
   g = grpo_json("/x", 1);
   g["group_size"] = 1;
   expect_error(g, "group_size", true);
