@@ -19,7 +19,7 @@ int cmd_init(int argc, char** argv);        // write a random model in the offic
 int cmd_serve(int argc, char** argv);       // OpenAI / Anthropic HTTP server
 int cmd_kv(int argc, char** argv);          // KV cache bytes at a context length
 int cmd_bench(int argc, char** argv);       // machine limits + prefill/decode speed
-int cmd_train(int argc, char** argv);
-int cmd_eval(int argc, char** argv);        // task suites against a model or an endpoint, per reasoning mode       // runs dsv4-train (the trainer links libtorch; dsv4 does not)
+int cmd_train(int argc, char** argv);       // runs dsv4-train (the trainer links libtorch; dsv4 does not)
+int cmd_eval(int argc, char** argv);        // task suites against a model or an endpoint, per reasoning mode
 
 }  // namespace dsv4::cli
