@@ -1,5 +1,7 @@
 #include "train/model.h"
 
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <torch/autograd.h>
 
 #include <algorithm>
@@ -217,37 +219,126 @@ Tensor sinkhorn_iterate(const Tensor& x, int64_t iters, double eps, std::vector<
   return m;
 }
 
+// The same iterations fused per n x n matrix (one pass over memory instead of ~200 small
+// torch ops per call; the profile of a training step had Sinkhorn at ~15%). Backward
+// recomputes each matrix's trace on the stack. Values follow sinkhorn_iterate's formulas in
+// the same order per element (grad_test ties the two together).
+template <typename T>
+void sinkhorn_matrix(const T* x, int64_t n, int64_t iters, T eps, T* trace /* (2 iters + 1) n^2 */, T* out) {
+  const int64_t nn = n * n;
+  T* sm = trace;
+  for (int64_t i = 0; i < n; ++i) {  // softmax over each row
+    const T* xr = x + i * n;
+    T mx = xr[0];
+    for (int64_t j = 1; j < n; ++j) mx = std::max(mx, xr[j]);
+    T sum = 0;
+    for (int64_t j = 0; j < n; ++j) sum += (sm[i * n + j] = std::exp(xr[j] - mx));
+    for (int64_t j = 0; j < n; ++j) sm[i * n + j] /= sum;
+  }
+  T* cur = trace + nn;  // the input of the next normalisation
+  for (int64_t k = 0; k < nn; ++k) cur[k] = sm[k] + eps;
+  for (int64_t it = 0; it < iters; ++it) {
+    if (it > 0) {  // rows
+      T* nx = cur + nn;
+      for (int64_t i = 0; i < n; ++i) {
+        T d = 0;
+        for (int64_t j = 0; j < n; ++j) d += cur[i * n + j];
+        d += eps;
+        for (int64_t j = 0; j < n; ++j) nx[i * n + j] = cur[i * n + j] / d;
+      }
+      cur = nx;
+    }
+    T* nx = (it == iters - 1) ? out : cur + nn;  // columns
+    for (int64_t j = 0; j < n; ++j) {
+      T d = 0;
+      for (int64_t i = 0; i < n; ++i) d += cur[i * n + j];
+      d += eps;
+      for (int64_t i = 0; i < n; ++i) nx[i * n + j] = cur[i * n + j] / d;
+    }
+    if (it != iters - 1) cur = nx;
+  }
+}
+
+template <typename T>
+void sinkhorn_matrix_backward(const T* x, const T* gy, int64_t n, int64_t iters, T eps, T* trace, T* gx) {
+  const int64_t nn = n * n;
+  std::vector<T> outbuf(static_cast<size_t>(nn)), g(gy, gy + nn), g2(static_cast<size_t>(nn));
+  sinkhorn_matrix(x, n, iters, eps, trace, outbuf.data());
+  // trace: sm, then the inputs of the normalisations in order (col of it 0, row+col of it > 0).
+  int64_t k = 1 + (2 * iters - 1);  // one past the last normalisation input
+  // y = m / (sum(m) + eps) along rows or columns: dm = g / d - sum(g * m) / d^2.
+  auto back = [&](const T* m, bool columns) {
+    for (int64_t a = 0; a < n; ++a) {
+      T d = 0, gm = 0;
+      for (int64_t b = 0; b < n; ++b) {
+        const int64_t e = columns ? b * n + a : a * n + b;
+        d += m[e];
+        gm += g[e] * m[e];
+      }
+      d += eps;
+      for (int64_t b = 0; b < n; ++b) {
+        const int64_t e = columns ? b * n + a : a * n + b;
+        g2[e] = g[e] / d - gm / (d * d);
+      }
+    }
+    g.swap(g2);
+  };
+  for (int64_t it = iters - 1; it >= 0; --it) {
+    back(trace + (--k) * nn, true);
+    if (it > 0) back(trace + (--k) * nn, false);
+  }
+  const T* sm = trace;
+  for (int64_t i = 0; i < n; ++i) {
+    T dot = 0;
+    for (int64_t j = 0; j < n; ++j) dot += g[i * n + j] * sm[i * n + j];
+    for (int64_t j = 0; j < n; ++j) gx[i * n + j] = sm[i * n + j] * (g[i * n + j] - dot);
+  }
+}
+
+// Applies f(matrix index, trace scratch) over all n x n matrices of a contiguous tensor.
+template <typename T, typename Fn>
+void for_each_matrix(int64_t count, int64_t n, int64_t iters, Fn fn) {
+  at::parallel_for(0, count, 256, [&](int64_t b, int64_t e) {
+    std::vector<T> trace(static_cast<size_t>((2 * iters + 1) * n * n));
+    for (int64_t i = b; i < e; ++i) fn(i, trace.data());
+  });
+}
+
 struct SinkhornFn : public F::Function<SinkhornFn> {
-  static Tensor forward(F::AutogradContext* ctx, const Tensor& x, int64_t iters, double eps) {
+  static Tensor forward(F::AutogradContext* ctx, const Tensor& x_in, int64_t iters, double eps) {
+    Tensor x = x_in.contiguous();
     ctx->save_for_backward({x});
     ctx->saved_data["iters"] = iters;
     ctx->saved_data["eps"] = eps;
-    torch::NoGradGuard ng;
-    return sinkhorn_iterate(x, iters, eps, nullptr);
+    const int64_t n = x.size(-1);
+    if (x.size(-2) != n || iters < 1) throw Error("sinkhorn: expected [..., n, n] and iters >= 1");
+    Tensor y = torch::empty_like(x);
+    const int64_t count = x.numel() / (n * n);
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sinkhorn", [&] {
+      const scalar_t* xp = x.data_ptr<scalar_t>();
+      scalar_t* yp = y.data_ptr<scalar_t>();
+      for_each_matrix<scalar_t>(count, n, iters, [&](int64_t i, scalar_t* tr) {
+        sinkhorn_matrix<scalar_t>(xp + i * n * n, n, iters, static_cast<scalar_t>(eps), tr, yp + i * n * n);
+      });
+    });
+    return y;
   }
   static F::variable_list backward(F::AutogradContext* ctx, F::variable_list grads) {
     const Tensor x = ctx->get_saved_variables()[0];
     const int64_t iters = ctx->saved_data["iters"].toInt();
     const double eps = ctx->saved_data["eps"].toDouble();
-    std::vector<Tensor> tr;
-    {
-      torch::NoGradGuard ng;
-      sinkhorn_iterate(x, iters, eps, &tr);
-    }
-    Tensor g = grads[0];
-    // y = m / (sum_dim(m) + eps): dm = g / d - sum_dim(g * m) / d^2 (d broadcast along dim).
-    auto norm_back = [&](const Tensor& m, const Tensor& g, int64_t dim) {
-      Tensor d = m.sum(dim, true) + eps;
-      return g / d - (g * m).sum(dim, true) / (d * d);
-    };
-    // trace: sm, then per iteration [row input (it > 0)], col input.
-    size_t k = tr.size();
-    for (int64_t it = iters - 1; it >= 0; --it) {
-      g = norm_back(tr[--k], g, -2);
-      if (it > 0) g = norm_back(tr[--k], g, -1);
-    }
-    const Tensor& sm = tr[--k];
-    Tensor gx = sm * (g - (g * sm).sum(-1, true));
+    const int64_t n = x.size(-1), count = x.numel() / (n * n);
+    Tensor gy = grads[0].to(x.scalar_type()).contiguous();
+    Tensor gx = torch::empty_like(x);
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sinkhorn_backward", [&] {
+      const scalar_t* xp = x.data_ptr<scalar_t>();
+      const scalar_t* gp = gy.data_ptr<scalar_t>();
+      scalar_t* op = gx.data_ptr<scalar_t>();
+      for_each_matrix<scalar_t>(count, n, iters, [&](int64_t i, scalar_t* tr) {
+        sinkhorn_matrix_backward<scalar_t>(xp + i * n * n, gp + i * n * n, n, iters, static_cast<scalar_t>(eps), tr,
+                                           op + i * n * n);
+      });
+    });
     return {gx, Tensor(), Tensor()};
   }
 };
@@ -457,7 +548,12 @@ HcMix hc_coeffs(const Ctx& cx, const std::string& site, const Tensor& X) {
 Tensor hc_collapse(const Tensor& X, const Tensor& pre) { return (pre.unsqueeze(-1) * X).sum(-2); }
 // out_k = post_k f + sum_j comb[j, k] X_j
 Tensor hc_expand(const Tensor& f, const Tensor& X, const HcMix& h) {
-  return h.post.unsqueeze(-1) * f.unsqueeze(-2) + torch::matmul(h.comb.transpose(-1, -2), X);
+  // Unrolled over j: a batched matmul of B*S tiny hc x hc matrices runs one GEMM call per
+  // token in torch's CPU bmm (and its backward), which dominated the training step.
+  // Summed in the engine's order (model/mhc.cc): s = sum_j comb[j, k] X_j, then post_k f + s.
+  Tensor s = h.comb.select(-2, 0).unsqueeze(-1) * X.select(-2, 0).unsqueeze(-2);
+  for (int64_t j = 1; j < X.size(-2); ++j) s = s + h.comb.select(-2, j).unsqueeze(-1) * X.select(-2, j).unsqueeze(-2);
+  return h.post.unsqueeze(-1) * f.unsqueeze(-2) + s;
 }
 
 // Compressed entries [B, T, d] (T = S / ratio) of a compressor (spec 3.4), normalised, with

@@ -34,6 +34,7 @@ constexpr Command kCommands[] = {
     {"init", dsv4::cli::cmd_init, "write a random model (presets: tiny, flash-scaled) in the official layout"},
     {"kv", dsv4::cli::cmd_kv, "KV cache bytes at a context length, by component, vs DeepSeek-V3.2"},
     {"bench", dsv4::cli::cmd_bench, "measure bandwidth, GEMM peak, prefill and decode speed"},
+    {"tasks", dsv4::cli::cmd_tasks, "task suites with verifiable answers: tasks list; tasks write --suite S --out FILE.jsonl"},
     {"train", dsv4::cli::cmd_train, "pre-train a V4 model (--config run.json); train export / train data prepare"},
 };
 

@@ -29,6 +29,9 @@ struct Task {
   std::string suite;   // e.g. "math.multistep"
   std::string domain;  // "math" | "code" | "logic" | "instruct" | "tools" | "longctx" | "chat"
   Split split = Split::Train;
+  // The problem's canonical form (what decides its split; built-in suites only, "" for a
+  // user-brought task). Optional in JSONL ("canonical").
+  std::string canonical;
   Json messages = Json::array();  // the prompt: OpenAI-style messages (system?, user)
   Json tools = Json::array();     // OpenAI function tools ([] = none)
   Json tool_env = nullptr;        // what the simulated tools answer (see tools below)
@@ -51,11 +54,21 @@ std::vector<std::string> suite_names();
 // n tasks of `suite` for `split`, deterministic in (suite, split, n, seed). Train and
 // held-out problems are disjoint by construction (see docs/tasks-format.md).
 std::vector<Task> generate_suite(const std::string& suite, Split split, int64_t n, uint64_t seed);
+// The split a built-in suite's problem with this canonical form belongs to.
+Split split_of(const std::string& suite, const std::string& canonical);
+// One line per suite: what it asks (for `dsv4 tasks list`).
+std::string suite_description(const std::string& suite);
 
 // Simulated tools --------------------------------------------------------------------------
 // Result text of calling tool `name` with `arguments` (a JSON object) in the task's tool_env;
 // errors (unknown tool, bad arguments) come back as result text, as a real tool would answer.
 std::string run_tool(const Json& tool_env, const std::string& name, const Json& arguments);
+// The calculator's arithmetic: + - * / and parentheses over integers / decimals (unary
+// minus allowed). Throws Error with a message naming the position on malformed input or
+// division by zero. format_number writes integers without a decimal point, other values
+// with at most 6 decimals (trailing zeros dropped).
+double calculate(const std::string& expression);
+std::string format_number(double v);
 
 // Graders ------------------------------------------------------------------------------------
 struct ToolCallMade {
@@ -68,5 +81,13 @@ struct GradeResult {
 };
 // Grades the final answer `content` (and, for "tool_trajectory", the calls made in order).
 GradeResult grade(const Json& grader, const std::string& content, const std::vector<ToolCallMade>& calls);
+// The tool calls of the assistant messages in `messages` (OpenAI tool_calls, in order), for
+// grading a reply. `function.arguments` that is not a JSON object text is kept as the raw
+// string (so it can never equal an expected object); a call without a function name throws
+// Error naming the message.
+std::vector<ToolCallMade> tool_calls_in(const Json& messages);
+// Grades a reply conversation (the messages that follow the prompt, as in `targets`): the
+// last assistant message's content, and every tool call made on the way.
+GradeResult grade_messages(const Json& grader, const Json& messages);
 
 }  // namespace dsv4::tasks
