@@ -17,10 +17,10 @@ int cmd_run(int argc, char** argv);         // one-shot generation
 int cmd_chat(int argc, char** argv);        // interactive chat
 int cmd_init(int argc, char** argv);        // write a random model in the official layout
 int cmd_serve(int argc, char** argv);       // OpenAI / Anthropic HTTP server
+int cmd_eval(int argc, char** argv);        // task suites against a model or an endpoint, per reasoning mode
 int cmd_kv(int argc, char** argv);          // KV cache bytes at a context length
 int cmd_bench(int argc, char** argv);       // machine limits + prefill/decode speed
 int cmd_tasks(int argc, char** argv);       // generated task suites -> JSONL
 int cmd_train(int argc, char** argv);       // runs dsv4-train (the trainer links libtorch; dsv4 does not)
-int cmd_eval(int argc, char** argv);        // task suites against a model or an endpoint, per reasoning mode
 
 }  // namespace dsv4::cli

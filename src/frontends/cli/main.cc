@@ -19,6 +19,9 @@ constexpr Command kCommands[] = {
     {"run", dsv4::cli::cmd_run, "generate an answer to one prompt (-m DIR -p TEXT)"},
     {"chat", dsv4::cli::cmd_chat, "interactive chat with the model"},
     {"serve", dsv4::cli::cmd_serve, "OpenAI / Anthropic compatible HTTP server (-m DIR --port N)"},
+#ifdef DSV4_HAVE_EVAL
+    {"eval", dsv4::cli::cmd_eval, "task suites against -m MODEL or --endpoint URL, per reasoning mode: report + chart"},
+#endif
     {"convert", dsv4::cli::cmd_convert, "official checkpoint -> deepseek4 GGUF (-m DIR --out FILE.gguf)"},
     {"check", dsv4::cli::cmd_check, "validate a model directory (config + every tensor)"},
     {"logits", dsv4::cli::cmd_logits, "compute logits of a token sequence (prefill / decode)"},
@@ -32,9 +35,6 @@ constexpr Command kCommands[] = {
     {"kv", dsv4::cli::cmd_kv, "KV cache bytes at a context length, by component, vs DeepSeek-V3.2"},
     {"bench", dsv4::cli::cmd_bench, "measure bandwidth, GEMM peak, prefill and decode speed"},
     {"tasks", dsv4::cli::cmd_tasks, "task suites with verifiable answers: tasks list; tasks write --suite S --out FILE.jsonl"},
-#ifdef DSV4_HAVE_EVAL
-    {"eval", dsv4::cli::cmd_eval, "task suites against -m MODEL or --endpoint URL, per reasoning mode: report + chart"},
-#endif
     {"train", dsv4::cli::cmd_train, "pre-train a V4 model (--config run.json); train export / train data prepare"},
 };
 
