@@ -83,7 +83,7 @@ void read_common(const Reader& rd, PostCommon& c) {
 
 // Prompts of a domain: "prompts" (token ids) or "tasks" (task JSONL, rendered with the chat
 // encoder in `mode`: the prompt messages and tools, ready for the assistant's turn).
-PromptSet read_prompts(const json& j, const std::string& where, const Reader& top) {
+PromptSet read_prompts(const json& j, const std::string& where, const Reader& top, const PostCommon& common) {
   PromptSet ps;
   if (j.contains("prompts")) {
     if (!j["prompts"].is_array()) throw Error(where + ": prompts must be an array of token id arrays");
@@ -99,10 +99,9 @@ PromptSet read_prompts(const json& j, const std::string& where, const Reader& to
     }
   }
   if (j.contains("tasks")) {
-    std::string tok_path, mode = "think-high";
-    top.str("tokenizer", tok_path, true);
-    top.str("mode", mode, false);
-    if (tok_path.empty()) throw Error(top.source + ": task prompts need field tokenizer");
+    const std::string& tok_path = common.tokenizer;
+    const std::string& mode = common.mode;
+    if (tok_path.empty()) throw Error(top.source + ": task prompts need field tokenizer (or a model directory with tokenizer.json)");
     chat::EncodeOptions eo;
     eo.drop_thinking = false;
     if (mode == "non-think") {
@@ -149,6 +148,13 @@ PromptSet read_prompts(const json& j, const std::string& where, const Reader& to
   return ps;
 }
 
+// Without a tokenizer field, the model directory's tokenizer.json (when there is one).
+void default_tokenizer(PostCommon& c, const std::string& model) {
+  if (!c.tokenizer.empty()) return;
+  const std::string t = (fs::path(model) / "tokenizer.json").string();
+  if (fs::is_directory(model) && file_exists(t)) c.tokenizer = t;
+}
+
 json parse_json(const std::string& text, const std::string& source) {
   try {
     json j = json::parse(text);
@@ -170,6 +176,7 @@ DistillConfig parse_distill_config(const std::string& text, const std::string& s
   read_common(rd, c.common);
   rd.str("student", c.student, true);
   if (c.student.empty()) throw Error(source + ": missing field student");
+  default_tokenizer(c.common, c.student);
   rd.num("samples_per_prompt", c.samples_per_prompt, 1, 1e6);
   rd.num("mtp_weight", c.mtp_weight, 0, 1e3);
   if (!j.contains("domains") || !j["domains"].is_array() || j["domains"].empty())
@@ -185,7 +192,7 @@ DistillConfig parse_distill_config(const std::string& text, const std::string& s
     dom.name = d.value("name", "domain" + std::to_string(i));
     if (!d.contains("teacher") || !d["teacher"].is_string()) throw Error(where + ": missing field teacher (checkpoint or model directory)");
     dom.teacher = rd.rel(d["teacher"].get<std::string>());
-    dom.prompts = read_prompts(d, where, rd);
+    dom.prompts = read_prompts(d, where, rd, c.common);
     c.domains.push_back(std::move(dom));
   }
   return c;
@@ -201,12 +208,13 @@ GrpoConfig parse_grpo_config(const std::string& text, const std::string& source)
   read_common(rd, c.common);
   rd.str("policy", c.policy, true);
   if (c.policy.empty()) throw Error(source + ": missing field policy");
+  default_tokenizer(c.common, c.policy);
   rd.str("reference", c.reference, true);
   rd.num("group_size", c.group_size, 2, 1e6);
   rd.num("updates_per_batch", c.updates_per_batch, 1, 1e6);
   rd.num("clip", c.clip, 0, 10);
   rd.num("kl_weight", c.kl_weight, 0, 1e6);
-  c.prompts = read_prompts(j, source, rd);
+  c.prompts = read_prompts(j, source, rd, c.common);
   if (!j.contains("reward") || !j["reward"].is_object()) throw Error(source + ": missing field reward (object)");
   const json& r = j["reward"];
   c.reward.type = r.value("type", "");

@@ -8,7 +8,8 @@
 //   student: trainer checkpoint (.safetensors) or official model directory to start from
 //   domains: [{"name": "math", "teacher": checkpoint or directory, "prompts": [[ids...], ...]
 //              | "tasks": ["F.jsonl", ...]}, ...]   (each teacher scores its own domain)
-//   tokenizer, mode ("non-think" | "think-high" | "think-max"): to render task prompts
+//   tokenizer (default: the student's / policy's tokenizer.json when it is a model directory),
+//   mode ("non-think" | "think-high" | "think-max"): to render task prompts
 //   out; steps, prompts_per_step (per domain), samples_per_prompt, max_tokens, temperature,
 //   lr, weight_decay, grad_clip, muon, qat (default true), seed, threads, mtp_weight (0.3)
 // Loss: per-token reverse KL(p_student || p_teacher) over the whole vocabulary at every
