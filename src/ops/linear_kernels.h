@@ -80,9 +80,13 @@ struct Problem {
   int act_exponent_span = 0;
   // kDoubleBlocks: the same inputs as FP32 (exact: q * 2^Ea), for the FP32-product decode.
   const float* x_f32 = nullptr;
+  // GGUF weights under kBf16 compute: the decoded values rounded to BF16 (the other formats'
+  // values are exact in BF16).
+  bool bf16_weights = false;
 };
 
-// Whether the kernels handle this weight: FP8 needs 128 x 128 scale blocks, FP4 cols % 32 == 0.
+// Whether the kernels handle this weight: FP8 needs 128 x 128 scale blocks, FP4 cols % 32 == 0,
+// GGUF weights a dequantizable ggml type with whole blocks per row.
 bool supports(const WeightMatrix& w);
 
 // Computes output rows [tile_begin * kRowTile, min(tile_end * kRowTile, rows)) for all tokens.
