@@ -1095,7 +1095,11 @@ void ComputeTilesT(const Problem& pb, int64_t tile_begin, int64_t tile_end) {
   const bool few = n <= kWholeRowTokens;
   const int64_t group = few ? 4 : kRowTile;
   const int64_t whole = (cols + 127) / 128 * 128;
-  const int64_t chunk = few ? whole : std::min<int64_t>(whole, 32768 / kRowTile / static_cast<int64_t>(sizeof(T)));
+  // GGUF rows are decoded by the ggml decoders, not streamed: few tokens take their 4 rows in
+  // chunks of 8 KiB of decoded values each (32 KiB, L1), a multiple of every ggml block
+  // (faster here than whole rows, which spill to L2 between the decode and the products).
+  const int64_t few_chunk = w.format == WeightFormat::kGgml ? std::min<int64_t>(whole, 8192 / static_cast<int64_t>(sizeof(T))) : whole;
+  const int64_t chunk = few ? few_chunk : std::min<int64_t>(whole, 32768 / kRowTile / static_cast<int64_t>(sizeof(T)));
   const int64_t blocks_per_chunk = chunk / block;
   const int64_t acc_row = kBlocks ? n : n * N;  // accumulator elements per tile row
   const int64_t vec_row = n * N;                // vector accumulators per row (exact FP4 rows)
