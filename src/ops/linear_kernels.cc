@@ -982,6 +982,20 @@ inline int ByteSpan(const uint8_t* HWY_RESTRICT p, int64_t n) {
   return mx - mn;
 }
 
+// max - min of the E8M0 scale bytes of `count` GGUF MXFP4 rows from `first` (stored rows).
+inline int Mxfp4ScaleSpan(const WeightMatrix& w, int64_t first, int64_t count) {
+  const int64_t blocks = w.cols / 32, row_bytes = blocks * 17;
+  int mn = 255, mx = 0;
+  for (int64_t r = first; r < first + count; ++r) {
+    const uint8_t* p = w.data + r * row_bytes;
+    for (int64_t b = 0; b < blocks; ++b) {
+      mn = std::min<int>(mn, p[17 * b]);
+      mx = std::max<int>(mx, p[17 * b]);
+    }
+  }
+  return mx - mn;
+}
+
 inline int ceil_log2(int64_t n) {
   int b = 0;
   while ((int64_t{1} << b) < n) ++b;
@@ -1115,6 +1129,10 @@ void ComputeTilesT(const Problem& pb, int64_t tile_begin, int64_t tile_end) {
   const int64_t fp4_blocks = w.cols / 32;
   const int fp4_budget = 26 - ceil_log2(std::max<int64_t>(1, fp4_blocks)) - pb.act_exponent_span;
   bool exact_rows[kRowTile / 4] = {};
+  // GGUF MXFP4 standing for FP4: the same values and scales as the official FP4, so the same
+  // whole-row exactness test (its E8M0 scales are the first byte of each 17-byte block).
+  const bool mxfp4_rows = w.format == WeightFormat::kGgml && w.ggml_type == GgmlType::MXFP4 &&
+                          w.ggml_role == WeightFormat::kFp4;
 
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
     const int64_t r0 = tile * kRowTile;
@@ -1124,8 +1142,9 @@ void ComputeTilesT(const Problem& pb, int64_t tile_begin, int64_t tile_end) {
       std::fill(vacc, vacc + kRowTile * vec_row, T(0));
       for (int64_t sub = 0; sub < rows_here; sub += 4) {
         const int64_t first = w.row_begin + r0 + sub, count = std::min<int64_t>(4, rows_here - sub);
-        exact_rows[sub / 4] = w.format == WeightFormat::kFp4 &&
-                              ByteSpan(w.scale + first * fp4_blocks, count * fp4_blocks) <= fp4_budget;
+        exact_rows[sub / 4] = (w.format == WeightFormat::kFp4 &&
+                               ByteSpan(w.scale + first * fp4_blocks, count * fp4_blocks) <= fp4_budget) ||
+                              (mxfp4_rows && Mxfp4ScaleSpan(w, first, count) <= fp4_budget);
       }
     }
     for (int64_t e0 = 0; e0 < cols; e0 += chunk) {

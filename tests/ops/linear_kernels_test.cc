@@ -279,6 +279,13 @@ TEST_F(LinearKernels, GgmlRowSliceAndGroup) {
   Stored slice = s;
   slice.w = s.w.row_slice(13, 40);
   for_each_target([&] { check_all_modes(slice, one_, two_); });
+  // MXFP4 standing for FP4: rows whose scales span little sum whole rows in double lanes (exact),
+  // the others per 32-block; rows 4..7 here span 2^40.
+  Stored mx = make_ggml(GgmlType::MXFP4, WeightFormat::kFp4, 20, 512, rng);
+  for (int64_t r = 4; r < 8; ++r) {
+    for (int64_t b = 0; b < 16; ++b) mx.data[static_cast<size_t>(r * 16 * 17 + b * 17)] = static_cast<uint8_t>(b % 2 ? 140 : 100);
+  }
+  for_each_target([&] { check_all_modes(mx, one_, two_); });
   // A group mixing GGUF and native weights gives each product its own bits.
   Stored a = make_ggml(GgmlType::IQ2_XXS, WeightFormat::kFp4, 40, 256, rng);
   Stored b = make_ggml(GgmlType::MXFP4, WeightFormat::kFp4, 24, 256, rng);
