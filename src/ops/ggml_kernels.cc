@@ -115,6 +115,16 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using namespace detail;
 
+// The F16 scale of a block: F16C where the target has it (one instruction instead of a call;
+// a signalling NaN comes back quieted, as in ggml's own x86 conversion), else the scalar one.
+HWY_INLINE float HalfAt(const uint8_t* p) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  return _cvtsh_ss(u16_at(p));
+#else
+  return half_at(p);
+#endif
+}
+
 using DF = hn::ScalableTag<float>;
 using DI = hn::Rebind<int32_t, DF>;
 using DU = hn::Rebind<uint32_t, DF>;
@@ -142,14 +152,14 @@ HWY_INLINE void ScaledBytes(const int8_t* q, int n, float d, float* y) {
 HWY_INLINE int Lanes() { return static_cast<int>(hn::Lanes(DF())); }
 
 void BlockQ8_0(const uint8_t* b, float* y) {
-  ScaledBytes(reinterpret_cast<const int8_t*>(b + 2), 32, half_at(b), y);
+  ScaledBytes(reinterpret_cast<const int8_t*>(b + 2), 32, HalfAt(b), y);
 }
 
 template <bool kMin>  // Q4_1: d, m; Q4_0: d
 void BlockQ4(const uint8_t* b, float* y) {
   const DF df;
-  const VF vd = hn::Set(df, half_at(b));
-  const VF vm = hn::Set(df, kMin ? half_at(b + 2) : 0.0f);
+  const VF vd = hn::Set(df, HalfAt(b));
+  const VF vm = hn::Set(df, kMin ? HalfAt(b + 2) : 0.0f);
   const uint8_t* qs = b + (kMin ? 4 : 2);
   const auto low = hn::Set(DU(), 15u);
   const auto eight = hn::Set(DI(), 8);
@@ -168,8 +178,8 @@ void BlockQ4(const uint8_t* b, float* y) {
 template <bool kMin>  // Q5_1: d, m, qh, qs; Q5_0: d, qh, qs
 void BlockQ5(const uint8_t* b, float* y) {
   const DF df;
-  const VF vd = hn::Set(df, half_at(b));
-  const VF vm = hn::Set(df, kMin ? half_at(b + 2) : 0.0f);
+  const VF vd = hn::Set(df, HalfAt(b));
+  const VF vm = hn::Set(df, kMin ? HalfAt(b + 2) : 0.0f);
   const VU qh = hn::Set(DU(), u32_at(b + (kMin ? 4 : 2)));
   const uint8_t* qs = b + (kMin ? 8 : 6);
   const auto low = hn::Set(DU(), 15u), one = hn::Set(DU(), 1u);
@@ -195,7 +205,7 @@ void BlockQ2K(const uint8_t* b, float* y) {
   const DF df;
   const uint8_t* scales = b;
   const uint8_t* q = b + 16;
-  const float d = half_at(b + 80), dmin = half_at(b + 82);
+  const float d = HalfAt(b + 80), dmin = HalfAt(b + 82);
   const auto three = hn::Set(DU(), 3u);
   int is = 0;
   for (int n = 0; n < 256; n += 128) {
@@ -221,7 +231,7 @@ void BlockQ3K(const uint8_t* b, float* y) {
   const uint8_t* hm = b;
   const uint8_t* q = b + 32;
   const uint8_t* packed = b + 96;
-  const float d_all = half_at(b + 108);
+  const float d_all = HalfAt(b + 108);
   int8_t scales[16];
   for (int i = 0; i < 16; ++i) {
     const int low = i < 8 ? (packed[i] & 0xF) : (packed[i - 8] >> 4);
@@ -253,7 +263,7 @@ void BlockQ3K(const uint8_t* b, float* y) {
 // block_q4_K: d, dmin, scales[12], qs[128]
 void BlockQ4K(const uint8_t* b, float* y) {
   const DF df;
-  const float d = half_at(b), dmin = half_at(b + 2);
+  const float d = HalfAt(b), dmin = HalfAt(b + 2);
   const uint8_t* scales = b + 4;
   const uint8_t* q = b + 16;
   const auto low = hn::Set(DU(), 15u);
@@ -276,7 +286,7 @@ void BlockQ4K(const uint8_t* b, float* y) {
 // block_q5_K: d, dmin, scales[12], qh[32], qs[128]
 void BlockQ5K(const uint8_t* b, float* y) {
   const DF df;
-  const float d = half_at(b), dmin = half_at(b + 2);
+  const float d = HalfAt(b), dmin = HalfAt(b + 2);
   const uint8_t* scales = b + 4;
   const uint8_t* qh = b + 16;
   const uint8_t* ql = b + 48;
@@ -309,7 +319,7 @@ void BlockQ6K(const uint8_t* b, float* y) {
   const uint8_t* ql = b;
   const uint8_t* qh = b + 128;
   const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
-  const float d = half_at(b + 208);
+  const float d = HalfAt(b + 208);
   const auto low = hn::Set(DU(), 15u), three = hn::Set(DU(), 3u);
   const auto k32 = hn::Set(DI(), 32);
   auto q6 = [&](VU l4, VU h2) { return ToFloat(hn::Sub(hn::BitCast(DI(), hn::Or(l4, hn::ShiftLeft<4>(h2))), k32)); };
@@ -369,7 +379,7 @@ HWY_INLINE void Nibbles(const int8_t* values, const uint16_t* pair, const uint8_
 void BlockIq4Nl(const uint8_t* b, float* y) {
   alignas(64) int8_t q[32];
   Nibbles(ggml_grids::iq4nl_values(), tables().iq4nl_pair, b + 2, q);
-  ScaledBytes(q, 32, half_at(b), y);
+  ScaledBytes(q, 32, HalfAt(b), y);
 }
 
 void BlockMxfp4(const uint8_t* b, float* y) {
@@ -380,7 +390,7 @@ void BlockMxfp4(const uint8_t* b, float* y) {
 
 // block_iq4_xs: d, scales_h (u16), scales_l[4], qs[128]
 void BlockIq4Xs(const uint8_t* b, float* y) {
-  const float d = half_at(b);
+  const float d = HalfAt(b);
   const uint16_t scales_h = u16_at(b + 2);
   const uint8_t* scales_l = b + 4;
   const uint8_t* qs = b + 8;
@@ -397,7 +407,7 @@ void BlockIq4Xs(const uint8_t* b, float* y) {
 // block_iq2_xxs: d, then per 32 values two u32 (4 grid indexes; 4 sign indexes + scale).
 void BlockIq2Xxs(const uint8_t* b, float* y) {
   const Tables& t = tables();
-  const float d = half_at(b);
+  const float d = HalfAt(b);
   alignas(64) int8_t q[32];
   for (int ib = 0; ib < 8; ++ib) {
     const uint8_t* g = b + 2 + 8 * ib;
@@ -414,7 +424,7 @@ void BlockIq2Xxs(const uint8_t* b, float* y) {
 // block_iq2_xs: d, qs[32] (u16: 9-bit grid index, 7-bit sign index), scales[8].
 void BlockIq2Xs(const uint8_t* b, float* y) {
   const Tables& t = tables();
-  const float d = half_at(b);
+  const float d = HalfAt(b);
   const uint8_t* qs = b + 2;
   const uint8_t* scales = b + 66;
   alignas(64) int8_t q[16];
@@ -433,7 +443,7 @@ void BlockIq2Xs(const uint8_t* b, float* y) {
 // block_iq2_s: d, qs[32], signs[32], qh[8], scales[8].
 void BlockIq2S(const uint8_t* b, float* y) {
   const Tables& t = tables();
-  const float d = half_at(b);
+  const float d = HalfAt(b);
   const uint8_t* qs = b + 2;
   const uint8_t* signs = b + 34;
   const uint8_t* qh = b + 66;
@@ -461,7 +471,7 @@ HWY_INLINE uint32_t Quad(uint32_t values, int signs, const Tables& t) {
 // block_iq3_xxs: d, qs[64], then per 32 values a u32 (4 sign indexes + scale).
 void BlockIq3Xxs(const uint8_t* b, float* y) {
   const Tables& t = tables();
-  const float d = half_at(b);
+  const float d = HalfAt(b);
   const uint8_t* qs = b + 2;
   const uint8_t* meta = b + 66;
   alignas(64) int8_t q[32];
@@ -482,7 +492,7 @@ void BlockIq3Xxs(const uint8_t* b, float* y) {
 // block_iq3_s: d, qs[64], qh[8], signs[32], scales[4].
 void BlockIq3S(const uint8_t* b, float* y) {
   const Tables& t = tables();
-  const float d = half_at(b);
+  const float d = HalfAt(b);
   const uint8_t* qs = b + 2;
   const uint8_t* qh = b + 66;
   const uint8_t* signs = b + 74;
