@@ -268,6 +268,7 @@ TEST_F(LinearKernels, GgmlEveryTypeAndRole) {
     for (WeightFormat role : {WeightFormat::kFp8Block, WeightFormat::kFp4, WeightFormat::kBf16, WeightFormat::kF32}) {
       SCOPED_TRACE(ggml_type_name(static_cast<uint32_t>(type)) + " role " + std::to_string(int(role)));
       const Stored s = make_ggml(type, role, 21, cols, rng);
+      ASSERT_TRUE(linear_kernels::supports(s.w));  // the kernels, not the scalar fallback, run
       for_each_target([&] { check_all_modes(s, one_, two_); });
     }
   }
