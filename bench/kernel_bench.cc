@@ -13,7 +13,8 @@
 // those types run (add --formats to run native formats too).
 //
 // --checksum prints a hash of linear()'s output bits per format, mode, token count and target
-// (random weights, mixed scales), to compare kernel versions bit for bit.
+// (random weights, mixed scales; also GGUF types standing for FP8 and FP4), to compare kernel
+// versions bit for bit.
 // --hot adds a decode from a cache-resident weight (4 MiB, in the last-level cache): the kernels' compute speed alone,
 // as GB/s and as weight bytes per FMA-peak cycle (an FMA-cycle being 64 FP32 flops here), which
 // stays comparable between runs on a loaded machine.
@@ -207,6 +208,38 @@ int checksum() {
             }
             std::printf("%-8s %-5s cols %5lld %-9s n %lld: %016llx\n", linear_kernels::target_name(target).c_str(),
                         format_name(f), static_cast<long long>(cols),
+                        numerics == Numerics::kPrecise ? "precise" : "reference", static_cast<long long>(n),
+                        static_cast<unsigned long long>(h));
+          }
+        }
+      }
+    }
+  }
+  // GGUF types, each standing for FP8 and for FP4 (the reference-mode K blocks differ).
+  for (int64_t target : linear_kernels::available_targets()) {
+    linear_kernels::force_target(target);
+    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q2_K, GgmlType::IQ2_XXS,
+                          GgmlType::MXFP4, GgmlType::F16, GgmlType::BF16}) {
+      for (WeightFormat role : {WeightFormat::kFp8Block, WeightFormat::kFp4}) {
+        const int64_t cols = 1024;
+        Weight m = make_ggml_weight(type, 272, cols);
+        m.w.ggml_role = role;
+        std::mt19937 rng(5);
+        std::vector<float> x(static_cast<size_t>(9 * cols));
+        std::normal_distribution<float> nd;
+        for (float& v : x) v = nd(rng);
+        for (Numerics numerics : {Numerics::kReference, Numerics::kPrecise}) {
+          for (int64_t n : {int64_t{1}, int64_t{2}, int64_t{9}}) {
+            std::vector<float> y(static_cast<size_t>(n * 272));
+            linear(m.w, x.data(), cols, n, y.data(), 272, numerics, LinearCompute::kNative, pool);
+            uint64_t h = 1469598103934665603ull;
+            for (float v : y) {
+              uint32_t b;
+              std::memcpy(&b, &v, 4);
+              h = (h ^ b) * 1099511628211ull;
+            }
+            std::printf("%-8s %-7s as %-3s %-9s n %lld: %016llx\n", linear_kernels::target_name(target).c_str(),
+                        ggml_type_name(static_cast<uint32_t>(type)).c_str(), role == WeightFormat::kFp4 ? "FP4" : "FP8",
                         numerics == Numerics::kPrecise ? "precise" : "reference", static_cast<long long>(n),
                         static_cast<unsigned long long>(h));
           }
