@@ -5,9 +5,16 @@
 // shared and its numbers drift.
 //
 //   kernel_bench [--threads 1,2] [--tokens 128] [--quick] [--formats FP8,FP4,BF16,F32] [--no-moe] [--hot]
+//                [--ggml q8_0,q4_K,...|all]
+//
+// --ggml adds GGUF weight types (ops/ggml_types) in the same table: decode GB/s of the stored
+// weight bytes (fraction of the read bandwidth) and prefill GFLOP/s, in both numerics modes
+// (reference mode as an FP8-role weight, MXFP4 as an FP4-role one). With --ggml alone, only
+// those types run (add --formats to run native formats too).
 //
 // --checksum prints a hash of linear()'s output bits per format, mode, token count and target
-// (random weights, mixed scales), to compare kernel versions bit for bit.
+// (random weights, mixed scales; also GGUF types standing for FP8 and FP4), to compare kernel
+// versions bit for bit.
 // --hot adds a decode from a cache-resident weight (4 MiB, in the last-level cache): the kernels' compute speed alone,
 // as GB/s and as weight bytes per FMA-peak cycle (an FMA-cycle being 64 FP32 flops here), which
 // stays comparable between runs on a loaded machine.
@@ -26,6 +33,7 @@
 #include "backend/machine_probe.h"
 #include "backend/thread_pool.h"
 #include "ops/formats.h"
+#include "ops/ggml_types.h"
 #include "ops/linear.h"
 #include "ops/linear_kernels.h"
 
@@ -81,6 +89,61 @@ Weight make_weight(WeightFormat format, int64_t rows, int64_t cols) {
   if (format == WeightFormat::kFp4) m.scale.assign(static_cast<size_t>(rows * cols / 32), 121);
   m.w.data = m.data.data();
   m.w.scale = m.scale.empty() ? nullptr : m.scale.data();
+  return m;
+}
+
+// Offsets of the F16 scale fields (d, dmin / m) in a block of `type`; MXFP4's E8M0 byte is 0.
+std::vector<int> ggml_scale_offsets(GgmlType type) {
+  switch (type) {
+    case GgmlType::Q4_1: case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K: return {0, 2};
+    case GgmlType::Q2_K: return {80, 82};
+    case GgmlType::Q3_K: return {108};
+    case GgmlType::Q6_K: return {208};
+    default: return {0};
+  }
+}
+
+// Random ggml blocks with realistic scales (F16 d, dmin around 2^-8; MXFP4 E8M0 near 2^-8):
+// the speed does not depend on the values. Float types hold small random values. A 1 MiB-ish
+// block-aligned pattern is repeated as in make_weight.
+Weight make_ggml_weight(GgmlType type, int64_t rows, int64_t cols) {
+  std::mt19937 rng(9);
+  Weight m;
+  m.w.format = WeightFormat::kGgml;
+  m.w.ggml_type = type;
+  m.w.ggml_role = type == GgmlType::MXFP4 ? WeightFormat::kFp4 : WeightFormat::kFp8Block;
+  m.w.rows = m.w.total_rows = rows;
+  m.w.cols = cols;
+  const auto info = *ggml_type_info(static_cast<uint32_t>(type));
+  m.data.resize(static_cast<size_t>(rows * ggml_row_bytes(type, cols)));
+  const size_t bb = static_cast<size_t>(info.block_bytes);
+  const size_t pattern = std::min(m.data.size(), ((size_t{1} << 20) / bb + 1) * bb);
+  for (size_t i = 0; i < pattern; ++i) m.data[i] = static_cast<uint8_t>(rng());
+  if (info.block == 1) {  // F32 / F16 / BF16 values in [-0.1, 0.1]
+    for (size_t i = 0; i + bb <= pattern; i += bb) {
+      const float v = static_cast<float>(static_cast<int>(rng() % 2001) - 1000) * 1e-4f;
+      uint8_t b[4];
+      if (type == GgmlType::F32) std::memcpy(b, &v, 4);
+      const uint16_t h = type == GgmlType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
+      if (type != GgmlType::F32) std::memcpy(b, &h, 2);
+      std::memcpy(&m.data[i], b, bb);
+    }
+  } else {
+    for (size_t i = 0; i + bb <= pattern; i += bb) {
+      if (type == GgmlType::MXFP4) {
+        m.data[i] = static_cast<uint8_t>(118 + rng() % 4);
+        continue;
+      }
+      for (int o : ggml_scale_offsets(type)) {
+        const uint16_t h = f32_to_f16(std::ldexp(1.0f + static_cast<float>(rng() % 64) / 64.0f, -9));
+        std::memcpy(&m.data[i + static_cast<size_t>(o)], &h, 2);
+      }
+    }
+  }
+  for (size_t i = pattern; i < m.data.size(); i += pattern) {
+    std::memcpy(&m.data[i], m.data.data(), std::min(pattern, m.data.size() - i));
+  }
+  m.w.data = m.data.data();
   return m;
 }
 
@@ -152,6 +215,38 @@ int checksum() {
       }
     }
   }
+  // GGUF types, each standing for FP8 and for FP4 (the reference-mode K blocks differ).
+  for (int64_t target : linear_kernels::available_targets()) {
+    linear_kernels::force_target(target);
+    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q2_K, GgmlType::IQ2_XXS,
+                          GgmlType::MXFP4, GgmlType::F16, GgmlType::BF16}) {
+      for (WeightFormat role : {WeightFormat::kFp8Block, WeightFormat::kFp4}) {
+        const int64_t cols = 1024;
+        Weight m = make_ggml_weight(type, 272, cols);
+        m.w.ggml_role = role;
+        std::mt19937 rng(5);
+        std::vector<float> x(static_cast<size_t>(9 * cols));
+        std::normal_distribution<float> nd;
+        for (float& v : x) v = nd(rng);
+        for (Numerics numerics : {Numerics::kReference, Numerics::kPrecise}) {
+          for (int64_t n : {int64_t{1}, int64_t{2}, int64_t{9}}) {
+            std::vector<float> y(static_cast<size_t>(n * 272));
+            linear(m.w, x.data(), cols, n, y.data(), 272, numerics, LinearCompute::kNative, pool);
+            uint64_t h = 1469598103934665603ull;
+            for (float v : y) {
+              uint32_t b;
+              std::memcpy(&b, &v, 4);
+              h = (h ^ b) * 1099511628211ull;
+            }
+            std::printf("%-8s %-7s as %-3s %-9s n %lld: %016llx\n", linear_kernels::target_name(target).c_str(),
+                        ggml_type_name(static_cast<uint32_t>(type)).c_str(), role == WeightFormat::kFp4 ? "FP4" : "FP8",
+                        numerics == Numerics::kPrecise ? "precise" : "reference", static_cast<long long>(n),
+                        static_cast<unsigned long long>(h));
+          }
+        }
+      }
+    }
+  }
   linear_kernels::force_target(0);
   return 0;
 }
@@ -161,6 +256,7 @@ int run(int argc, char** argv) {
   int64_t prefill_tokens = 128;
   bool quick = false, moe = true, hot = false;
   std::string only_formats;  // empty: all
+  std::vector<GgmlType> ggml_types;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) {
@@ -176,6 +272,16 @@ int run(int argc, char** argv) {
       quick = true;
     } else if (a == "--formats" && i + 1 < argc) {
       only_formats = "," + std::string(argv[++i]) + ",";
+    } else if (a == "--ggml" && i + 1 < argc) {
+      const std::string list = "," + std::string(argv[++i]) + ",";
+      for (uint32_t id = 0; id < 64; ++id) {
+        const auto info = ggml_type_info(id);
+        if (!info || !info->dequantizable || id == static_cast<uint32_t>(GgmlType::I32)) continue;
+        if (list == ",all," || list.find("," + std::string(info->name) + ",") != std::string::npos) {
+          ggml_types.push_back(static_cast<GgmlType>(id));
+        }
+      }
+      if (only_formats.empty()) only_formats = ",none,";
     } else if (a == "--no-moe") {
       moe = false;
     } else if (a == "--hot") {
@@ -183,7 +289,7 @@ int run(int argc, char** argv) {
     } else if (a == "--checksum") {
       return checksum();
     } else {
-      std::fprintf(stderr, "usage: kernel_bench [--threads 1,2] [--tokens N] [--quick] [--formats FP8,FP4,BF16,F32] [--no-moe] [--hot] [--checksum]\n");
+      std::fprintf(stderr, "usage: kernel_bench [--threads 1,2] [--tokens N] [--quick] [--formats FP8,FP4,BF16,F32] [--no-moe] [--hot] [--checksum] [--ggml TYPES|all]\n");
       return 2;
     }
   }
@@ -258,6 +364,47 @@ int run(int argc, char** argv) {
         const double flops = 2.0 * 512 * cols * static_cast<double>(prefill_tokens) / tp;
         std::printf("%-5s %-9s | %6.2f GB/s of %5.2f (%5.1f%%) | %6.1f GFLOP/s of %6.1f (%5.1f%%) %4lld tok\n",
                     format_name(f), numerics == Numerics::kPrecise ? "precise" : "reference", gbs / 1e9, bw / 1e9,
+                    100.0 * gbs / bw, flops / 1e9, peak / 1e9, 100.0 * flops / peak,
+                    static_cast<long long>(prefill_tokens));
+        std::fflush(stdout);
+      }
+    }
+    // GGUF types: decode over 2 (--quick) or 4 matrices of ~24 MiB [.., 4096], prefill on a
+    // [512, 4096] one, each between runs of its yardstick as above.
+    for (GgmlType type : ggml_types) {
+      const int64_t cols = 4096, n_layers = quick ? 2 : 4;
+      const int64_t decode_rows = (int64_t{24} << 20) / ggml_row_bytes(type, cols) / 16 * 16;
+      std::vector<Weight> layers;
+      int64_t decode_bytes = 0;
+      for (int64_t l = 0; l < n_layers; ++l) {
+        layers.push_back(make_ggml_weight(type, decode_rows, cols));
+        decode_bytes += layers.back().bytes();
+      }
+      const Weight pre = make_ggml_weight(type, 512, cols);
+      std::vector<float> x(static_cast<size_t>(prefill_tokens * cols));
+      std::mt19937 rng(3);
+      std::normal_distribution<float> nd;
+      for (float& v : x) v = round_bf16(nd(rng));
+      std::vector<float> y(static_cast<size_t>(prefill_tokens * std::max<int64_t>(decode_rows, 512)));
+      const std::string name = ggml_type_name(static_cast<uint32_t>(type));
+      for (Numerics numerics : {Numerics::kReference, Numerics::kPrecise}) {
+        double bw = 0, peak = 0, td = 1e30, tp = 1e30;
+        for (int round = 0; round < std::min(repeats, 3); ++round) {
+          bw = std::max(bw, measure_read_bandwidth(pool, int64_t{1} << 28, 1));
+          td = std::min(td, best_seconds(0, [&] {
+            for (const Weight& m : layers) {
+              linear(m.w, x.data(), cols, 1, y.data(), decode_rows, numerics, LinearCompute::kNative, pool);
+            }
+          }));
+          peak = std::max(peak, measure_fp32_fma_peak(pool, 1));
+          tp = std::min(tp, best_seconds(0, [&] {
+            linear(pre.w, x.data(), cols, prefill_tokens, y.data(), 512, numerics, LinearCompute::kNative, pool);
+          }));
+        }
+        const double gbs = static_cast<double>(decode_bytes) / td;
+        const double flops = 2.0 * 512 * cols * static_cast<double>(prefill_tokens) / tp;
+        std::printf("%-7s %-9s | %6.2f GB/s of %5.2f (%5.1f%%) | %6.1f GFLOP/s of %6.1f (%5.1f%%) %4lld tok\n",
+                    name.c_str(), numerics == Numerics::kPrecise ? "precise" : "reference", gbs / 1e9, bw / 1e9,
                     100.0 * gbs / bw, flops / 1e9, peak / 1e9, 100.0 * flops / peak,
                     static_cast<long long>(prefill_tokens));
         std::fflush(stdout);

@@ -943,3 +943,18 @@ void dequantize_ggml(GgmlType type, const uint8_t* src, int64_t n, float* out) {
 }
 
 }  // namespace dsv4
+
+namespace dsv4::ggml_grids {
+// The codebooks for the SIMD decoders (ops/ggml_kernels.cc).
+const uint16_t* iq2xxs() { return kIq2xxsGrid; }
+const uint16_t* iq2xs() { return kIq2xsGrid; }
+const uint16_t* iq2s() { return kIq2sGrid; }
+const uint16_t* iq3xxs() { return kIq3xxsGrid; }
+const uint16_t* iq3s() { return kIq3sGrid; }
+const uint8_t* iq2_signs() { return kIq2Signs; }
+const uint8_t* iq2_values() { return kIq2GridValues; }
+const uint8_t* iq3xxs_values() { return kIq3xxsValues; }
+const uint8_t* iq3s_values() { return kIq3sValues; }
+const int8_t* iq4nl_values() { return kIq4nl; }
+const int8_t* mxfp4_values() { return kMxfp4; }
+}  // namespace dsv4::ggml_grids

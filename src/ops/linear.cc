@@ -67,6 +67,7 @@ Plan make_plan(const WeightMatrix& w, Numerics numerics, LinearCompute compute) 
 // checkpoints hold; such weights take the reference path. (FP32 dequantisation is always
 // exact, so the other modes need no such check. Scale codes above 240, weights beyond 2^120,
 // would overflow FP32 in the reference but not in the double kernels; checkpoints hold none.)
+// GGUF weights are rounded by the kernels as they are decoded (Problem::bf16_weights).
 bool bf16_rounding_is_exact(const WeightMatrix& w) {
   if (w.format != WeightFormat::kFp8Block) return w.format != WeightFormat::kF32;
   const int64_t sc = (w.cols + 127) / 128;
@@ -171,6 +172,7 @@ linear_kernels::Problem prepare(const LinearProduct& p, const Plan& plan, uint8_
   problem.bf16_output = plan.bf16_output;
   problem.act_exponent_span = act_max >= act_min ? act_max - act_min : 0;
   problem.x_f32 = x_f32;
+  problem.bf16_weights = plan.bf16_weights && w.format == WeightFormat::kGgml;
   return problem;
 }
 

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "ops/formats.h"
+#include "ops/ggml_kernels.h"
 #include "ops/linear_kernels.h"
 
 // The zero-padded row tails are written only when a row has a partial last vector and read
@@ -203,13 +204,30 @@ inline double double_factor(uint8_t s, int bias_shift) {
 constexpr int kE4m3Shift = 8;   // E4M3 bit pattern = code * 2^-8
 constexpr int kE2m1Shift = 14;  // E2M1 bit pattern = code * 2^-14
 
+// K block of the kDoubleBlocks partial sums (the reference's, linear_reference.cc): FP8 128,
+// FP4 32; a GGUF weight those of the format it stands for (32 unless FP8).
+inline int64_t KBlock(const WeightMatrix& w) {
+  if (w.format == WeightFormat::kFp4) return 32;
+  if (w.format == WeightFormat::kGgml && w.ggml_role != WeightFormat::kFp8Block) return 32;
+  return 128;
+}
+
+// Per-thread FP32 buffer for GGUF rows decoded before widening to double.
+inline float* GgmlScratch(int64_t n) {
+  thread_local AlignedBuffer buffer;
+  return buffer.get<float>(n);
+}
+
 // ---------------------------------------------------------------------------------------
 // Decodes elements [e0, e1) of one stored row (e0 a multiple of 128) into dst in packed order,
 // ceil((e1 - e0) / N) vectors, zero beyond the row's end. For kDoubleBlocks dst gets the code
 // bit patterns and factors[b] the multiplier of the b-th scale block of the chunk.
+// GGUF rows: the exact values of dequantize_ggml from the SIMD decoders (ggml_kernels.h),
+// rounded to BF16 where the product asks for it (bf16_weights), in natural order; for
+// kDoubleBlocks the values themselves with factor 1 per K block.
 template <Accumulation kAcc, class DA>
 void DecodeRowChunk(DA da, const WeightMatrix& w, int64_t row, int64_t e0, int64_t e1, hn::TFromD<DA>* HWY_RESTRICT dst,
-                    double* HWY_RESTRICT factors) {
+                    double* HWY_RESTRICT factors, bool bf16_weights = false) {
   using T = hn::TFromD<DA>;
   const hn::Rebind<float, DA> df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(da));
@@ -293,8 +311,24 @@ void DecodeRowChunk(DA da, const WeightMatrix& w, int64_t row, int64_t e0, int64
       }
       break;
     }
-    case WeightFormat::kGgml:
-      break;  // not supported by the kernels (supports() is false)
+    case WeightFormat::kGgml: {
+      const int64_t n = e1 - e0, padded = (n + N - 1) / N * N;
+      const uint8_t* src = w.data + row * ggml_row_bytes(w.ggml_type, cols);
+      float* f = sizeof(T) == 4 ? reinterpret_cast<float*>(dst) : GgmlScratch(padded);
+      ggml_kernels::decode(w.ggml_type, src, e0, e1, f);
+      if (bf16_weights) {
+        for (int64_t i = 0; i < n; ++i) f[i] = round_bf16(f[i]);
+      }
+      std::fill(f + n, f + padded, 0.0f);
+      if constexpr (sizeof(T) != 4) {
+        for (int64_t i = 0; i < padded; i += N) hn::Store(Widen(da, hn::Load(df, f + i)), da, dst + i);
+      }
+      if constexpr (kAcc == Accumulation::kDoubleBlocks) {
+        const int64_t kb = KBlock(w);
+        std::fill(factors, factors + (n + kb - 1) / kb, 1.0);
+      }
+      break;
+    }
   }
 }
 
@@ -948,6 +982,20 @@ inline int ByteSpan(const uint8_t* HWY_RESTRICT p, int64_t n) {
   return mx - mn;
 }
 
+// max - min of the E8M0 scale bytes of `count` GGUF MXFP4 rows from `first` (stored rows).
+inline int Mxfp4ScaleSpan(const WeightMatrix& w, int64_t first, int64_t count) {
+  const int64_t blocks = w.cols / 32, row_bytes = blocks * 17;
+  int mn = 255, mx = 0;
+  for (int64_t r = first; r < first + count; ++r) {
+    const uint8_t* p = w.data + r * row_bytes;
+    for (int64_t b = 0; b < blocks; ++b) {
+      mn = std::min<int>(mn, p[17 * b]);
+      mx = std::max<int>(mx, p[17 * b]);
+    }
+  }
+  return mx - mn;
+}
+
 inline int ceil_log2(int64_t n) {
   int b = 0;
   while ((int64_t{1} << b) < n) ++b;
@@ -1049,9 +1097,10 @@ void ComputeTilesT(const Problem& pb, int64_t tile_begin, int64_t tile_end) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(da));
   const WeightMatrix& w = *pb.w;
   const int64_t cols = w.cols, n = pb.n_tokens;
-  if (n == 1) return FusedTiles<kAcc, 1>(da, pb, tile_begin, tile_end);
-  if (n == 2) return FusedTiles<kAcc, 2>(da, pb, tile_begin, tile_end);
-  const int64_t block = w.format == WeightFormat::kFp4 ? 32 : 128;  // scale block along K
+  // GGUF weights take the buffered path for every token count (decoded whole rows for few).
+  if (n == 1 && w.format != WeightFormat::kGgml) return FusedTiles<kAcc, 1>(da, pb, tile_begin, tile_end);
+  if (n == 2 && w.format != WeightFormat::kGgml) return FusedTiles<kAcc, 2>(da, pb, tile_begin, tile_end);
+  const int64_t block = KBlock(w);  // scale block along K
   constexpr bool kBlocks = kAcc == Accumulation::kDoubleBlocks;
   // Few tokens: 4 whole rows per pass, so that each weight row is read as one sequential
   // stream (short bursts from many rows defeat the hardware prefetchers). Many tokens: the 16
@@ -1060,7 +1109,11 @@ void ComputeTilesT(const Problem& pb, int64_t tile_begin, int64_t tile_end) {
   const bool few = n <= kWholeRowTokens;
   const int64_t group = few ? 4 : kRowTile;
   const int64_t whole = (cols + 127) / 128 * 128;
-  const int64_t chunk = few ? whole : std::min<int64_t>(whole, 32768 / kRowTile / static_cast<int64_t>(sizeof(T)));
+  // GGUF rows are decoded by the ggml decoders, not streamed: few tokens take their 4 rows in
+  // chunks of 8 KiB of decoded values each (32 KiB, L1), a multiple of every ggml block
+  // (faster here than whole rows, which spill to L2 between the decode and the products).
+  const int64_t few_chunk = w.format == WeightFormat::kGgml ? std::min<int64_t>(whole, 8192 / static_cast<int64_t>(sizeof(T))) : whole;
+  const int64_t chunk = few ? few_chunk : std::min<int64_t>(whole, 32768 / kRowTile / static_cast<int64_t>(sizeof(T)));
   const int64_t blocks_per_chunk = chunk / block;
   const int64_t acc_row = kBlocks ? n : n * N;  // accumulator elements per tile row
   const int64_t vec_row = n * N;                // vector accumulators per row (exact FP4 rows)
@@ -1076,6 +1129,10 @@ void ComputeTilesT(const Problem& pb, int64_t tile_begin, int64_t tile_end) {
   const int64_t fp4_blocks = w.cols / 32;
   const int fp4_budget = 26 - ceil_log2(std::max<int64_t>(1, fp4_blocks)) - pb.act_exponent_span;
   bool exact_rows[kRowTile / 4] = {};
+  // GGUF MXFP4 standing for FP4: the same values and scales as the official FP4, so the same
+  // whole-row exactness test (its E8M0 scales are the first byte of each 17-byte block).
+  const bool mxfp4_rows = w.format == WeightFormat::kGgml && w.ggml_type == GgmlType::MXFP4 &&
+                          w.ggml_role == WeightFormat::kFp4;
 
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
     const int64_t r0 = tile * kRowTile;
@@ -1085,8 +1142,9 @@ void ComputeTilesT(const Problem& pb, int64_t tile_begin, int64_t tile_end) {
       std::fill(vacc, vacc + kRowTile * vec_row, T(0));
       for (int64_t sub = 0; sub < rows_here; sub += 4) {
         const int64_t first = w.row_begin + r0 + sub, count = std::min<int64_t>(4, rows_here - sub);
-        exact_rows[sub / 4] = w.format == WeightFormat::kFp4 &&
-                              ByteSpan(w.scale + first * fp4_blocks, count * fp4_blocks) <= fp4_budget;
+        exact_rows[sub / 4] = (w.format == WeightFormat::kFp4 &&
+                               ByteSpan(w.scale + first * fp4_blocks, count * fp4_blocks) <= fp4_budget) ||
+                              (mxfp4_rows && Mxfp4ScaleSpan(w, first, count) <= fp4_budget);
       }
     }
     for (int64_t e0 = 0; e0 < cols; e0 += chunk) {
@@ -1109,7 +1167,7 @@ void ComputeTilesT(const Problem& pb, int64_t tile_begin, int64_t tile_end) {
               continue;
             }
           }
-          DecodeRowChunk<kAcc>(da, w, row, e0, e1, dst, f);
+          DecodeRowChunk<kAcc>(da, w, row, e0, e1, dst, f, pb.bf16_weights);
         }
         for (int64_t t0 = 0; t0 < n; t0 += kTokenBlock) {
           const int64_t tb = std::min<int64_t>(kTokenBlock, n - t0);
@@ -1186,8 +1244,10 @@ bool supports(const WeightMatrix& w) {
     case WeightFormat::kBf16:
     case WeightFormat::kF32:
       return true;
-    case WeightFormat::kGgml:
-      return false;
+    case WeightFormat::kGgml: {
+      const auto info = ggml_type_info(static_cast<uint32_t>(w.ggml_type));
+      return info && info->dequantizable && w.ggml_type != GgmlType::I32 && info->block > 0 && w.cols % info->block == 0;
+    }
   }
   return false;
 }

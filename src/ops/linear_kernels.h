@@ -26,6 +26,23 @@
 // more than FP32 holds. So the reference-mode kernels accumulate in double; the integer scale
 // factors are folded into one power-of-two multiplier per block.
 //
+// GGUF weights (WeightFormat::kGgml): rows are decoded by the ggml SIMD decoders
+// (ops/ggml_kernels.h: exactly dequantize_ggml's FP32 values, rounded to BF16 for kBf16
+// compute) chunk by chunk into the same tile buffer (natural column order; few tokens: 4 rows
+// in 8 KiB chunks, many: the 16-row tile in 32 KiB chunks) and multiplied there like the
+// native formats. Precise mode is kFloat. Reference mode follows ggml_role as
+// linear_reference does: kDouble for BF16 / F32 roles, kDoubleBlocks with factor 1 and K
+// blocks of 128 (FP8 role) or 32 (FP4 role) otherwise: each block's sum of exact double
+// products, lanes summed, added to the total in K order. Where those block sums are exact
+// the result has the bits of linear_reference: always for MXFP4 in the FP4 role (one E8M0
+// scale per 32-block, E2M1 x E4M3 products, as the official FP4 above), and for Q8_0 / F16 /
+// BF16 whenever the scales within a 128-block span a few binades (their values have at most
+// 18 significant bits). K-quant values have up to 24 significant bits: a block's lane sum can
+// differ from linear_reference's sequential one by double rounding (~1e-16 relative), which
+// changes the FP32 / BF16 output only in rare ties (tested bit-equal on random weights of
+// every type). Either way every output is independent of the
+// batch, the token's position and the thread count.
+//
 // Whole FP4 rows in double (decode): a product of an E2M1 weight, an E4M3 activation code and
 // the scales 2^Ew, 2^Ea is a multiple of 2^(Ew + Ea - 10) below 2^(Ew + Ea + 11.4), so the
 // cols / 32 blocks of a row sum to below 2^(16.4 + log2(cols / 32) + max(Ew + Ea)) in steps
@@ -80,9 +97,13 @@ struct Problem {
   int act_exponent_span = 0;
   // kDoubleBlocks: the same inputs as FP32 (exact: q * 2^Ea), for the FP32-product decode.
   const float* x_f32 = nullptr;
+  // GGUF weights under kBf16 compute: the decoded values rounded to BF16 (the other formats'
+  // values are exact in BF16).
+  bool bf16_weights = false;
 };
 
-// Whether the kernels handle this weight: FP8 needs 128 x 128 scale blocks, FP4 cols % 32 == 0.
+// Whether the kernels handle this weight: FP8 needs 128 x 128 scale blocks, FP4 cols % 32 == 0,
+// GGUF weights a dequantizable ggml type with whole blocks per row.
 bool supports(const WeightMatrix& w);
 
 // Computes output rows [tile_begin * kRowTile, min(tile_end * kRowTile, rows)) for all tokens.

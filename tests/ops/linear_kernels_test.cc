@@ -255,5 +255,57 @@ TEST_F(LinearKernels, GroupGivesEachProductItsOwnBits) {
   }
 }
 
+// GGUF weights (ops/ggml_kernels decoders): every type, standing for every official format
+// (which sets the reference-mode activation rounding and K blocks), on every target. Reference
+// mode: the bits of linear_reference (its K-block sums of exact double products, here summed
+// in double lanes: equal up to double rounding, see linear_kernels.h); precise mode: within
+// the FP32 summation bound; both batch- and thread-invariant.
+TEST_F(LinearKernels, GgmlEveryTypeAndRole) {
+  std::mt19937 rng(21);
+  for (GgmlType type : ggml_weight_types()) {
+    const int64_t block = ggml_type_info(static_cast<uint32_t>(type))->block;
+    const int64_t cols = block == 256 ? 512 : block == 32 ? 160 : 200;  // 160, 200: partial 128-blocks
+    for (WeightFormat role : {WeightFormat::kFp8Block, WeightFormat::kFp4, WeightFormat::kBf16, WeightFormat::kF32}) {
+      SCOPED_TRACE(ggml_type_name(static_cast<uint32_t>(type)) + " role " + std::to_string(int(role)));
+      const Stored s = make_ggml(type, role, 21, cols, rng);
+      ASSERT_TRUE(linear_kernels::supports(s.w));  // the kernels, not the scalar fallback, run
+      for_each_target([&] { check_all_modes(s, one_, two_); });
+    }
+  }
+}
+
+TEST_F(LinearKernels, GgmlRowSliceAndGroup) {
+  std::mt19937 rng(22);
+  Stored s = make_ggml(GgmlType::Q4_K, WeightFormat::kFp8Block, 70, 768, rng);
+  Stored slice = s;
+  slice.w = s.w.row_slice(13, 40);
+  for_each_target([&] { check_all_modes(slice, one_, two_); });
+  // MXFP4 standing for FP4: rows whose scales span little sum whole rows in double lanes (exact),
+  // the others per 32-block; rows 4..7 here span 2^40.
+  Stored mx = make_ggml(GgmlType::MXFP4, WeightFormat::kFp4, 20, 512, rng);
+  for (int64_t r = 4; r < 8; ++r) {
+    for (int64_t b = 0; b < 16; ++b) mx.data[static_cast<size_t>(r * 16 * 17 + b * 17)] = static_cast<uint8_t>(b % 2 ? 140 : 100);
+  }
+  for_each_target([&] { check_all_modes(mx, one_, two_); });
+  // A group mixing GGUF and native weights gives each product its own bits.
+  Stored a = make_ggml(GgmlType::IQ2_XXS, WeightFormat::kFp4, 40, 256, rng);
+  Stored b = make_ggml(GgmlType::MXFP4, WeightFormat::kFp4, 24, 256, rng);
+  Stored c = make_fp4(16, 256, rng);
+  for (const Mode& m : kModes) {
+    const std::vector<float> x = make_x(3, 256, 256, rng, m.bf16_inputs);
+    const Stored* ws[3] = {&a, &b, &c};
+    std::vector<float> want[3], got[3];
+    LinearProduct ps[3];
+    for (int i = 0; i < 3; ++i) {
+      want[i].resize(static_cast<size_t>(3 * ws[i]->w.rows));
+      got[i].assign(want[i].size(), -1.0f);
+      linear(ws[i]->w, x.data(), 256, 3, want[i].data(), ws[i]->w.rows, m.numerics, m.compute, one_);
+      ps[i] = LinearProduct{ws[i]->w, x.data(), 256, 3, got[i].data(), ws[i]->w.rows};
+    }
+    linear_group(ps, 3, m.numerics, m.compute, two_);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(got[i], want[i]) << "product " << i;
+  }
+}
+
 }  // namespace
 }  // namespace dsv4
