@@ -6,7 +6,6 @@
 #include "engine/tiny_model.h"
 #include "engine/model_files.h"
 #include "model/weights.h"
-#include "test_tasks.h"
 #include "train/eval/local.h"
 #include "train/eval/report.h"
 
@@ -14,6 +13,10 @@ namespace dsv4::eval {
 namespace {
 
 using tasks::Mode;
+
+std::vector<tasks::Task> read_fixture(const std::string& name) {
+  return tasks::read_tasks_jsonl(std::string(DSV4_TEST_DATA_DIR) + "/eval/" + name);
+}
 
 struct Tiny {
   std::shared_ptr<const ModelWeights> weights;
@@ -35,9 +38,9 @@ TEST(EvalLocal, RunsAllModesAndFillsTheReport) {
   lo.params.sampling.temperature = 0.0f;
   lo.params.max_tokens = 4;
   LocalBackend backend(m.weights, *m.tok, lo);
-  const auto tasks = test::read_fixture_tasks("tasks.jsonl");
+  const auto tasks = read_fixture("tasks.jsonl");
   EvalOptions eo;  // all three modes
-  const auto records = run_eval(backend, tasks, eo, test::fixture_ops());
+  const auto records = run_eval(backend, tasks, eo, default_task_ops());
   ASSERT_EQ(records.size(), 9u);
   for (size_t i = 0; i < records.size(); ++i) {
     const TaskRecord& r = records[i];
@@ -82,7 +85,7 @@ TEST(EvalLocal, RendersModesAndKeepsReasoningAcrossToolCalls) {
 
   // A tool round: the assistant's reasoning and call, then the result, then the next turn.
   q.mode = Mode::ThinkHigh;
-  q.tools = test::read_fixture_tasks("tasks.jsonl")[0].tools;
+  q.tools = read_fixture("tasks.jsonl")[0].tools;
   q.messages.push_back(Json{{"role", "assistant"},
                             {"content", ""},
                             {"reasoning_content", "REASONING-BEFORE-THE-CALL"},
