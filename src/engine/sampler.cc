@@ -293,6 +293,14 @@ std::span<const float> Sampler::distribution(std::span<const float> logits, cons
   return work_;
 }
 
+double Sampler::sampling_logprob(int32_t token) const {
+  if (token < 0 || token >= vocab_) throw Error("Sampler::sampling_logprob: token " + std::to_string(token) + " outside the vocabulary");
+  if (greedy_ >= 0) return token == greedy_ ? 0.0 : -std::numeric_limits<double>::infinity();
+  const float p = probs_[static_cast<size_t>(token)];
+  if (p == 0.0f || !(total_ > 0.0)) return -std::numeric_limits<double>::infinity();
+  return std::log(static_cast<double>(p) / total_);
+}
+
 double Sampler::uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
 
 int32_t Sampler::draw_from(std::span<const float> weights) {

@@ -105,6 +105,10 @@ class Sampler {
   int32_t draw_from(std::span<const float> weights);
   // the SampleResult sample() returns for `token` chosen on `logits` (logprobs as asked).
   SampleResult result_for(std::span<const float> logits, int32_t token) const;
+  // log of the probability step 7 gave `token` in the last sample() / distribution() call (the
+  // sampling distribution after penalties, temperature and truncation; 0 for the greedy
+  // choice, -inf for a removed token). What a policy-gradient trainer compares against.
+  double sampling_logprob(int32_t token) const;
   // True when sampling is greedy (temperature below kGreedyTemperature).
   bool greedy() const { return params_.temperature < kGreedyTemperature; }
 

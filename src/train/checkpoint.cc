@@ -10,7 +10,9 @@ namespace dsv4::train {
 using nlohmann::json;
 
 std::string run_identity(const RunConfig& r) {
-  return json{{"seq_len", r.seq_len}, {"batch", r.batch}, {"seed", r.seed}, {"muon", r.muon}}.dump();
+  json j{{"seq_len", r.seq_len}, {"batch", r.batch}, {"seed", r.seed}, {"muon", r.muon}};
+  if (r.sft) j["objective"] = "sft";  // absent for "lm": checkpoints of earlier runs still resume
+  return j.dump();
 }
 
 namespace {

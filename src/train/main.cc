@@ -15,7 +15,9 @@
 #include "base/error.h"
 #include "base/file.h"
 #include "text/tokenizer.h"
+#include "train/post_run.h"
 #include "train/run.h"
+#include "train/sft_data.h"
 #include "train/token_data.h"
 
 namespace {
@@ -68,6 +70,35 @@ int cmd_data_prepare(int argc, char** argv) {
   int64_t n = 0;
   for (const auto& d : docs) n += static_cast<int64_t>(d.size()) + 1;
   std::printf("%zu documents, %lld tokens -> %s\n", docs.size(), static_cast<long long>(n), out.c_str());
+  return 0;
+}
+
+int cmd_data_sft(int argc, char** argv) {
+  CLI::App app{"dsv4 train data sft: task JSONL -> chat-encoded SFT examples with loss masks (token data version 2)"};
+  std::string tokenizer, out, modes = "non-think,think-high,think-max";
+  std::vector<std::string> tasks;
+  double val_fraction = 0.05;
+  int64_t vocab = 0;
+  app.add_option("--tasks", tasks, "task files (docs/tasks-format.md)")->required();
+  app.add_option("--tokenizer", tokenizer, "tokenizer.json")->required();
+  app.add_option("--modes", modes, "comma-separated: non-think, think-high, think-max (default: all three)");
+  app.add_option("--out", out, "output data directory")->required();
+  app.add_option("--val-fraction", val_fraction, "fraction of the examples held out (default 0.05)");
+  app.add_option("--vocab-size", vocab, "vocabulary size of the model (default: the tokenizer's)");
+  CLI11_PARSE(app, argc, argv);
+  const dsv4::Tokenizer tok = dsv4::Tokenizer::load(tokenizer);
+  if (vocab <= 0) vocab = tok.vocab_size();
+  std::vector<std::string> mode_list;
+  for (size_t a = 0; a <= modes.size();) {
+    size_t b = modes.find(',', a);
+    if (b == std::string::npos) b = modes.size();
+    if (b > a) mode_list.push_back(modes.substr(a, b - a));
+    a = b + 1;
+  }
+  const dsv4::train::SftDataStats st = dsv4::train::prepare_sft_data(tasks, tok, mode_list, out, val_fraction, vocab);
+  std::printf("%lld tasks -> %lld examples (%lld without a target skipped), %lld tokens, %lld target tokens -> %s\n",
+              static_cast<long long>(st.tasks), static_cast<long long>(st.examples), static_cast<long long>(st.skipped),
+              static_cast<long long>(st.tokens), static_cast<long long>(st.target_tokens), out.c_str());
   return 0;
 }
 
@@ -140,13 +171,40 @@ int cmd_run(int argc, char** argv) {
   return 0;
 }
 
+// `dsv4 train distill` / `dsv4 train grpo`: post-training runs (train/post_run.h).
+int cmd_post(const std::string& kind, int argc, char** argv) {
+  CLI::App app{kind == "distill" ? "dsv4 train distill: on-policy distillation of domain teachers into one student"
+                                 : "dsv4 train grpo: GRPO with engine rollouts from the synced policy"};
+  std::string config;
+  int64_t steps = -1;
+  dsv4::train::PostOptions o;
+  app.add_option("--config", config, kind == "distill" ? "distill.json" : "rl.json")->required();
+  app.add_option("--steps", steps, "override the run's steps");
+  app.add_flag("--quiet", o.quiet, "no progress lines");
+  CLI11_PARSE(app, argc, argv);
+  const std::string text = dsv4::read_file(config);
+  if (kind == "distill") {
+    dsv4::train::DistillConfig c = dsv4::train::parse_distill_config(text, config);
+    if (steps >= 0) c.common.steps = steps;
+    dsv4::train::run_distill(c, o);
+  } else {
+    dsv4::train::GrpoConfig c = dsv4::train::parse_grpo_config(text, config);
+    if (steps >= 0) c.common.steps = steps;
+    dsv4::train::run_grpo(c, o);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
     if (argc >= 2 && std::string(argv[1]) == "export") return cmd_export(argc - 1, argv + 1);
+    if (argc >= 2 && (std::string(argv[1]) == "distill" || std::string(argv[1]) == "grpo"))
+      return cmd_post(argv[1], argc - 1, argv + 1);
     if (argc >= 3 && std::string(argv[1]) == "data" && std::string(argv[2]) == "prepare")
       return cmd_data_prepare(argc - 2, argv + 2);
+    if (argc >= 3 && std::string(argv[1]) == "data" && std::string(argv[2]) == "sft") return cmd_data_sft(argc - 2, argv + 2);
     return cmd_run(argc, argv);
   } catch (const dsv4::Error& e) {
     std::fprintf(stderr, "dsv4 train: error: %s\n", e.what());

@@ -74,6 +74,10 @@ double update_routing_bias(TrainModel& m, const ForwardResult& r, double rate);
 void save_model_checkpoint(const std::string& path, const TrainModel& m, int64_t step);
 TrainModel load_model_checkpoint(const std::string& path);
 
+// Mean cross-entropy of logits [..., V] against targets [...] over the positions where mask
+// [...] (0/1) is 1; masked-out positions contribute nothing (value or gradient).
+torch::Tensor masked_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& mask);
+
 // tokens: [B, S] int64 (every sequence from position 0).
 ForwardResult forward(const TrainModel& m, const torch::Tensor& tokens, const ForwardOptions& opt);
 

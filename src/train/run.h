@@ -18,6 +18,9 @@ namespace dsv4::train {
 //   weight_decay, grad_clip, muon (bool), mtp_weight, balance_weight (sequence-wise loss),
 //   bias_update_rate (aux-loss-free balancing), indexer_warmup (dense steps), indexer_weight,
 //   muon_ns ("fp32" | "bf16"), qat (bool), compute ("fp32" | "bf16": projections in BF16, FP32 master weights), eval_every, eval_batches, checkpoint_every, log_every, seed, threads
+//   objective: "lm" (default: next-token loss on windows of the token stream) or "sft" (rows
+//     packed from whole examples of version-2 data, loss only on the masked target tokens,
+//     the MTP loss masked the same way; `dsv4 train data sft` writes such data)
 struct RunConfig {
   std::string source;
   ModelConfig model;
@@ -38,6 +41,7 @@ struct RunConfig {
   int64_t eval_every = 0, eval_batches = 4, checkpoint_every = 0, log_every = 1;
   uint64_t seed = 0;
   int threads = 0;  // 0: all cores
+  bool sft = false;  // objective: "sft"
 };
 
 // Parses run.json text; `source` names it in errors; relative paths resolve against its folder.

@@ -25,7 +25,7 @@ RunConfig parse_run_config(const std::string& text, const std::string& source) {
   static const char* known[] = {"model", "init_from", "data", "out", "seq_len", "batch", "steps", "lr", "min_lr_ratio",
                                 "warmup", "schedule", "wsd_decay", "weight_decay", "grad_clip", "muon", "mtp_weight",
                                 "balance_weight", "bias_update_rate", "indexer_warmup", "indexer_weight", "qat", "compute", "muon_ns",
-                                "eval_every", "eval_batches", "checkpoint_every", "log_every", "seed", "threads"};
+                                "eval_every", "eval_batches", "checkpoint_every", "log_every", "seed", "threads", "objective"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     bool ok = false;
     for (const char* k : known) ok = ok || it.key() == k;
@@ -102,6 +102,10 @@ RunConfig parse_run_config(const std::string& text, const std::string& source) {
   num("log_every", r.log_every, 1, 1e12);
   num("seed", r.seed, 0, 1.8e19);
   num("threads", r.threads, 0, 4096);
+  std::string objective = "lm";
+  str("objective", objective, false);
+  if (objective != "lm" && objective != "sft") throw Error(source + ": field objective must be \"lm\" or \"sft\"");
+  r.sft = objective == "sft";
   return r;
 }
 

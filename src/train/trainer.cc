@@ -97,7 +97,20 @@ struct Losses {
   ForwardResult fr;
 };
 
-Losses compute_loss(const RunConfig& r, const TrainModel& m, const Tensor& win, bool indexer_dense, bool train) {
+}  // namespace
+
+Tensor masked_cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& mask) {
+  const int64_t V = logits.size(-1);
+  Tensor ce = at::cross_entropy_loss(logits.reshape({-1, V}), targets.reshape({-1}), {}, at::Reduction::None);
+  Tensor m = mask.reshape({-1}).to(ce.scalar_type());
+  return (ce * m).sum() / m.sum().clamp_min(1.0);
+}
+
+namespace {
+
+// mask: [B, S+1] (1 = token is a target) or undefined (every token).
+Losses compute_loss(const RunConfig& r, const TrainModel& m, const Tensor& win, const Tensor& mask, bool indexer_dense,
+                    bool train) {
   const int64_t S = r.seq_len, V = m.config.vocab_size;
   Tensor inp = win.narrow(1, 0, S);
   ForwardOptions fo;
@@ -108,27 +121,50 @@ Losses compute_loss(const RunConfig& r, const TrainModel& m, const Tensor& win, 
   fo.indexer_loss = train;
   Losses l;
   l.fr = forward(m, inp, fo);
-  l.ce = at::cross_entropy_loss(l.fr.logits.reshape({-1, V}), win.narrow(1, 1, S).reshape({-1}));
+  if (mask.defined())
+    l.ce = masked_cross_entropy(l.fr.logits, win.narrow(1, 1, S), mask.narrow(1, 1, S));
+  else
+    l.ce = at::cross_entropy_loss(l.fr.logits.reshape({-1, V}), win.narrow(1, 1, S).reshape({-1}));
   l.total = l.ce;
   if (l.fr.mtp_logits.defined()) {
-    l.mtp = at::cross_entropy_loss(l.fr.mtp_logits.reshape({-1, V}), win.narrow(1, 2, S - 1).reshape({-1}));
+    if (mask.defined())
+      l.mtp = masked_cross_entropy(l.fr.mtp_logits, win.narrow(1, 2, S - 1), mask.narrow(1, 2, S - 1));
+    else
+      l.mtp = at::cross_entropy_loss(l.fr.mtp_logits.reshape({-1, V}), win.narrow(1, 2, S - 1).reshape({-1}));
     l.total = l.total + r.mtp_weight * l.mtp;
   }
   if (train) l.total = l.total + r.balance_weight * l.fr.balance_loss + r.indexer_weight * l.fr.indexer_kl;
   return l;
 }
 
+// [n, S+1] token rows filled by fill(i, tokens, loss); mask set (float 0/1) for SFT runs.
+template <typename Fill>
+Tensor make_rows(const RunConfig& r, const TokenData& d, int64_t n, Fill fill, Tensor& mask) {
+  const int64_t S1 = r.seq_len + 1;
+  Tensor win = torch::empty({n, S1}, torch::kInt64);
+  std::vector<uint8_t> loss(static_cast<size_t>(S1), 1);
+  if (r.sft) mask = torch::empty({n, S1}, torch::kFloat32);
+  for (int64_t i = 0; i < n; ++i) {
+    fill(i, win[i].data_ptr<int64_t>(), loss.data());
+    if (r.sft)
+      for (int64_t t = 0; t < S1; ++t) mask[i].data_ptr<float>()[t] = loss[static_cast<size_t>(t)] ? 1.0f : 0.0f;
+  }
+  (void)d;
+  return win;
+}
+
 double eval_loss(const RunConfig& r, const TrainModel& m, const TokenData& d) {
   torch::NoGradGuard ng;
   double sum = 0;
-  std::vector<int64_t> buf(static_cast<size_t>(r.seq_len + 1));
   for (int64_t b = 0; b < r.eval_batches; ++b) {
-    Tensor win = torch::empty({r.batch, r.seq_len + 1}, torch::kInt64);
-    for (int64_t i = 0; i < r.batch; ++i) {
-      val_window(d, b * r.batch + i, r.seq_len + 1, buf.data());
-      std::memcpy(win[i].data_ptr<int64_t>(), buf.data(), buf.size() * 8);
-    }
-    sum += compute_loss(r, m, win, false, false).ce.item<double>();
+    Tensor mask;
+    Tensor win = make_rows(r, d, r.batch, [&](int64_t i, int64_t* tok, uint8_t* loss) {
+      if (r.sft)
+        val_example_row(d, b * r.batch + i, r.seq_len + 1, tok, loss);
+      else
+        val_window(d, b * r.batch + i, r.seq_len + 1, tok);
+    }, mask);
+    sum += compute_loss(r, m, win, mask, false, false).ce.item<double>();
   }
   return sum / static_cast<double>(r.eval_batches);
 }
@@ -180,6 +216,9 @@ void run_training(const RunConfig& r, const RunOptions& o) {
   const int64_t local_batch = r.batch / world, row0 = rank * local_batch;
   const bool writer = rank == 0;  // checkpoints, log and plot come from rank 0
   const TokenData data = open_token_data(r.data, r.model.vocab_size);
+  if (r.sft && !data.masked)
+    throw Error(r.source + ": objective \"sft\" needs example data with masks (manifest version 2: `dsv4 train data sft`); " +
+                r.data + " is version 1");
   if (r.eval_every > 0 && data.val.empty()) throw Error(r.data + ": eval_every is set but the data has no held-out split");
   if (writer) fs::create_directories(r.out);
   const std::string ckpt = (fs::path(r.out) / "checkpoint.safetensors").string();
@@ -220,19 +259,20 @@ void run_training(const RunConfig& r, const RunOptions& o) {
     write_file_atomic((fs::path(r.out) / "loss.svg").string(), loss_curve_svg(curve, val_curve));
   };
   const int64_t S1 = r.seq_len + 1;
-  std::vector<int64_t> buf(static_cast<size_t>(S1));
   auto t_last = std::chrono::steady_clock::now();
   int64_t tokens_since = 0;
   const int64_t last = o.stop_after >= 0 ? std::min(o.stop_after, r.steps) : r.steps;
   while (step < last) {
     const int64_t s = step;
-    Tensor win = torch::empty({local_batch, S1}, torch::kInt64);
-    for (int64_t i = 0; i < local_batch; ++i) {
-      train_window(data, r.seed, s, row0 + i, S1, buf.data());
-      std::memcpy(win[i].data_ptr<int64_t>(), buf.data(), buf.size() * 8);
-    }
+    Tensor mask;
+    Tensor win = make_rows(r, data, local_batch, [&](int64_t i, int64_t* tok, uint8_t* loss) {
+      if (r.sft)
+        train_example_row(data, r.seed, s, row0 + i, S1, tok, loss);
+      else
+        train_window(data, r.seed, s, row0 + i, S1, tok);
+    }, mask);
     const double lr = lr_at(r, s);
-    Losses l = compute_loss(r, m, win, s < r.indexer_warmup, true);
+    Losses l = compute_loss(r, m, win, mask, s < r.indexer_warmup, true);
     // Scalars of the step, averaged over the ranks (each holds an equal share of the batch).
     Tensor scal = torch::stack({l.total.detach(), l.ce.detach(), l.mtp.defined() ? l.mtp.detach() : torch::zeros_like(l.ce),
                                 l.fr.balance_loss.detach().to(l.ce.scalar_type()), l.fr.indexer_kl.detach().to(l.ce.scalar_type())})

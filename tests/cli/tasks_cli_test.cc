@@ -12,6 +12,9 @@
 #include "base/file.h"
 #include "train/tasks/task.h"
 
+#include <nlohmann/json.hpp>
+#include <vector>
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -79,3 +82,31 @@ TEST(TasksCli, BadOptionsFailWithAMessage) {
 }
 
 }  // namespace
+
+// --text: one {"text": ...} line per task and mode, the conversation in the V4 chat format
+// (BOS, the user turn, the mode's reasoning and the answer, EOS); a bad mode is an error.
+TEST(TasksCli, TextRendersEveryTaskInEveryMode) {
+  const fs::path d = temp("text");
+  const std::string out = (d / "t.jsonl").string();
+  const auto r = run("tasks write --suite math.arith --n 3 --seed 2 --text non-think,think-high --out " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto tasks = dsv4::tasks::generate_suite("math.arith", dsv4::tasks::Split::Train, 3, 2);
+  const std::string body = dsv4::read_file(out);
+  std::vector<std::string> lines;
+  for (size_t p = 0, e; (e = body.find('\n', p)) != std::string::npos; p = e + 1) lines.push_back(body.substr(p, e - p));
+  ASSERT_EQ(lines.size(), 6u);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const auto j = nlohmann::json::parse(lines[i]);
+    const std::string text = j.at("text").get<std::string>();
+    const auto& t = tasks[i / 2];
+    const bool think = i % 2 == 1;
+    EXPECT_EQ(text.rfind("<｜begin▁of▁sentence｜>", 0), 0u) << text;
+    EXPECT_NE(text.find(t.messages[0]["content"].get<std::string>()), std::string::npos) << text;
+    const auto& target = t.targets[think ? 1 : 0][0];
+    EXPECT_NE(text.find(target["content"].get<std::string>() + "<｜end▁of▁sentence｜>"), std::string::npos) << text;
+    EXPECT_EQ(text.find("<think>") != std::string::npos, think) << text;
+    if (think) EXPECT_NE(text.find(target["reasoning_content"].get<std::string>() + "</think>"), std::string::npos);
+  }
+  EXPECT_NE(run("tasks write --suite math.arith --n 1 --text non-think,fast --out " + out).code, 0);
+  fs::remove_all(d);
+}

@@ -7,7 +7,10 @@
 
 #include "base/error.h"
 #include "frontends/cli/commands.h"
+#include "base/file.h"
+#include "train/tasks/render.h"
 #include "train/tasks/task.h"
+#include <nlohmann/json.hpp>
 
 namespace dsv4::cli {
 
@@ -24,6 +27,11 @@ int cmd_tasks(int argc, char** argv) {
   write->add_option("--n", n, "tasks per suite")->check(CLI::NonNegativeNumber);
   write->add_option("--seed", seed, "seed of the draws");
   write->add_option("--out", out, "output JSONL file (written atomically)")->required();
+  std::string text_modes;
+  write->add_option("--text", text_modes,
+                    "write {\"text\": conversation} lines instead of tasks: each task's prompt + target rendered in "
+                    "the V4 chat format, once per listed mode (e.g. non-think,think-high,think-max); for tokenizer "
+                    "training and pre-training text");
   CLI11_PARSE(app, argc, argv);
   if (list->parsed()) {
     for (const auto& s : tasks::suite_names()) std::printf("%-16s %s\n", s.c_str(), tasks::suite_description(s).c_str());
@@ -44,6 +52,26 @@ int cmd_tasks(int argc, char** argv) {
   for (const auto& name : names) {
     auto part = tasks::generate_suite(name, sp, n, seed);
     for (auto& t : part) all.push_back(std::move(t));
+  }
+  if (!text_modes.empty()) {
+    std::vector<tasks::Mode> modes;
+    size_t p = 0;
+    while (p <= text_modes.size()) {
+      size_t e = text_modes.find(',', p);
+      if (e == std::string::npos) e = text_modes.size();
+      modes.push_back(tasks::parse_mode(text_modes.substr(p, e - p)));
+      p = e + 1;
+    }
+    std::string body;
+    size_t lines = 0;
+    for (const auto& t : all)
+      for (tasks::Mode m : modes) {
+        body += nlohmann::json{{"text", tasks::render_conversation(t, m)}}.dump() + "\n";
+        ++lines;
+      }
+    write_file_atomic(out, body);
+    std::fprintf(stderr, "wrote %zu conversations of %zu tasks to %s\n", lines, all.size(), out.c_str());
+    return 0;
   }
   tasks::write_tasks_jsonl(out, all);
   std::fprintf(stderr, "wrote %zu tasks to %s\n", all.size(), out.c_str());

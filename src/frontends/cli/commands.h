@@ -12,9 +12,9 @@ int cmd_tokenize(int argc, char** argv);    // text -> ids
 int cmd_detokenize(int argc, char** argv);  // ids -> text
 int cmd_tokenizer(int argc, char** argv);   // tokenizer train: byte-level BPE tokenizer.json from text
 int cmd_render(int argc, char** argv);      // chat messages -> prompt text / ids
-int cmd_parse(int argc, char** argv);
+int cmd_parse(int argc, char** argv);       // completion text -> assistant message JSON
 int cmd_run(int argc, char** argv);         // one-shot generation
-int cmd_chat(int argc, char** argv);        // interactive chat       // completion text -> assistant message JSON
+int cmd_chat(int argc, char** argv);        // interactive chat
 int cmd_init(int argc, char** argv);        // write a random model in the official layout
 int cmd_serve(int argc, char** argv);       // OpenAI / Anthropic HTTP server
 int cmd_eval(int argc, char** argv);        // task suites against a model or an endpoint, per reasoning mode
