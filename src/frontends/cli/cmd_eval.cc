@@ -87,7 +87,7 @@ int cmd_eval(int argc, char** argv) {
   app.add_option("--split", split, "split of the built-in suites: heldout or train")->check(CLI::IsMember({"heldout", "train"}));
   app.add_option("--tasks", task_files, "task file(s) in JSONL (docs/tasks-format.md); repeatable");
   app.add_option("--modes", modes, "reasoning modes, comma-separated: non-think, think-high, think-max");
-  app.add_option("--concurrency", concurrency, "requests in flight (endpoint; local generation is sequential for now)")
+  app.add_option("--concurrency", concurrency, "conversations in flight: parallel requests (endpoint) or one batched generation (local)")
       ->check(CLI::Range(1, 1024));
   app.add_option("--max-tokens", max_tokens, "tokens per model turn at most (0: no limit)")->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   app.add_option("--max-rounds", max_rounds, "model turns per task at most (tool calls + the final answer)")->check(CLI::Range(1, 1000));
@@ -160,8 +160,8 @@ int cmd_eval(int argc, char** argv) {
     lo.params = generate_params(g, think);
     lo.params.max_tokens = max_tokens > 0 ? max_tokens : -1;
     apply_spec(g, *m.weights, lo.session, lo.params);
+    lo.batch = concurrency;
     backend = std::make_unique<eval::LocalBackend>(m.weights, *m.tokenizer, lo);
-    if (concurrency > 1 && !quiet) std::fprintf(stderr, "note: local generation is sequential for now (--concurrency ignored)\n");
     info.backend = "local";
     info.target = m.dir;
   }

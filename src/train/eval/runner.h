@@ -46,13 +46,13 @@ class ChatBackend {
   virtual int max_parallel() const = 0;
 };
 
-// The task library's simulated tools and graders (tasks::run_tool / tasks::grade by default;
-// see default_task_ops()). Separate so the runner can be tested on its own.
+// The simulated tools and graders: tasks::run_tool / tasks::grade (default_task_ops()), or
+// others plugged in.
 struct TaskOps {
   std::function<std::string(const Json& tool_env, const std::string& name, const Json& arguments)> run_tool;
   std::function<tasks::GradeResult(const Json& grader, const std::string& content, const std::vector<tasks::ToolCallMade>& calls)> grade;
 };
-TaskOps default_task_ops();  // tasks::run_tool and tasks::grade (links dsv4_tasks)
+TaskOps default_task_ops();  // tasks::run_tool and tasks::grade
 
 struct EvalOptions {
   std::vector<tasks::Mode> modes{tasks::Mode::NonThink, tasks::Mode::ThinkHigh, tasks::Mode::ThinkMax};
