@@ -77,7 +77,9 @@ TurnReply LocalBackend::complete_one(const TurnRequest& q) {
       p.sampling.seed = q.seed;
       p.mode = thinking_mode(q.mode);
       p.max_tokens = max_tokens;
-      const GenerateResult g = generate(*session_, tokenizer_, ids, p);
+      GenerateCallbacks cb;
+      cb.should_stop = opts_.should_stop;
+      const GenerateResult g = generate(*session_, tokenizer_, ids, p, cb);
       fill_reply(g.tokens, g.message, q.mode, r);
     }
   } catch (const std::exception& e) {

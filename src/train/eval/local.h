@@ -5,6 +5,7 @@
 // with batch > 1 the runner keeps that many conversations in flight and each complete() call
 // is one batched generation (engine/batch_generate.h: the same tokens as separate runs).
 #pragma once
+#include <functional>
 #include <memory>
 
 #include "engine/generate.h"
@@ -18,6 +19,7 @@ struct LocalOptions {
   SessionOptions session;
   GenerateParams params;     // sampling (seed replaced per turn), max_tokens, stop, speculation
   int batch = 1;             // conversations per batched generation (1: sequential generate)
+  std::function<bool()> should_stop;  // polled during sequential generation (e.g. Ctrl-C)
 };
 
 class LocalBackend : public ChatBackend {

@@ -58,6 +58,9 @@ struct EvalOptions {
   std::vector<tasks::Mode> modes{tasks::Mode::NonThink, tasks::Mode::ThinkHigh, tasks::Mode::ThinkMax};
   int max_rounds = 8;   // model turns per conversation (tool rounds + the final answer)
   uint64_t seed = 0;    // base of the per-turn sampling seeds
+  // Polled before and after each backend call (e.g. Ctrl-C): true stops the run; only the
+  // conversations finished by then come back (a turn answered after the stop is dropped).
+  std::function<bool()> should_stop;
 };
 
 // The outcome of one (task, mode).
@@ -81,7 +84,8 @@ struct TaskRecord {
 using ProgressCallback = std::function<void(const TaskRecord& r, int64_t done, int64_t total)>;
 
 // Runs every task in every mode. Records come back in task order, modes within a task in
-// options.modes order, whatever the backend's parallelism.
+// options.modes order, whatever the backend's parallelism (after a stop: the finished ones,
+// in that order).
 std::vector<TaskRecord> run_eval(ChatBackend& backend, const std::vector<tasks::Task>& tasks, const EvalOptions& options,
                                  const TaskOps& ops, const ProgressCallback& progress = {});
 
