@@ -7,10 +7,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 
 #include "base/error.h"
 #include "frontends/cli/commands.h"
 #include "frontends/cli/generation_cli.h"
+#include "frontends/cli/signals.h"
 #include "train/eval/chart.h"
 #include "train/eval/endpoint.h"
 #include "train/eval/local.h"
@@ -87,7 +89,7 @@ int cmd_eval(int argc, char** argv) {
   app.add_option("--split", split, "split of the built-in suites: heldout or train")->check(CLI::IsMember({"heldout", "train"}));
   app.add_option("--tasks", task_files, "task file(s) in JSONL (docs/tasks-format.md); repeatable");
   app.add_option("--modes", modes, "reasoning modes, comma-separated: non-think, think-high, think-max");
-  app.add_option("--concurrency", concurrency, "requests in flight (endpoint; local generation is sequential for now)")
+  app.add_option("--concurrency", concurrency, "conversations in flight: parallel requests (endpoint) or one batched generation (local)")
       ->check(CLI::Range(1, 1024));
   app.add_option("--max-tokens", max_tokens, "tokens per model turn at most (0: no limit)")->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   app.add_option("--max-rounds", max_rounds, "model turns per task at most (tool calls + the final answer)")->check(CLI::Range(1, 1000));
@@ -131,6 +133,9 @@ int cmd_eval(int argc, char** argv) {
                             {"max_rounds", max_rounds},        {"temperature", g.temperature},
                             {"concurrency", concurrency}};
 
+  // Ctrl-C while tasks run: stop at the next turn and report the finished tasks.
+  std::optional<InterruptGuard> interrupt;
+  auto interrupted_now = [&] { return interrupt && interrupt->requested(); };
   std::unique_ptr<eval::ChatBackend> backend;
   LoadedModel m;
   if (!endpoint.empty()) {
@@ -160,21 +165,34 @@ int cmd_eval(int argc, char** argv) {
     lo.params = generate_params(g, think);
     lo.params.max_tokens = max_tokens > 0 ? max_tokens : -1;
     apply_spec(g, *m.weights, lo.session, lo.params);
+    lo.batch = concurrency;
+    lo.should_stop = interrupted_now;
     backend = std::make_unique<eval::LocalBackend>(m.weights, *m.tokenizer, lo);
-    if (concurrency > 1 && !quiet) std::fprintf(stderr, "note: local generation is sequential for now (--concurrency ignored)\n");
     info.backend = "local";
     info.target = m.dir;
   }
 
   EvalProgress bar(!quiet);
   int64_t correct = 0;
+  eval::EvalOptions run_opts;
+  run_opts.modes = mode_list;
+  run_opts.max_rounds = max_rounds;
+  run_opts.seed = static_cast<uint64_t>(g.seed);
+  run_opts.should_stop = interrupted_now;
+  interrupt.emplace();
   const std::vector<eval::TaskRecord> records =
-      eval::run_eval(*backend, task_list, eval::EvalOptions{mode_list, max_rounds, static_cast<uint64_t>(g.seed)}, eval::default_task_ops(),
+      eval::run_eval(*backend, task_list, run_opts, eval::default_task_ops(),
                      [&](const eval::TaskRecord& r, int64_t done, int64_t total) {
                        correct += r.correct ? 1 : 0;
                        bar.update(done, total, correct);
                      });
   bar.clear();
+  const bool interrupted = interrupted_now();
+  if (interrupted) {
+    std::fprintf(stderr, "interrupted: the report covers the %zu of %zu task runs that finished\n", records.size(),
+                 task_list.size() * mode_list.size());
+    info.options["interrupted"] = true;
+  }
 
   const std::vector<eval::Summary> rows = eval::summarize(records, mode_list);
   std::vector<eval::Summary> all = rows;
@@ -182,7 +200,7 @@ int cmd_eval(int argc, char** argv) {
   print_table(stdout, all);
   if (!out.empty()) eval::write_report(out, eval::report_json(info, records, details));
   if (!chart.empty()) eval::write_chart(chart, rows, "dsv4 eval: " + info.target);
-  return 0;
+  return interrupted ? 130 : 0;
 }
 
 }  // namespace dsv4::cli

@@ -19,9 +19,7 @@ constexpr Command kCommands[] = {
     {"run", dsv4::cli::cmd_run, "generate an answer to one prompt (-m DIR -p TEXT)"},
     {"chat", dsv4::cli::cmd_chat, "interactive chat with the model"},
     {"serve", dsv4::cli::cmd_serve, "OpenAI / Anthropic compatible HTTP server (-m DIR --port N)"},
-#ifdef DSV4_HAVE_EVAL
     {"eval", dsv4::cli::cmd_eval, "task suites against -m MODEL or --endpoint URL, per reasoning mode: report + chart"},
-#endif
     {"convert", dsv4::cli::cmd_convert, "official checkpoint -> deepseek4 GGUF (-m DIR --out FILE.gguf)"},
     {"check", dsv4::cli::cmd_check, "validate a model directory (config + every tensor)"},
     {"logits", dsv4::cli::cmd_logits, "compute logits of a token sequence (prefill / decode)"},

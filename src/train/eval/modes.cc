@@ -6,14 +6,7 @@
 
 namespace dsv4::eval {
 
-const char* mode_key(tasks::Mode m) {
-  switch (m) {
-    case tasks::Mode::NonThink: return "non-think";
-    case tasks::Mode::ThinkHigh: return "think-high";
-    case tasks::Mode::ThinkMax: return "think-max";
-  }
-  return "?";
-}
+const char* mode_key(tasks::Mode m) { return tasks::mode_name(m); }
 
 const char* reasoning_effort_of(tasks::Mode m) {
   switch (m) {
@@ -32,10 +25,11 @@ std::vector<tasks::Mode> parse_mode_list(const std::string& list) {
     if (end == std::string::npos) end = list.size();
     const std::string s = list.substr(start, end - start);
     tasks::Mode m;
-    if (s == "non-think" || s == "chat" || s == "none") m = tasks::Mode::NonThink;
-    else if (s == "think-high" || s == "high") m = tasks::Mode::ThinkHigh;
-    else if (s == "think-max" || s == "max") m = tasks::Mode::ThinkMax;
-    else throw Error("--modes: unknown reasoning mode '" + s + "' (non-think, think-high, think-max)");
+    try {
+      m = tasks::parse_mode(s == "none" ? "non-think" : s);
+    } catch (const Error& e) {
+      throw Error(std::string("--modes: ") + e.what());
+    }
     if (std::find(out.begin(), out.end(), m) != out.end()) throw Error("--modes: '" + s + "' given twice");
     out.push_back(m);
     start = end + 1;

@@ -1,6 +1,5 @@
-// Reasoning-mode names of `dsv4 eval` (--modes, report keys): non-think, think-high,
-// think-max, as tasks::mode_name spells them. Kept here so the runner, report and chart
-// do not need the task library linked.
+// Reasoning modes in `dsv4 eval`: names (tasks::mode_name), the --modes list, and the
+// endpoint's reasoning_effort per mode.
 #pragma once
 #include <string>
 #include <vector>

@@ -109,10 +109,17 @@ std::vector<TaskRecord> run_eval(ChatBackend& backend, const std::vector<tasks::
   const size_t total = tasks.size() * n_modes;
   const size_t parallel = static_cast<size_t>(std::max(1, backend.max_parallel()));
   std::vector<TaskRecord> out(total);
+  std::vector<char> finished(total, 0);
   std::vector<Conversation> active;
   size_t next = 0;
   int64_t done = 0;
+  bool stopped = false;
+  auto stop_requested = [&] { return options.should_stop && options.should_stop(); };
   while (next < total || !active.empty()) {
+    if (stop_requested()) {
+      stopped = true;
+      break;
+    }
     while (active.size() < parallel && next < total) {
       Conversation c;
       c.job = next;
@@ -137,6 +144,10 @@ std::vector<TaskRecord> run_eval(ChatBackend& backend, const std::vector<tasks::
     std::vector<TurnReply> replies = backend.complete(reqs);
     if (replies.size() != reqs.size())
       throw Error("eval: the backend answered " + std::to_string(replies.size()) + " of " + std::to_string(reqs.size()) + " requests");
+    if (stop_requested()) {
+      stopped = true;
+      break;
+    }
     std::vector<Conversation> still;
     for (size_t i = 0; i < active.size(); ++i) {
       Conversation& c = active[i];
@@ -146,10 +157,17 @@ std::vector<TaskRecord> run_eval(ChatBackend& backend, const std::vector<tasks::
         continue;
       }
       ++done;
+      finished[c.job] = 1;
       out[c.job] = std::move(c.rec);
       if (progress) progress(out[c.job], done, static_cast<int64_t>(total));
     }
     active = std::move(still);
+  }
+  if (stopped) {
+    std::vector<TaskRecord> kept;
+    for (size_t j = 0; j < total; ++j)
+      if (finished[j]) kept.push_back(std::move(out[j]));
+    return kept;
   }
   return out;
 }

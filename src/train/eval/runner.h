@@ -46,18 +46,21 @@ class ChatBackend {
   virtual int max_parallel() const = 0;
 };
 
-// The task library's simulated tools and graders (tasks::run_tool / tasks::grade by default;
-// see default_task_ops()). Separate so the runner can be tested on its own.
+// The simulated tools and graders: tasks::run_tool / tasks::grade (default_task_ops()), or
+// others plugged in.
 struct TaskOps {
   std::function<std::string(const Json& tool_env, const std::string& name, const Json& arguments)> run_tool;
   std::function<tasks::GradeResult(const Json& grader, const std::string& content, const std::vector<tasks::ToolCallMade>& calls)> grade;
 };
-TaskOps default_task_ops();  // tasks::run_tool and tasks::grade (links dsv4_tasks)
+TaskOps default_task_ops();  // tasks::run_tool and tasks::grade
 
 struct EvalOptions {
   std::vector<tasks::Mode> modes{tasks::Mode::NonThink, tasks::Mode::ThinkHigh, tasks::Mode::ThinkMax};
   int max_rounds = 8;   // model turns per conversation (tool rounds + the final answer)
   uint64_t seed = 0;    // base of the per-turn sampling seeds
+  // Polled before and after each backend call (e.g. Ctrl-C): true stops the run; only the
+  // conversations finished by then come back (a turn answered after the stop is dropped).
+  std::function<bool()> should_stop;
 };
 
 // The outcome of one (task, mode).
@@ -81,7 +84,8 @@ struct TaskRecord {
 using ProgressCallback = std::function<void(const TaskRecord& r, int64_t done, int64_t total)>;
 
 // Runs every task in every mode. Records come back in task order, modes within a task in
-// options.modes order, whatever the backend's parallelism.
+// options.modes order, whatever the backend's parallelism (after a stop: the finished ones,
+// in that order).
 std::vector<TaskRecord> run_eval(ChatBackend& backend, const std::vector<tasks::Task>& tasks, const EvalOptions& options,
                                  const TaskOps& ops, const ProgressCallback& progress = {});
 

@@ -1,5 +1,4 @@
-// The task library's tools and graders for the runner. In its own file: a program that
-// never asks for them (the runner's tests) does not link dsv4_tasks.
+// The task library's tools and graders for the runner.
 #include "train/eval/runner.h"
 
 namespace dsv4::eval {

@@ -33,7 +33,7 @@ PY
 }
 
 # Local engine.
-"$BIN" eval -m "$MODEL" -c 1024 --tasks "$TASKS" --max-tokens 4 --quiet --details --out "$TMP/local.json" --chart "$TMP/local.svg" > "$TMP/local.txt"
+"$BIN" eval -m "$MODEL" -c 1024 --concurrency 2 --tasks "$TASKS" --max-tokens 4 --quiet --details --out "$TMP/local.json" --chart "$TMP/local.svg" > "$TMP/local.txt"
 check_report "$TMP/local.json" local
 grep -q '<rect class="bar"' "$TMP/local.svg"
 grep -q "^math *think-max" "$TMP/local.txt"

@@ -15,7 +15,6 @@
 #include <thread>
 
 #include "base/error.h"
-#include "test_tasks.h"
 #include "train/eval/endpoint.h"
 #include "train/eval/report.h"
 
@@ -23,6 +22,10 @@ namespace dsv4::eval {
 namespace {
 
 using tasks::Mode;
+
+std::vector<tasks::Task> read_fixture(const std::string& name) {
+  return tasks::read_tasks_jsonl(std::string(DSV4_TEST_DATA_DIR) + "/eval/" + name);
+}
 
 Json reply_with(const Json& message, int64_t tokens, int64_t reasoning_tokens) {
   return Json{{"id", "x"},
@@ -110,11 +113,11 @@ TEST(EvalEndpoint, ToolLoopGradingAndRequests) {
   o.max_tokens = 64;
   EndpointBackend backend(o);
   backend.check_reachable();
-  const auto tasks = test::read_fixture_tasks("tasks.jsonl");
+  const auto tasks = read_fixture("tasks.jsonl");
   EvalOptions eo;
   eo.modes = {Mode::NonThink, Mode::ThinkHigh};
   int64_t last_done = 0;
-  const auto records = run_eval(backend, tasks, eo, test::fixture_ops(), [&](const TaskRecord&, int64_t done, int64_t total) {
+  const auto records = run_eval(backend, tasks, eo, default_task_ops(), [&](const TaskRecord&, int64_t done, int64_t total) {
     EXPECT_EQ(done, last_done + 1);
     EXPECT_EQ(total, 6);
     last_done = done;
@@ -192,10 +195,10 @@ TEST(EvalEndpoint, HttpErrorsAndBadJsonAreRecordedNotThrown) {
   o.url = mock.url();
   o.concurrency = 2;
   EndpointBackend backend(o);
-  const auto tasks = test::read_fixture_tasks("errors.jsonl");
+  const auto tasks = read_fixture("errors.jsonl");
   EvalOptions eo;
   eo.modes = {Mode::ThinkMax};
-  const auto records = run_eval(backend, tasks, eo, test::fixture_ops());
+  const auto records = run_eval(backend, tasks, eo, default_task_ops());
   ASSERT_EQ(records.size(), 2u);
   EXPECT_FALSE(records[0].correct);
   EXPECT_NE(records[0].error.find("HTTP 500"), std::string::npos) << records[0].error;
