@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# scripts/train-default.sh --smoke end to end (every stage on a tiny config for a few steps):
+# the student model loads and answers, the eval report covers every held-out suite in every
+# mode, and a second run resumes: every stage is skipped, nothing is retrained.
+set -euo pipefail
+DSV4=$1
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/dsv4_train_default.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+DSV4=$DSV4 bash "$ROOT/scripts/train-default.sh" --smoke --threads 1 --work "$WORK" > "$WORK/log1" 2>&1 ||
+  { tail -30 "$WORK/log1"; fail "the smoke pipeline failed"; }
+for s in tasks tokenizer pretrain sft-math sft-code sft-logic sft-instruct sft-tools sft-chat grpo-math distill eval; do
+  [ -e "$WORK/done/$s" ] || fail "stage $s did not finish"
+done
+for m in base sft-math rl-math default; do
+  [ -e "$WORK/models/$m/config.json" ] || fail "models/$m has no config.json"
+  [ -e "$WORK/eval/$m.json" ] || fail "no eval report for $m"
+  grep -q '<svg' "$WORK/eval/$m.svg" || fail "no chart for $m"
+done
+# Every held-out suite in every mode is in the student's report.
+for suite in math.arith math.multistep code.trace logic.order instruct.format tools.multi chat.identity; do
+  for mode in non-think think-high think-max; do
+    tr -d ' \n' < "$WORK/eval/default.json" | grep -q "\"suite\":\"$suite\",\"mode\":\"$mode\"" ||
+      fail "report lacks $suite / $mode"
+  done
+done
+# The student is a model every command loads: a greedy answer comes out.
+out=$("$DSV4" run -m "$WORK/models/default" -n 8 --temp 0 -p "Hello! Who are you?" 2>/dev/null) ||
+  fail "dsv4 run on the student failed"
+# Resume: nothing is redone.
+before=$(stat -c %Y "$WORK/models/default/config.json")
+DSV4=$DSV4 bash "$ROOT/scripts/train-default.sh" --smoke --threads 1 --work "$WORK" > "$WORK/log2" 2>&1 ||
+  fail "the second run failed"
+if grep -q "pre-training\|SFT specialist\|GRPO\|distillation\|evaluation" "$WORK/log2"; then
+  cat "$WORK/log2"; fail "the second run redid a finished stage"
+fi
+[ "$(stat -c %Y "$WORK/models/default/config.json")" = "$before" ] || fail "the student was rewritten"
+echo "ok"
