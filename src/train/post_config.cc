@@ -9,9 +9,11 @@
 #include "text/chat_encoder.h"
 #include "text/json_py.h"
 #include "text/output_parser.h"
+#include "train/tasks/render.h"
 #include "train/tasks/task.h"
 #include "text/tokenizer.h"
 #include "train/post_run.h"
+#include "train/tasks/render.h"
 
 namespace dsv4::train {
 
@@ -103,12 +105,9 @@ PromptSet read_prompts(const json& j, const std::string& where, const Reader& to
     const std::string& mode = common.mode;
     if (tok_path.empty()) throw Error(top.source + ": task prompts need field tokenizer (or a model directory with tokenizer.json)");
     chat::EncodeOptions eo;
-    eo.drop_thinking = false;
-    if (mode == "non-think") {
-      eo.thinking_mode = chat::ThinkingMode::Chat;
-    } else if (mode == "think-high" || mode == "think-max") {
-      eo.reasoning_effort = mode == "think-high" ? "high" : "max";
-    } else {
+    try {
+      eo = tasks::encode_options(tasks::parse_mode(mode));
+    } catch (const Error&) {
       throw Error(top.source + ": field mode must be non-think, think-high or think-max");
     }
     const Tokenizer tok = Tokenizer::load(tok_path);

@@ -1,5 +1,7 @@
 #include "train/sft_data.h"
 
+#include "train/tasks/render.h"
+
 #include <fstream>
 
 #include "base/error.h"
@@ -18,17 +20,11 @@ const std::vector<std::string>& sft_mode_names() {
 namespace {
 
 chat::EncodeOptions mode_options(const std::string& mode, const std::string& where) {
-  chat::EncodeOptions o;
-  o.drop_thinking = false;
-  if (mode == "non-think") {
-    o.thinking_mode = chat::ThinkingMode::Chat;
-  } else if (mode == "think-high" || mode == "think-max") {
-    o.thinking_mode = chat::ThinkingMode::Thinking;
-    o.reasoning_effort = mode == "think-high" ? "high" : "max";
-  } else {
+  try {
+    return tasks::encode_options(tasks::parse_mode(mode));
+  } catch (const Error& e) {
     throw Error(where + "unknown mode \"" + mode + "\" (non-think, think-high, think-max)");
   }
-  return o;
 }
 
 }  // namespace
