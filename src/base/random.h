@@ -12,6 +12,9 @@ inline uint64_t splitmix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
+// splitmix64's output for state x (stateless): a hash of x for seeded, resumable draws.
+inline uint64_t mix64(uint64_t x) { return splitmix64(x); }
+
 // xoshiro256**: fast, 256-bit state, seeded through splitmix64 as its authors recommend.
 class Xoshiro256 {
  public:

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/random.h"
 #include "base/file.h"
 #include "engine/batch_generate.h"
 #include "train/optim.h"
@@ -62,14 +63,8 @@ Tensor token_logprobs(const Tensor& logits, const Tensor& tokens, double tempera
 
 namespace {
 
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 uint64_t sample_seed(uint64_t seed, int64_t step, int64_t a, int64_t b) {
-  return mix(seed ^ mix(static_cast<uint64_t>(step) ^ mix(static_cast<uint64_t>(a) * 0x100000001B3ull + static_cast<uint64_t>(b))));
+  return mix64(seed ^ mix64(static_cast<uint64_t>(step) ^ mix64(static_cast<uint64_t>(a) * 0x100000001B3ull + static_cast<uint64_t>(b))));
 }
 
 // Sampled sequences as a padded batch: tokens [B, L] (prompt + completion, EOS padding) and

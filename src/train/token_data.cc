@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/random.h"
 #include "model/state_io.h"
 
 namespace dsv4::train {
@@ -88,12 +89,6 @@ std::vector<Shard> open_split(const std::string& dir, const nlohmann::json& list
   return out;
 }
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 
 void copy_tokens(const Shard& s, int64_t start, int64_t len, int64_t* out) {
   const uint8_t* p = s.map->data() + 4 * start;
@@ -251,7 +246,7 @@ void train_example_row(const TokenData& d, uint64_t seed, int64_t step, int64_t 
                        uint8_t* loss) {
   if (!d.masked) throw Error(d.dir + ": not example data (manifest version 2 with masks)");
   if (d.train_examples.empty()) throw Error(d.dir + ": no train examples");
-  const uint64_t h = splitmix64(seed ^ splitmix64(static_cast<uint64_t>(step) * 0x100000001B3ull + static_cast<uint64_t>(row)));
+  const uint64_t h = mix64(seed ^ mix64(static_cast<uint64_t>(step) * 0x100000001B3ull + static_cast<uint64_t>(row)));
   pack_examples(d, d.train, d.train_examples, static_cast<size_t>(h % d.train_examples.size()), len, tokens, loss);
 }
 
@@ -265,7 +260,7 @@ void train_window(const TokenData& d, uint64_t seed, int64_t step, int64_t row, 
   int64_t total = 0;
   for (const Shard& s : d.train) total += std::max<int64_t>(0, s.tokens - len + 1);
   if (total == 0) throw Error(d.dir + ": no train shard holds a window of " + std::to_string(len) + " tokens");
-  uint64_t h = splitmix64(seed ^ splitmix64(static_cast<uint64_t>(step) * 0x100000001B3ull + static_cast<uint64_t>(row)));
+  uint64_t h = mix64(seed ^ mix64(static_cast<uint64_t>(step) * 0x100000001B3ull + static_cast<uint64_t>(row)));
   int64_t k = static_cast<int64_t>(h % static_cast<uint64_t>(total));
   for (const Shard& s : d.train) {
     const int64_t n = std::max<int64_t>(0, s.tokens - len + 1);

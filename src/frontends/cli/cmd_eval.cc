@@ -17,6 +17,7 @@
 #include "train/eval/endpoint.h"
 #include "train/eval/local.h"
 #include "train/eval/modes.h"
+#include "base/strings.h"
 #include "train/eval/report.h"
 #include "train/eval/runner.h"
 #include "train/tasks/task.h"
@@ -24,15 +25,11 @@
 namespace dsv4::cli {
 namespace {
 
+// Comma-separated names; empty items (a trailing comma) are ignored.
 std::vector<std::string> split_commas(const std::string& s) {
   std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t end = s.find(',', start);
-    if (end == std::string::npos) end = s.size();
-    if (end > start) out.push_back(s.substr(start, end - start));
-    start = end + 1;
-  }
+  for (std::string& x : split_list(s))
+    if (!x.empty()) out.push_back(std::move(x));
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "frontends/cli/commands.h"
 #include "base/file.h"
+#include "base/strings.h"
 #include "train/tasks/render.h"
 #include "train/tasks/task.h"
 #include <nlohmann/json.hpp>
@@ -38,16 +39,9 @@ int cmd_tasks(int argc, char** argv) {
     return 0;
   }
   const tasks::Split sp = tasks::parse_split(split);
-  std::vector<std::string> names;
-  size_t pos = 0;
-  while (pos <= suites.size()) {
-    size_t end = suites.find(',', pos);
-    if (end == std::string::npos) end = suites.size();
-    const std::string name = suites.substr(pos, end - pos);
+  const std::vector<std::string> names = split_list(suites);
+  for (const auto& name : names)
     if (name.empty()) throw Error("--suite: empty name in '" + suites + "'");
-    names.push_back(name);
-    pos = end + 1;
-  }
   std::vector<tasks::Task> all;
   for (const auto& name : names) {
     auto part = tasks::generate_suite(name, sp, n, seed);
@@ -55,13 +49,7 @@ int cmd_tasks(int argc, char** argv) {
   }
   if (!text_modes.empty()) {
     std::vector<tasks::Mode> modes;
-    size_t p = 0;
-    while (p <= text_modes.size()) {
-      size_t e = text_modes.find(',', p);
-      if (e == std::string::npos) e = text_modes.size();
-      modes.push_back(tasks::parse_mode(text_modes.substr(p, e - p)));
-      p = e + 1;
-    }
+    for (const std::string& m : split_list(text_modes)) modes.push_back(tasks::parse_mode(m));
     std::string body;
     size_t lines = 0;
     for (const auto& t : all)

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "base/strings.h"
 
 namespace dsv4::eval {
 
@@ -19,11 +20,7 @@ const char* reasoning_effort_of(tasks::Mode m) {
 
 std::vector<tasks::Mode> parse_mode_list(const std::string& list) {
   std::vector<tasks::Mode> out;
-  size_t start = 0;
-  while (start <= list.size()) {
-    size_t end = list.find(',', start);
-    if (end == std::string::npos) end = list.size();
-    const std::string s = list.substr(start, end - start);
+  for (const std::string& s : split_list(list)) {
     tasks::Mode m;
     try {
       m = tasks::parse_mode(s == "none" ? "non-think" : s);
@@ -32,7 +29,6 @@ std::vector<tasks::Mode> parse_mode_list(const std::string& list) {
     }
     if (std::find(out.begin(), out.end(), m) != out.end()) throw Error("--modes: '" + s + "' given twice");
     out.push_back(m);
-    start = end + 1;
   }
   return out;
 }

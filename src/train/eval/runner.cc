@@ -5,17 +5,11 @@
 #include <utility>
 
 #include "base/error.h"
+#include "base/random.h"
 
 namespace dsv4::eval {
 namespace {
 
-// splitmix64: independent-looking seeds for (job, round) from one base seed.
-uint64_t mix_seed(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 struct Conversation {
   size_t job = 0;
@@ -138,7 +132,7 @@ std::vector<TaskRecord> run_eval(ChatBackend& backend, const std::vector<tasks::
       q.messages = c.messages;
       q.tools = c.task->tools;
       q.mode = c.rec.mode;
-      q.seed = mix_seed(options.seed ^ mix_seed(c.job * 64 + static_cast<uint64_t>(c.rec.rounds)));
+      q.seed = mix64(options.seed ^ mix64(c.job * 64 + static_cast<uint64_t>(c.rec.rounds)));
       reqs.push_back(std::move(q));
     }
     std::vector<TurnReply> replies = backend.complete(reqs);
