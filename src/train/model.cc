@@ -599,20 +599,14 @@ Tensor attention(Ctx& cx, const std::string& pre, int64_t layer, const Tensor& x
   Tensor kv = rms_norm(mm_t(x, cx.mat(pre + ".wkv.weight")), cx.w(pre + ".kv_norm.weight"), c.norm_eps);
   kv = apply_rope(kv, rope.cos, rope.sin, rd, false);  // [B, S, hd]
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-  Tensor qh = q.transpose(1, 2);  // [B, H, S, hd]
-  Tensor s_win = torch::matmul(qh, kv.unsqueeze(1).transpose(-1, -2)) * scale;  // [B, H, S, S]
   Tensor pos = torch::arange(S, torch::kInt64);
-  Tensor win_ok = (pos.view({1, S}) <= pos.view({S, 1})) & (pos.view({1, S}) > pos.view({S, 1}) - W);  // [S, S]
-  std::vector<Tensor> scores{s_win.masked_fill(win_ok.logical_not(), -INFINITY)};
-  Tensor entries;  // [B, T, hd]
+  Tensor entries, allowed, iscore;  // [B, T, hd], [B, S, T], [B, S, T]
   if (ratio > 0) {
     entries = compress(cx, pre + ".compressor", x, ratio, hd, rope, Tensor());
     const int64_t T = entries.size(1);
     Tensor ent = torch::arange(T, torch::kInt64);
     Tensor visible = ent.view({1, T}) < (pos.view({S, 1}) + 1).div(ratio, "floor");  // [S, T]
-    Tensor s_cmp = torch::matmul(qh, entries.unsqueeze(1).transpose(-1, -2)) * scale;  // [B, H, S, T]
-    Tensor allowed = visible.unsqueeze(0).expand({B, S, T});
-    Tensor iscore;
+    allowed = visible.unsqueeze(0).expand({B, S, T});
     if (c.attention_kind(layer) == AttentionKind::kCsa) {
       // Lightning indexer (spec 3.5). Its inputs are detached: it learns from its KL only.
       const int64_t HI = c.index_n_heads, cI = c.index_head_dim;
@@ -628,29 +622,65 @@ Tensor attention(Ctx& cx, const std::string& pre, int64_t layer, const Tensor& x
       iscore = (torch::relu(dots) * iw.unsqueeze(-1)).sum(2);                // [B, S, T]
       if (cx.opt.indexer == IndexerPhase::kSparse) allowed = topk_mask(iscore, allowed, c.index_topk);
     }
-    scores.push_back(s_cmp.masked_fill(allowed.unsqueeze(1).logical_not(), -INFINITY));
-    if (iscore.defined() && cx.opt.indexer_loss && T > 0) {
-      // KL(target || indexer) over the attended entries; target: the main attention's
-      // probabilities over those entries, summed over heads and renormalised (detached).
-      Tensor sink = cx.w(pre + ".attn_sink").view({1, H, 1, 1}).expand({B, H, S, 1});
-      Tensor all = torch::cat({scores[0], scores[1], sink}, -1).detach();
-      Tensor p_cmp = torch::softmax(all, -1).narrow(-1, S, T).sum(1);  // [B, S, T]
-      Tensor row_ok = allowed.any(-1);                                   // [B, S]
-      Tensor tgt = p_cmp / (p_cmp.sum(-1, true) + 1e-30);
-      Tensor logq = torch::log_softmax(iscore.masked_fill(allowed.logical_not(), -1e30), -1);
-      Tensor kl = torch::where(allowed, tgt * (torch::log(tgt.clamp_min(1e-30)) - logq), torch::zeros_like(tgt)).sum(-1);
-      Tensor n_rows = row_ok.sum().clamp_min(1).to(kl.scalar_type());
-      Tensor l = (kl * row_ok.to(kl.scalar_type())).sum() / n_rows;
-      cx.indexer_kl = cx.indexer_kl.defined() ? cx.indexer_kl + l : l;
-    }
   }
-  Tensor sink = cx.w(pre + ".attn_sink").view({1, H, 1, 1}).expand({B, H, S, 1});
-  scores.push_back(sink);
-  Tensor probs = torch::softmax(torch::cat(scores, -1), -1);  // [B, H, S, S (+T) + 1]
-  Tensor o = torch::matmul(probs.narrow(-1, 0, S), kv.unsqueeze(1));
-  if (entries.defined() && entries.size(1) > 0)
-    o = o + torch::matmul(probs.narrow(-1, S, entries.size(1)), entries.unsqueeze(1));
-  o = apply_rope(o.transpose(1, 2), cos_h, sin_h, rd, true);  // [B, S, H, hd]
+  const int64_t T = entries.defined() ? entries.size(1) : 0;
+  Tensor o;      // [B, S, H, hd]
+  Tensor p_cmp;  // [B, S, T]: attention probabilities of the compressed entries summed over heads (KL target)
+  const bool want_kl = iscore.defined() && cx.opt.indexer_loss && T > 0;
+  if (cx.opt.dense_attention || W <= 0) {
+    Tensor qh = q.transpose(1, 2);  // [B, H, S, hd]
+    Tensor s_win = torch::matmul(qh, kv.unsqueeze(1).transpose(-1, -2)) * scale;  // [B, H, S, S]
+    Tensor win_ok = (pos.view({1, S}) <= pos.view({S, 1})) & (pos.view({1, S}) > pos.view({S, 1}) - W);  // [S, S]
+    std::vector<Tensor> scores{s_win.masked_fill(win_ok.logical_not(), -INFINITY)};
+    if (ratio > 0) {
+      Tensor s_cmp = torch::matmul(qh, entries.unsqueeze(1).transpose(-1, -2)) * scale;  // [B, H, S, T]
+      scores.push_back(s_cmp.masked_fill(allowed.unsqueeze(1).logical_not(), -INFINITY));
+    }
+    scores.push_back(cx.w(pre + ".attn_sink").view({1, H, 1, 1}).expand({B, H, S, 1}));
+    Tensor probs = torch::softmax(torch::cat(scores, -1), -1);  // [B, H, S, S (+T) + 1]
+    o = torch::matmul(probs.narrow(-1, 0, S), kv.unsqueeze(1));
+    if (T > 0) o = o + torch::matmul(probs.narrow(-1, S, T), entries.unsqueeze(1));
+    o = o.transpose(1, 2);
+    if (want_kl) p_cmp = probs.detach().narrow(-1, S, T).sum(1);
+  } else {
+    // Block-banded window: queries in blocks of W positions see the keys of their own and the
+    // previous block (2W keys, the band masked inside), so time and memory grow linearly in S.
+    // Rows are (position, head): q needs no transpose and one GEMM per block covers all heads.
+    const int64_t nb = (S + W - 1) / W, Sp = nb * W, W2 = 2 * W;
+    Tensor qb = torch::constant_pad_nd(q, {0, 0, 0, 0, 0, Sp - S}).view({B, nb, W * H, hd});
+    Tensor kp = torch::constant_pad_nd(kv, {0, 0, W, Sp - S});  // [B, W + Sp, hd]: a zero block first
+    Tensor kblk = kp.unfold(1, W2, W);                           // [B, nb, hd, 2W]
+    Tensor s_win = (torch::matmul(qb, kblk) * scale).view({B, nb, W, H, W2});
+    // query r of block b sees key c of [block b-1, block b] iff r < c <= r + W and the key
+    // position (b-1) W + c is >= 0.
+    Tensor r_i = torch::arange(W, torch::kInt64).view({1, W, 1}), c_i = torch::arange(W2, torch::kInt64).view({1, 1, W2});
+    Tensor b_i = torch::arange(nb, torch::kInt64).view({nb, 1, 1});
+    Tensor band_ok = (c_i > r_i) & (c_i <= r_i + W) & ((b_i - 1) * W + c_i >= 0);  // [nb, W, 2W]
+    s_win = s_win.masked_fill(band_ok.logical_not().unsqueeze(2), -INFINITY).view({B, Sp, H, W2}).narrow(1, 0, S);
+    std::vector<Tensor> scores{s_win};
+    if (T > 0) {
+      Tensor s_cmp = (torch::matmul(q.reshape({B, S * H, hd}), entries.transpose(1, 2)) * scale).view({B, S, H, T});
+      scores.push_back(s_cmp.masked_fill(allowed.unsqueeze(2).logical_not(), -INFINITY));
+    }
+    scores.push_back(cx.w(pre + ".attn_sink").view({1, 1, H, 1}).expand({B, S, H, 1}));
+    Tensor probs = torch::softmax(torch::cat(scores, -1), -1);  // [B, S, H, 2W (+T) + 1]
+    Tensor pw = torch::constant_pad_nd(probs.narrow(-1, 0, W2), {0, 0, 0, 0, 0, Sp - S}).reshape({B, nb, W * H, W2});
+    o = torch::matmul(pw, kblk.transpose(-1, -2)).view({B, Sp, H, hd}).narrow(1, 0, S);
+    if (T > 0) o = o + torch::matmul(probs.narrow(-1, W2, T).reshape({B, S * H, T}), entries).view({B, S, H, hd});
+    if (want_kl) p_cmp = probs.detach().narrow(-1, W2, T).sum(2);
+  }
+  if (want_kl) {
+    // KL(target || indexer) over the attended entries; target: the main attention's
+    // probabilities over those entries, summed over heads and renormalised (detached).
+    Tensor row_ok = allowed.any(-1);  // [B, S]
+    Tensor tgt = p_cmp / (p_cmp.sum(-1, true) + 1e-30);
+    Tensor logq = torch::log_softmax(iscore.masked_fill(allowed.logical_not(), -1e30), -1);
+    Tensor kl = torch::where(allowed, tgt * (torch::log(tgt.clamp_min(1e-30)) - logq), torch::zeros_like(tgt)).sum(-1);
+    Tensor n_rows = row_ok.sum().clamp_min(1).to(kl.scalar_type());
+    Tensor l = (kl * row_ok.to(kl.scalar_type())).sum() / n_rows;
+    cx.indexer_kl = cx.indexer_kl.defined() ? cx.indexer_kl + l : l;
+  }
+  o = apply_rope(o, cos_h, sin_h, rd, true);  // [B, S, H, hd]
   // Grouped low-rank output.
   const int64_t G = c.o_groups, dg = c.o_lora_rank, gin = H * hd / G;
   Tensor og = o.reshape({B, S, G, 1, gin});
