@@ -518,6 +518,14 @@ Tensor mm_t(const Tensor& x, const Tensor& w) {
   return torch::matmul(x.to(w.scalar_type()), w.t()).to(x.scalar_type());
 }
 
+// x W_i^T for weights that share the input x: one GEMM over the concatenated weights (one
+// BF16 conversion of x and of the output under mixed precision), split back per weight.
+std::vector<Tensor> mm_t_multi(const Tensor& x, const std::vector<Tensor>& ws) {
+  std::vector<int64_t> rows;
+  for (const Tensor& w : ws) rows.push_back(w.size(0));
+  return mm_t(x, torch::cat(ws, 0)).split_with_sizes(rows, -1);
+}
+
 struct HcMix {
   Tensor pre, post, comb;  // [B,S,hc], [B,S,hc], [B,S,hc,hc]
 };
@@ -558,13 +566,14 @@ Tensor hc_expand(const Tensor& f, const Tensor& X, const HcMix& h) {
 
 // Compressed entries [B, T, d] (T = S / ratio) of a compressor (spec 3.4), normalised, with
 // RoPE at position ratio * i; indexer keys also Hadamard-rotated.
-Tensor compress(const Ctx& cx, const std::string& pre, const Tensor& x, int64_t ratio, int64_t d, const Rope& rope,
-                const Tensor& hadamard) {
-  const int64_t B = x.size(0), S = x.size(1), r = ratio, coff = r == 4 ? 2 : 1, cd = coff * d;
+// xkv, xgate: the compressor's wkv and wgate projections of every position [B, S, coff d].
+Tensor compress(const Ctx& cx, const std::string& pre, const Tensor& xkv, const Tensor& xgate, int64_t ratio, int64_t d,
+                const Rope& rope, const Tensor& hadamard) {
+  const int64_t B = xkv.size(0), S = xkv.size(1), r = ratio, coff = r == 4 ? 2 : 1, cd = coff * d;
   const int64_t T = S / r;
-  if (T == 0) return torch::zeros({B, 0, d}, x.options());
-  Tensor A = mm_t(x.narrow(1, 0, T * r), cx.mat(pre + ".wkv.weight")).view({B, T, r, cd});
-  Tensor Z = mm_t(x.narrow(1, 0, T * r), cx.mat(pre + ".wgate.weight")).view({B, T, r, cd}) + cx.w(pre + ".ape");
+  if (T == 0) return torch::zeros({B, 0, d}, xkv.options());
+  Tensor A = xkv.narrow(1, 0, T * r).reshape({B, T, r, cd});
+  Tensor Z = xgate.narrow(1, 0, T * r).reshape({B, T, r, cd}) + cx.w(pre + ".ape");
   Tensor wts, vals;
   if (coff == 1) {
     wts = torch::softmax(Z, 2);
@@ -592,17 +601,24 @@ Tensor attention(Ctx& cx, const std::string& pre, int64_t layer, const Tensor& x
   const int64_t ratio = c.compress_ratio(layer);
   const Rope rope = rope_tables(c, layer, S, cx.dtype);
   const Tensor cos_h = rope.cos.view({S, 1, rd / 2}), sin_h = rope.sin.view({S, 1, rd / 2});
-  Tensor qr = rms_norm(mm_t(x, cx.mat(pre + ".wq_a.weight")), cx.w(pre + ".q_norm.weight"), c.norm_eps);
+  // Projections of x: wq_a, wkv (and the compressor's wkv, wgate) in one GEMM.
+  std::vector<Tensor> xw{cx.mat(pre + ".wq_a.weight"), cx.mat(pre + ".wkv.weight")};
+  if (ratio > 0) {
+    xw.push_back(cx.mat(pre + ".compressor.wkv.weight"));
+    xw.push_back(cx.mat(pre + ".compressor.wgate.weight"));
+  }
+  const std::vector<Tensor> xp = mm_t_multi(x, xw);
+  Tensor qr = rms_norm(xp[0], cx.w(pre + ".q_norm.weight"), c.norm_eps);
   Tensor q = mm_t(qr, cx.mat(pre + ".wq_b.weight")).view({B, S, H, hd});
   q = rms_norm(q, Tensor(), c.norm_eps);
   q = apply_rope(q, cos_h, sin_h, rd, false);
-  Tensor kv = rms_norm(mm_t(x, cx.mat(pre + ".wkv.weight")), cx.w(pre + ".kv_norm.weight"), c.norm_eps);
+  Tensor kv = rms_norm(xp[1], cx.w(pre + ".kv_norm.weight"), c.norm_eps);
   kv = apply_rope(kv, rope.cos, rope.sin, rd, false);  // [B, S, hd]
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
   Tensor pos = torch::arange(S, torch::kInt64);
   Tensor entries, allowed, iscore;  // [B, T, hd], [B, S, T], [B, S, T]
   if (ratio > 0) {
-    entries = compress(cx, pre + ".compressor", x, ratio, hd, rope, Tensor());
+    entries = compress(cx, pre + ".compressor", xp[2], xp[3], ratio, hd, rope, Tensor());
     const int64_t T = entries.size(1);
     Tensor ent = torch::arange(T, torch::kInt64);
     Tensor visible = ent.view({1, T}) < (pos.view({S, 1}) + 1).div(ratio, "floor");  // [S, T]
@@ -615,9 +631,10 @@ Tensor attention(Ctx& cx, const std::string& pre, int64_t layer, const Tensor& x
       Tensor xi = x.detach(), qri = qr.detach();
       Tensor iq = mm_t(qri, cx.mat(ip + ".wq_b.weight")).view({B, S, HI, cI});
       iq = torch::matmul(apply_rope(iq, cos_h, sin_h, rd, false), had);
-      Tensor iw = mm_t(xi, cx.mat(ip + ".weights_proj.weight")) *
-                  (1.0 / std::sqrt(static_cast<double>(cI)) / std::sqrt(static_cast<double>(HI)));
-      Tensor keys = compress(cx, ip + ".compressor", xi, ratio, cI, rope, had);  // [B, T, cI]
+      const std::vector<Tensor> ixp = mm_t_multi(
+          xi, {cx.mat(ip + ".weights_proj.weight"), cx.mat(ip + ".compressor.wkv.weight"), cx.mat(ip + ".compressor.wgate.weight")});
+      Tensor iw = ixp[0] * (1.0 / std::sqrt(static_cast<double>(cI)) / std::sqrt(static_cast<double>(HI)));
+      Tensor keys = compress(cx, ip + ".compressor", ixp[1], ixp[2], ratio, cI, rope, had);  // [B, T, cI]
       Tensor dots = torch::matmul(iq, keys.unsqueeze(1).transpose(-1, -2));  // [B, S, HI, T]
       iscore = (torch::relu(dots) * iw.unsqueeze(-1)).sum(2);                // [B, S, T]
       if (cx.opt.indexer == IndexerPhase::kSparse) allowed = topk_mask(iscore, allowed, c.index_topk);
@@ -690,7 +707,8 @@ Tensor attention(Ctx& cx, const std::string& pre, int64_t layer, const Tensor& x
 }
 
 Tensor expert(const Ctx& cx, const std::string& pre, const Tensor& x, const Tensor& rw) {
-  Tensor a1 = mm_t(x, cx.mat(pre + ".w1.weight")), a3 = mm_t(x, cx.mat(pre + ".w3.weight"));
+  const std::vector<Tensor> a13 = mm_t_multi(x, {cx.mat(pre + ".w1.weight"), cx.mat(pre + ".w3.weight")});
+  Tensor a1 = a13[0], a3 = a13[1];
   const double lim = cx.c.swiglu_limit;
   if (lim > 0) {
     a1 = torch::clamp_max(a1, lim);
