@@ -343,6 +343,93 @@ struct SinkhornFn : public F::Function<SinkhornFn> {
   }
 };
 
+// mHC expand fused per token: out_k = post_k f + sum_j comb[j, k] X_j, summed in the engine's
+// order (model/mhc.cc). One pass instead of 2 hc broadcast products and adds over [B, S, hc, D]
+// tensors (and their backward) per sublayer. f [N, D], X [N, hc, D], post [N, hc], comb [N, hc, hc].
+struct HcExpandFn : public F::Function<HcExpandFn> {
+  static Tensor forward(F::AutogradContext* ctx, const Tensor& f_in, const Tensor& X_in, const Tensor& post_in,
+                        const Tensor& comb_in) {
+    const auto dt = X_in.scalar_type();
+    if (f_in.scalar_type() != dt || post_in.scalar_type() != dt || comb_in.scalar_type() != dt)
+      throw Error("hc_expand: inputs of different dtypes");
+    Tensor f = f_in.contiguous(), X = X_in.contiguous(), post = post_in.contiguous(), comb = comb_in.contiguous();
+    ctx->save_for_backward({f, X, post, comb});
+    const int64_t hc = X.size(-2), D = X.size(-1), N = X.numel() / (hc * D);
+    Tensor out = torch::empty_like(X);
+    AT_DISPATCH_FLOATING_TYPES(dt, "hc_expand", [&] {
+      const scalar_t *fp = f.data_ptr<scalar_t>(), *xp = X.data_ptr<scalar_t>(), *pp = post.data_ptr<scalar_t>(),
+                     *cp = comb.data_ptr<scalar_t>();
+      scalar_t* op = out.data_ptr<scalar_t>();
+      at::parallel_for(0, N, 16, [&](int64_t b, int64_t e) {
+        for (int64_t n = b; n < e; ++n) {
+          const scalar_t* xn = xp + n * hc * D;
+          const scalar_t* cn = cp + n * hc * hc;
+          const scalar_t* fn = fp + n * D;
+          for (int64_t k = 0; k < hc; ++k) {
+            scalar_t* o = op + (n * hc + k) * D;
+            const scalar_t c0 = cn[k], pk = pp[n * hc + k];
+            for (int64_t d = 0; d < D; ++d) o[d] = c0 * xn[d];
+            for (int64_t j = 1; j < hc; ++j) {
+              const scalar_t cj = cn[j * hc + k];
+              const scalar_t* xj = xn + j * D;
+              for (int64_t d = 0; d < D; ++d) o[d] = o[d] + cj * xj[d];
+            }
+            for (int64_t d = 0; d < D; ++d) o[d] = pk * fn[d] + o[d];
+          }
+        }
+      });
+    });
+    return out;
+  }
+  static F::variable_list backward(F::AutogradContext* ctx, F::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor &f = saved[0], &X = saved[1], &post = saved[2], &comb = saved[3];
+    const int64_t hc = X.size(-2), D = X.size(-1), N = X.numel() / (hc * D);
+    Tensor g = grads[0].to(X.scalar_type()).contiguous();
+    Tensor gf = torch::empty_like(f), gX = torch::empty_like(X), gpost = torch::empty_like(post), gcomb = torch::empty_like(comb);
+    AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "hc_expand_backward", [&] {
+      const scalar_t *fp = f.data_ptr<scalar_t>(), *xp = X.data_ptr<scalar_t>(), *pp = post.data_ptr<scalar_t>(),
+                     *cp = comb.data_ptr<scalar_t>(), *gp = g.data_ptr<scalar_t>();
+      scalar_t *gfp = gf.data_ptr<scalar_t>(), *gxp = gX.data_ptr<scalar_t>(), *gpp = gpost.data_ptr<scalar_t>(),
+               *gcp = gcomb.data_ptr<scalar_t>();
+      at::parallel_for(0, N, 16, [&](int64_t b, int64_t e) {
+        for (int64_t n = b; n < e; ++n) {
+          const scalar_t* gn = gp + n * hc * D;  // g_k = gn + k D
+          const scalar_t* xn = xp + n * hc * D;
+          const scalar_t* fn = fp + n * D;
+          // df = sum_k post_k g_k; dpost_k = <f, g_k>
+          scalar_t* gfn = gfp + n * D;
+          for (int64_t d = 0; d < D; ++d) gfn[d] = pp[n * hc] * gn[d];
+          for (int64_t k = 1; k < hc; ++k) {
+            const scalar_t pk = pp[n * hc + k];
+            for (int64_t d = 0; d < D; ++d) gfn[d] += pk * gn[k * D + d];
+          }
+          for (int64_t k = 0; k < hc; ++k) {
+            scalar_t acc = 0;
+            for (int64_t d = 0; d < D; ++d) acc += fn[d] * gn[k * D + d];
+            gpp[n * hc + k] = acc;
+          }
+          // dX_j = sum_k comb[j, k] g_k; dcomb[j, k] = <X_j, g_k>
+          for (int64_t j = 0; j < hc; ++j) {
+            const scalar_t* cj = cp + n * hc * hc + j * hc;
+            scalar_t* gxj = gxp + (n * hc + j) * D;
+            for (int64_t d = 0; d < D; ++d) gxj[d] = cj[0] * gn[d];
+            for (int64_t k = 1; k < hc; ++k)
+              for (int64_t d = 0; d < D; ++d) gxj[d] += cj[k] * gn[k * D + d];
+            const scalar_t* xj = xn + j * D;
+            for (int64_t k = 0; k < hc; ++k) {
+              scalar_t acc = 0;
+              for (int64_t d = 0; d < D; ++d) acc += xj[d] * gn[k * D + d];
+              gcp[n * hc * hc + j * hc + k] = acc;
+            }
+          }
+        }
+      });
+    });
+    return {gf, gX, gpost, gcomb};
+  }
+};
+
 // Fake quantisation through the release's own encoders (model/init.h): the values are
 // exactly what export writes and the engine dequantises.
 Tensor quantize_values(const Tensor& w, StoreFormat format, int64_t block) {
@@ -556,12 +643,9 @@ HcMix hc_coeffs(const Ctx& cx, const std::string& site, const Tensor& X) {
 Tensor hc_collapse(const Tensor& X, const Tensor& pre) { return (pre.unsqueeze(-1) * X).sum(-2); }
 // out_k = post_k f + sum_j comb[j, k] X_j
 Tensor hc_expand(const Tensor& f, const Tensor& X, const HcMix& h) {
-  // Unrolled over j: a batched matmul of B*S tiny hc x hc matrices runs one GEMM call per
-  // token in torch's CPU bmm (and its backward), which dominated the training step.
-  // Summed in the engine's order (model/mhc.cc): s = sum_j comb[j, k] X_j, then post_k f + s.
-  Tensor s = h.comb.select(-2, 0).unsqueeze(-1) * X.select(-2, 0).unsqueeze(-2);
-  for (int64_t j = 1; j < X.size(-2); ++j) s = s + h.comb.select(-2, j).unsqueeze(-1) * X.select(-2, j).unsqueeze(-2);
-  return h.post.unsqueeze(-1) * f.unsqueeze(-2) + s;
+  // A fused kernel (HcExpandFn): a batched matmul of B*S tiny hc x hc matrices runs one GEMM
+  // call per token in torch's CPU bmm, and broadcast products materialise [B, S, hc, D] terms.
+  return HcExpandFn::apply(f, X, h.post, h.comb);
 }
 
 // Compressed entries [B, T, d] (T = S / ratio) of a compressor (spec 3.4), normalised, with
