@@ -430,6 +430,61 @@ struct HcExpandFn : public F::Function<HcExpandFn> {
   }
 };
 
+// Partial RoPE as one kernel: rotates the last rd dims (interleaved pairs) of x [B, S, ..., hd]
+// by position s's angles (cos / sin [S, rd/2]); inverse: by -angle. The backward is the
+// opposite rotation. Same per-element formulas as the engine (re = a cos - b sin, im = a sin + b cos).
+template <typename T>
+void rope_rows(const T* x, const T* cs, const T* sn, int64_t B, int64_t S, int64_t M, int64_t hd, int64_t rd, bool inverse,
+               T* y) {
+  const int64_t P = rd / 2, pass = hd - rd;
+  at::parallel_for(0, B * S, 16, [&](int64_t b0, int64_t b1) {
+    for (int64_t bs = b0; bs < b1; ++bs) {
+      const int64_t s = bs % S;
+      const T* c = cs + s * P;
+      const T* si = sn + s * P;
+      for (int64_t m = 0; m < M; ++m) {
+        const T* xr = x + (bs * M + m) * hd;
+        T* yr = y + (bs * M + m) * hd;
+        for (int64_t d = 0; d < pass; ++d) yr[d] = xr[d];
+        for (int64_t i = 0; i < P; ++i) {
+          const T a = xr[pass + 2 * i], b = xr[pass + 2 * i + 1], ci = c[i], sv = inverse ? -si[i] : si[i];
+          yr[pass + 2 * i] = a * ci - b * sv;
+          yr[pass + 2 * i + 1] = a * sv + b * ci;
+        }
+      }
+    }
+  });
+}
+
+Tensor rope_apply_raw(const Tensor& x_in, const Tensor& cos, const Tensor& sin, int64_t rd, bool inverse) {
+  Tensor x = x_in.contiguous();
+  const int64_t B = x.size(0), S = x.size(1), hd = x.size(-1), M = x.numel() / std::max<int64_t>(B * S * hd, 1);
+  Tensor c = cos.to(x.scalar_type()).reshape({-1, rd / 2}).contiguous(), sn = sin.to(x.scalar_type()).reshape({-1, rd / 2}).contiguous();
+  if (c.size(0) != S || rd > hd || rd % 2 != 0) throw Error("rope: tables do not match the input's positions or head size");
+  Tensor y = torch::empty_like(x);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rope", [&] {
+    rope_rows<scalar_t>(x.data_ptr<scalar_t>(), c.data_ptr<scalar_t>(), sn.data_ptr<scalar_t>(), B, S, M, hd, rd, inverse,
+                        y.data_ptr<scalar_t>());
+  });
+  return y;
+}
+
+struct RopeFn : public F::Function<RopeFn> {
+  static Tensor forward(F::AutogradContext* ctx, const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t rd,
+                        bool inverse) {
+    ctx->save_for_backward({cos, sin});
+    ctx->saved_data["rd"] = rd;
+    ctx->saved_data["inverse"] = inverse;
+    return rope_apply_raw(x, cos, sin, rd, inverse);
+  }
+  static F::variable_list backward(F::AutogradContext* ctx, F::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor g = rope_apply_raw(grads[0], saved[0], saved[1], ctx->saved_data["rd"].toInt(),
+                                    !ctx->saved_data["inverse"].toBool());
+    return {g, Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
 // Fake quantisation through the release's own encoders (model/init.h): the values are
 // exactly what export writes and the engine dequantises.
 Tensor quantize_values(const Tensor& w, StoreFormat format, int64_t block) {
@@ -519,6 +574,7 @@ Rope rope_tables(const ModelConfig& c, int64_t layer, int64_t S, torch::Dtype dt
 // Rotates the last rd dims of x (interleaved pairs). cos / sin broadcast against x[..., rd/2]
 // (the caller shapes them). inverse: rotation by -angle.
 Tensor apply_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t rd, bool inverse) {
+  if (x.dim() >= 3 && rd > 0) return RopeFn::apply(x, cos.detach(), sin.detach(), rd, inverse);
   const int64_t hd = x.size(-1);
   Tensor pass = x.narrow(-1, 0, hd - rd);
   std::vector<int64_t> shp = x.sizes().vec();
