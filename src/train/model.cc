@@ -343,6 +343,148 @@ struct SinkhornFn : public F::Function<SinkhornFn> {
   }
 };
 
+// mHC expand fused per token: out_k = post_k f + sum_j comb[j, k] X_j, summed in the engine's
+// order (model/mhc.cc). One pass instead of 2 hc broadcast products and adds over [B, S, hc, D]
+// tensors (and their backward) per sublayer. f [N, D], X [N, hc, D], post [N, hc], comb [N, hc, hc].
+struct HcExpandFn : public F::Function<HcExpandFn> {
+  static Tensor forward(F::AutogradContext* ctx, const Tensor& f_in, const Tensor& X_in, const Tensor& post_in,
+                        const Tensor& comb_in) {
+    const auto dt = X_in.scalar_type();
+    if (f_in.scalar_type() != dt || post_in.scalar_type() != dt || comb_in.scalar_type() != dt)
+      throw Error("hc_expand: inputs of different dtypes");
+    Tensor f = f_in.contiguous(), X = X_in.contiguous(), post = post_in.contiguous(), comb = comb_in.contiguous();
+    ctx->save_for_backward({f, X, post, comb});
+    const int64_t hc = X.size(-2), D = X.size(-1), N = X.numel() / (hc * D);
+    Tensor out = torch::empty_like(X);
+    AT_DISPATCH_FLOATING_TYPES(dt, "hc_expand", [&] {
+      const scalar_t *fp = f.data_ptr<scalar_t>(), *xp = X.data_ptr<scalar_t>(), *pp = post.data_ptr<scalar_t>(),
+                     *cp = comb.data_ptr<scalar_t>();
+      scalar_t* op = out.data_ptr<scalar_t>();
+      at::parallel_for(0, N, 16, [&](int64_t b, int64_t e) {
+        for (int64_t n = b; n < e; ++n) {
+          const scalar_t* xn = xp + n * hc * D;
+          const scalar_t* cn = cp + n * hc * hc;
+          const scalar_t* fn = fp + n * D;
+          for (int64_t k = 0; k < hc; ++k) {
+            scalar_t* o = op + (n * hc + k) * D;
+            const scalar_t c0 = cn[k], pk = pp[n * hc + k];
+            for (int64_t d = 0; d < D; ++d) o[d] = c0 * xn[d];
+            for (int64_t j = 1; j < hc; ++j) {
+              const scalar_t cj = cn[j * hc + k];
+              const scalar_t* xj = xn + j * D;
+              for (int64_t d = 0; d < D; ++d) o[d] = o[d] + cj * xj[d];
+            }
+            for (int64_t d = 0; d < D; ++d) o[d] = pk * fn[d] + o[d];
+          }
+        }
+      });
+    });
+    return out;
+  }
+  static F::variable_list backward(F::AutogradContext* ctx, F::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor &f = saved[0], &X = saved[1], &post = saved[2], &comb = saved[3];
+    const int64_t hc = X.size(-2), D = X.size(-1), N = X.numel() / (hc * D);
+    Tensor g = grads[0].to(X.scalar_type()).contiguous();
+    Tensor gf = torch::empty_like(f), gX = torch::empty_like(X), gpost = torch::empty_like(post), gcomb = torch::empty_like(comb);
+    AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "hc_expand_backward", [&] {
+      const scalar_t *fp = f.data_ptr<scalar_t>(), *xp = X.data_ptr<scalar_t>(), *pp = post.data_ptr<scalar_t>(),
+                     *cp = comb.data_ptr<scalar_t>(), *gp = g.data_ptr<scalar_t>();
+      scalar_t *gfp = gf.data_ptr<scalar_t>(), *gxp = gX.data_ptr<scalar_t>(), *gpp = gpost.data_ptr<scalar_t>(),
+               *gcp = gcomb.data_ptr<scalar_t>();
+      at::parallel_for(0, N, 16, [&](int64_t b, int64_t e) {
+        for (int64_t n = b; n < e; ++n) {
+          const scalar_t* gn = gp + n * hc * D;  // g_k = gn + k D
+          const scalar_t* xn = xp + n * hc * D;
+          const scalar_t* fn = fp + n * D;
+          // df = sum_k post_k g_k; dpost_k = <f, g_k>
+          scalar_t* gfn = gfp + n * D;
+          for (int64_t d = 0; d < D; ++d) gfn[d] = pp[n * hc] * gn[d];
+          for (int64_t k = 1; k < hc; ++k) {
+            const scalar_t pk = pp[n * hc + k];
+            for (int64_t d = 0; d < D; ++d) gfn[d] += pk * gn[k * D + d];
+          }
+          for (int64_t k = 0; k < hc; ++k) {
+            scalar_t acc = 0;
+            for (int64_t d = 0; d < D; ++d) acc += fn[d] * gn[k * D + d];
+            gpp[n * hc + k] = acc;
+          }
+          // dX_j = sum_k comb[j, k] g_k; dcomb[j, k] = <X_j, g_k>
+          for (int64_t j = 0; j < hc; ++j) {
+            const scalar_t* cj = cp + n * hc * hc + j * hc;
+            scalar_t* gxj = gxp + (n * hc + j) * D;
+            for (int64_t d = 0; d < D; ++d) gxj[d] = cj[0] * gn[d];
+            for (int64_t k = 1; k < hc; ++k)
+              for (int64_t d = 0; d < D; ++d) gxj[d] += cj[k] * gn[k * D + d];
+            const scalar_t* xj = xn + j * D;
+            for (int64_t k = 0; k < hc; ++k) {
+              scalar_t acc = 0;
+              for (int64_t d = 0; d < D; ++d) acc += xj[d] * gn[k * D + d];
+              gcp[n * hc * hc + j * hc + k] = acc;
+            }
+          }
+        }
+      });
+    });
+    return {gf, gX, gpost, gcomb};
+  }
+};
+
+// Partial RoPE as one kernel: rotates the last rd dims (interleaved pairs) of x [B, S, ..., hd]
+// by position s's angles (cos / sin [S, rd/2]); inverse: by -angle. The backward is the
+// opposite rotation. Same per-element formulas as the engine (re = a cos - b sin, im = a sin + b cos).
+template <typename T>
+void rope_rows(const T* x, const T* cs, const T* sn, int64_t B, int64_t S, int64_t M, int64_t hd, int64_t rd, bool inverse,
+               T* y) {
+  const int64_t P = rd / 2, pass = hd - rd;
+  at::parallel_for(0, B * S, 16, [&](int64_t b0, int64_t b1) {
+    for (int64_t bs = b0; bs < b1; ++bs) {
+      const int64_t s = bs % S;
+      const T* c = cs + s * P;
+      const T* si = sn + s * P;
+      for (int64_t m = 0; m < M; ++m) {
+        const T* xr = x + (bs * M + m) * hd;
+        T* yr = y + (bs * M + m) * hd;
+        for (int64_t d = 0; d < pass; ++d) yr[d] = xr[d];
+        for (int64_t i = 0; i < P; ++i) {
+          const T a = xr[pass + 2 * i], b = xr[pass + 2 * i + 1], ci = c[i], sv = inverse ? -si[i] : si[i];
+          yr[pass + 2 * i] = a * ci - b * sv;
+          yr[pass + 2 * i + 1] = a * sv + b * ci;
+        }
+      }
+    }
+  });
+}
+
+Tensor rope_apply_raw(const Tensor& x_in, const Tensor& cos, const Tensor& sin, int64_t rd, bool inverse) {
+  Tensor x = x_in.contiguous();
+  const int64_t B = x.size(0), S = x.size(1), hd = x.size(-1), M = x.numel() / std::max<int64_t>(B * S * hd, 1);
+  Tensor c = cos.to(x.scalar_type()).reshape({-1, rd / 2}).contiguous(), sn = sin.to(x.scalar_type()).reshape({-1, rd / 2}).contiguous();
+  if (c.size(0) != S || rd > hd || rd % 2 != 0) throw Error("rope: tables do not match the input's positions or head size");
+  Tensor y = torch::empty_like(x);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rope", [&] {
+    rope_rows<scalar_t>(x.data_ptr<scalar_t>(), c.data_ptr<scalar_t>(), sn.data_ptr<scalar_t>(), B, S, M, hd, rd, inverse,
+                        y.data_ptr<scalar_t>());
+  });
+  return y;
+}
+
+struct RopeFn : public F::Function<RopeFn> {
+  static Tensor forward(F::AutogradContext* ctx, const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t rd,
+                        bool inverse) {
+    ctx->save_for_backward({cos, sin});
+    ctx->saved_data["rd"] = rd;
+    ctx->saved_data["inverse"] = inverse;
+    return rope_apply_raw(x, cos, sin, rd, inverse);
+  }
+  static F::variable_list backward(F::AutogradContext* ctx, F::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor g = rope_apply_raw(grads[0], saved[0], saved[1], ctx->saved_data["rd"].toInt(),
+                                    !ctx->saved_data["inverse"].toBool());
+    return {g, Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
 // Fake quantisation through the release's own encoders (model/init.h): the values are
 // exactly what export writes and the engine dequantises.
 Tensor quantize_values(const Tensor& w, StoreFormat format, int64_t block) {
@@ -432,6 +574,7 @@ Rope rope_tables(const ModelConfig& c, int64_t layer, int64_t S, torch::Dtype dt
 // Rotates the last rd dims of x (interleaved pairs). cos / sin broadcast against x[..., rd/2]
 // (the caller shapes them). inverse: rotation by -angle.
 Tensor apply_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t rd, bool inverse) {
+  if (x.dim() >= 3 && rd > 0) return RopeFn::apply(x, cos.detach(), sin.detach(), rd, inverse);
   const int64_t hd = x.size(-1);
   Tensor pass = x.narrow(-1, 0, hd - rd);
   std::vector<int64_t> shp = x.sizes().vec();
@@ -518,6 +661,14 @@ Tensor mm_t(const Tensor& x, const Tensor& w) {
   return torch::matmul(x.to(w.scalar_type()), w.t()).to(x.scalar_type());
 }
 
+// x W_i^T for weights that share the input x: one GEMM over the concatenated weights (one
+// BF16 conversion of x and of the output under mixed precision), split back per weight.
+std::vector<Tensor> mm_t_multi(const Tensor& x, const std::vector<Tensor>& ws) {
+  std::vector<int64_t> rows;
+  for (const Tensor& w : ws) rows.push_back(w.size(0));
+  return mm_t(x, torch::cat(ws, 0)).split_with_sizes(rows, -1);
+}
+
 struct HcMix {
   Tensor pre, post, comb;  // [B,S,hc], [B,S,hc], [B,S,hc,hc]
 };
@@ -548,23 +699,21 @@ HcMix hc_coeffs(const Ctx& cx, const std::string& site, const Tensor& X) {
 Tensor hc_collapse(const Tensor& X, const Tensor& pre) { return (pre.unsqueeze(-1) * X).sum(-2); }
 // out_k = post_k f + sum_j comb[j, k] X_j
 Tensor hc_expand(const Tensor& f, const Tensor& X, const HcMix& h) {
-  // Unrolled over j: a batched matmul of B*S tiny hc x hc matrices runs one GEMM call per
-  // token in torch's CPU bmm (and its backward), which dominated the training step.
-  // Summed in the engine's order (model/mhc.cc): s = sum_j comb[j, k] X_j, then post_k f + s.
-  Tensor s = h.comb.select(-2, 0).unsqueeze(-1) * X.select(-2, 0).unsqueeze(-2);
-  for (int64_t j = 1; j < X.size(-2); ++j) s = s + h.comb.select(-2, j).unsqueeze(-1) * X.select(-2, j).unsqueeze(-2);
-  return h.post.unsqueeze(-1) * f.unsqueeze(-2) + s;
+  // A fused kernel (HcExpandFn): a batched matmul of B*S tiny hc x hc matrices runs one GEMM
+  // call per token in torch's CPU bmm, and broadcast products materialise [B, S, hc, D] terms.
+  return HcExpandFn::apply(f, X, h.post, h.comb);
 }
 
 // Compressed entries [B, T, d] (T = S / ratio) of a compressor (spec 3.4), normalised, with
 // RoPE at position ratio * i; indexer keys also Hadamard-rotated.
-Tensor compress(const Ctx& cx, const std::string& pre, const Tensor& x, int64_t ratio, int64_t d, const Rope& rope,
-                const Tensor& hadamard) {
-  const int64_t B = x.size(0), S = x.size(1), r = ratio, coff = r == 4 ? 2 : 1, cd = coff * d;
+// xkv, xgate: the compressor's wkv and wgate projections of every position [B, S, coff d].
+Tensor compress(const Ctx& cx, const std::string& pre, const Tensor& xkv, const Tensor& xgate, int64_t ratio, int64_t d,
+                const Rope& rope, const Tensor& hadamard) {
+  const int64_t B = xkv.size(0), S = xkv.size(1), r = ratio, coff = r == 4 ? 2 : 1, cd = coff * d;
   const int64_t T = S / r;
-  if (T == 0) return torch::zeros({B, 0, d}, x.options());
-  Tensor A = mm_t(x.narrow(1, 0, T * r), cx.mat(pre + ".wkv.weight")).view({B, T, r, cd});
-  Tensor Z = mm_t(x.narrow(1, 0, T * r), cx.mat(pre + ".wgate.weight")).view({B, T, r, cd}) + cx.w(pre + ".ape");
+  if (T == 0) return torch::zeros({B, 0, d}, xkv.options());
+  Tensor A = xkv.narrow(1, 0, T * r).reshape({B, T, r, cd});
+  Tensor Z = xgate.narrow(1, 0, T * r).reshape({B, T, r, cd}) + cx.w(pre + ".ape");
   Tensor wts, vals;
   if (coff == 1) {
     wts = torch::softmax(Z, 2);
@@ -592,27 +741,28 @@ Tensor attention(Ctx& cx, const std::string& pre, int64_t layer, const Tensor& x
   const int64_t ratio = c.compress_ratio(layer);
   const Rope rope = rope_tables(c, layer, S, cx.dtype);
   const Tensor cos_h = rope.cos.view({S, 1, rd / 2}), sin_h = rope.sin.view({S, 1, rd / 2});
-  Tensor qr = rms_norm(mm_t(x, cx.mat(pre + ".wq_a.weight")), cx.w(pre + ".q_norm.weight"), c.norm_eps);
+  // Projections of x: wq_a, wkv (and the compressor's wkv, wgate) in one GEMM.
+  std::vector<Tensor> xw{cx.mat(pre + ".wq_a.weight"), cx.mat(pre + ".wkv.weight")};
+  if (ratio > 0) {
+    xw.push_back(cx.mat(pre + ".compressor.wkv.weight"));
+    xw.push_back(cx.mat(pre + ".compressor.wgate.weight"));
+  }
+  const std::vector<Tensor> xp = mm_t_multi(x, xw);
+  Tensor qr = rms_norm(xp[0], cx.w(pre + ".q_norm.weight"), c.norm_eps);
   Tensor q = mm_t(qr, cx.mat(pre + ".wq_b.weight")).view({B, S, H, hd});
   q = rms_norm(q, Tensor(), c.norm_eps);
   q = apply_rope(q, cos_h, sin_h, rd, false);
-  Tensor kv = rms_norm(mm_t(x, cx.mat(pre + ".wkv.weight")), cx.w(pre + ".kv_norm.weight"), c.norm_eps);
+  Tensor kv = rms_norm(xp[1], cx.w(pre + ".kv_norm.weight"), c.norm_eps);
   kv = apply_rope(kv, rope.cos, rope.sin, rd, false);  // [B, S, hd]
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-  Tensor qh = q.transpose(1, 2);  // [B, H, S, hd]
-  Tensor s_win = torch::matmul(qh, kv.unsqueeze(1).transpose(-1, -2)) * scale;  // [B, H, S, S]
   Tensor pos = torch::arange(S, torch::kInt64);
-  Tensor win_ok = (pos.view({1, S}) <= pos.view({S, 1})) & (pos.view({1, S}) > pos.view({S, 1}) - W);  // [S, S]
-  std::vector<Tensor> scores{s_win.masked_fill(win_ok.logical_not(), -INFINITY)};
-  Tensor entries;  // [B, T, hd]
+  Tensor entries, allowed, iscore;  // [B, T, hd], [B, S, T], [B, S, T]
   if (ratio > 0) {
-    entries = compress(cx, pre + ".compressor", x, ratio, hd, rope, Tensor());
+    entries = compress(cx, pre + ".compressor", xp[2], xp[3], ratio, hd, rope, Tensor());
     const int64_t T = entries.size(1);
     Tensor ent = torch::arange(T, torch::kInt64);
     Tensor visible = ent.view({1, T}) < (pos.view({S, 1}) + 1).div(ratio, "floor");  // [S, T]
-    Tensor s_cmp = torch::matmul(qh, entries.unsqueeze(1).transpose(-1, -2)) * scale;  // [B, H, S, T]
-    Tensor allowed = visible.unsqueeze(0).expand({B, S, T});
-    Tensor iscore;
+    allowed = visible.unsqueeze(0).expand({B, S, T});
     if (c.attention_kind(layer) == AttentionKind::kCsa) {
       // Lightning indexer (spec 3.5). Its inputs are detached: it learns from its KL only.
       const int64_t HI = c.index_n_heads, cI = c.index_head_dim;
@@ -621,36 +771,73 @@ Tensor attention(Ctx& cx, const std::string& pre, int64_t layer, const Tensor& x
       Tensor xi = x.detach(), qri = qr.detach();
       Tensor iq = mm_t(qri, cx.mat(ip + ".wq_b.weight")).view({B, S, HI, cI});
       iq = torch::matmul(apply_rope(iq, cos_h, sin_h, rd, false), had);
-      Tensor iw = mm_t(xi, cx.mat(ip + ".weights_proj.weight")) *
-                  (1.0 / std::sqrt(static_cast<double>(cI)) / std::sqrt(static_cast<double>(HI)));
-      Tensor keys = compress(cx, ip + ".compressor", xi, ratio, cI, rope, had);  // [B, T, cI]
+      const std::vector<Tensor> ixp = mm_t_multi(
+          xi, {cx.mat(ip + ".weights_proj.weight"), cx.mat(ip + ".compressor.wkv.weight"), cx.mat(ip + ".compressor.wgate.weight")});
+      Tensor iw = ixp[0] * (1.0 / std::sqrt(static_cast<double>(cI)) / std::sqrt(static_cast<double>(HI)));
+      Tensor keys = compress(cx, ip + ".compressor", ixp[1], ixp[2], ratio, cI, rope, had);  // [B, T, cI]
       Tensor dots = torch::matmul(iq, keys.unsqueeze(1).transpose(-1, -2));  // [B, S, HI, T]
       iscore = (torch::relu(dots) * iw.unsqueeze(-1)).sum(2);                // [B, S, T]
       if (cx.opt.indexer == IndexerPhase::kSparse) allowed = topk_mask(iscore, allowed, c.index_topk);
     }
-    scores.push_back(s_cmp.masked_fill(allowed.unsqueeze(1).logical_not(), -INFINITY));
-    if (iscore.defined() && cx.opt.indexer_loss && T > 0) {
-      // KL(target || indexer) over the attended entries; target: the main attention's
-      // probabilities over those entries, summed over heads and renormalised (detached).
-      Tensor sink = cx.w(pre + ".attn_sink").view({1, H, 1, 1}).expand({B, H, S, 1});
-      Tensor all = torch::cat({scores[0], scores[1], sink}, -1).detach();
-      Tensor p_cmp = torch::softmax(all, -1).narrow(-1, S, T).sum(1);  // [B, S, T]
-      Tensor row_ok = allowed.any(-1);                                   // [B, S]
-      Tensor tgt = p_cmp / (p_cmp.sum(-1, true) + 1e-30);
-      Tensor logq = torch::log_softmax(iscore.masked_fill(allowed.logical_not(), -1e30), -1);
-      Tensor kl = torch::where(allowed, tgt * (torch::log(tgt.clamp_min(1e-30)) - logq), torch::zeros_like(tgt)).sum(-1);
-      Tensor n_rows = row_ok.sum().clamp_min(1).to(kl.scalar_type());
-      Tensor l = (kl * row_ok.to(kl.scalar_type())).sum() / n_rows;
-      cx.indexer_kl = cx.indexer_kl.defined() ? cx.indexer_kl + l : l;
-    }
   }
-  Tensor sink = cx.w(pre + ".attn_sink").view({1, H, 1, 1}).expand({B, H, S, 1});
-  scores.push_back(sink);
-  Tensor probs = torch::softmax(torch::cat(scores, -1), -1);  // [B, H, S, S (+T) + 1]
-  Tensor o = torch::matmul(probs.narrow(-1, 0, S), kv.unsqueeze(1));
-  if (entries.defined() && entries.size(1) > 0)
-    o = o + torch::matmul(probs.narrow(-1, S, entries.size(1)), entries.unsqueeze(1));
-  o = apply_rope(o.transpose(1, 2), cos_h, sin_h, rd, true);  // [B, S, H, hd]
+  const int64_t T = entries.defined() ? entries.size(1) : 0;
+  Tensor o;      // [B, S, H, hd]
+  Tensor p_cmp;  // [B, S, T]: attention probabilities of the compressed entries summed over heads (KL target)
+  const bool want_kl = iscore.defined() && cx.opt.indexer_loss && T > 0;
+  if (cx.opt.dense_attention || W <= 0) {
+    Tensor qh = q.transpose(1, 2);  // [B, H, S, hd]
+    Tensor s_win = torch::matmul(qh, kv.unsqueeze(1).transpose(-1, -2)) * scale;  // [B, H, S, S]
+    Tensor win_ok = (pos.view({1, S}) <= pos.view({S, 1})) & (pos.view({1, S}) > pos.view({S, 1}) - W);  // [S, S]
+    std::vector<Tensor> scores{s_win.masked_fill(win_ok.logical_not(), -INFINITY)};
+    if (ratio > 0) {
+      Tensor s_cmp = torch::matmul(qh, entries.unsqueeze(1).transpose(-1, -2)) * scale;  // [B, H, S, T]
+      scores.push_back(s_cmp.masked_fill(allowed.unsqueeze(1).logical_not(), -INFINITY));
+    }
+    scores.push_back(cx.w(pre + ".attn_sink").view({1, H, 1, 1}).expand({B, H, S, 1}));
+    Tensor probs = torch::softmax(torch::cat(scores, -1), -1);  // [B, H, S, S (+T) + 1]
+    o = torch::matmul(probs.narrow(-1, 0, S), kv.unsqueeze(1));
+    if (T > 0) o = o + torch::matmul(probs.narrow(-1, S, T), entries.unsqueeze(1));
+    o = o.transpose(1, 2);
+    if (want_kl) p_cmp = probs.detach().narrow(-1, S, T).sum(1);
+  } else {
+    // Block-banded window: queries in blocks of W positions see the keys of their own and the
+    // previous block (2W keys, the band masked inside), so time and memory grow linearly in S.
+    // Rows are (position, head): q needs no transpose and one GEMM per block covers all heads.
+    const int64_t nb = (S + W - 1) / W, Sp = nb * W, W2 = 2 * W;
+    Tensor qb = torch::constant_pad_nd(q, {0, 0, 0, 0, 0, Sp - S}).view({B, nb, W * H, hd});
+    Tensor kp = torch::constant_pad_nd(kv, {0, 0, W, Sp - S});  // [B, W + Sp, hd]: a zero block first
+    Tensor kblk = kp.unfold(1, W2, W);                           // [B, nb, hd, 2W]
+    Tensor s_win = (torch::matmul(qb, kblk) * scale).view({B, nb, W, H, W2});
+    // query r of block b sees key c of [block b-1, block b] iff r < c <= r + W and the key
+    // position (b-1) W + c is >= 0.
+    Tensor r_i = torch::arange(W, torch::kInt64).view({1, W, 1}), c_i = torch::arange(W2, torch::kInt64).view({1, 1, W2});
+    Tensor b_i = torch::arange(nb, torch::kInt64).view({nb, 1, 1});
+    Tensor band_ok = (c_i > r_i) & (c_i <= r_i + W) & ((b_i - 1) * W + c_i >= 0);  // [nb, W, 2W]
+    s_win = s_win.masked_fill(band_ok.logical_not().unsqueeze(2), -INFINITY).view({B, Sp, H, W2}).narrow(1, 0, S);
+    std::vector<Tensor> scores{s_win};
+    if (T > 0) {
+      Tensor s_cmp = (torch::matmul(q.reshape({B, S * H, hd}), entries.transpose(1, 2)) * scale).view({B, S, H, T});
+      scores.push_back(s_cmp.masked_fill(allowed.unsqueeze(2).logical_not(), -INFINITY));
+    }
+    scores.push_back(cx.w(pre + ".attn_sink").view({1, 1, H, 1}).expand({B, S, H, 1}));
+    Tensor probs = torch::softmax(torch::cat(scores, -1), -1);  // [B, S, H, 2W (+T) + 1]
+    Tensor pw = torch::constant_pad_nd(probs.narrow(-1, 0, W2), {0, 0, 0, 0, 0, Sp - S}).reshape({B, nb, W * H, W2});
+    o = torch::matmul(pw, kblk.transpose(-1, -2)).view({B, Sp, H, hd}).narrow(1, 0, S);
+    if (T > 0) o = o + torch::matmul(probs.narrow(-1, W2, T).reshape({B, S * H, T}), entries).view({B, S, H, hd});
+    if (want_kl) p_cmp = probs.detach().narrow(-1, W2, T).sum(2);
+  }
+  if (want_kl) {
+    // KL(target || indexer) over the attended entries; target: the main attention's
+    // probabilities over those entries, summed over heads and renormalised (detached).
+    Tensor row_ok = allowed.any(-1);  // [B, S]
+    Tensor tgt = p_cmp / (p_cmp.sum(-1, true) + 1e-30);
+    Tensor logq = torch::log_softmax(iscore.masked_fill(allowed.logical_not(), -1e30), -1);
+    Tensor kl = torch::where(allowed, tgt * (torch::log(tgt.clamp_min(1e-30)) - logq), torch::zeros_like(tgt)).sum(-1);
+    Tensor n_rows = row_ok.sum().clamp_min(1).to(kl.scalar_type());
+    Tensor l = (kl * row_ok.to(kl.scalar_type())).sum() / n_rows;
+    cx.indexer_kl = cx.indexer_kl.defined() ? cx.indexer_kl + l : l;
+  }
+  o = apply_rope(o, cos_h, sin_h, rd, true);  // [B, S, H, hd]
   // Grouped low-rank output.
   const int64_t G = c.o_groups, dg = c.o_lora_rank, gin = H * hd / G;
   Tensor og = o.reshape({B, S, G, 1, gin});
@@ -660,7 +847,8 @@ Tensor attention(Ctx& cx, const std::string& pre, int64_t layer, const Tensor& x
 }
 
 Tensor expert(const Ctx& cx, const std::string& pre, const Tensor& x, const Tensor& rw) {
-  Tensor a1 = mm_t(x, cx.mat(pre + ".w1.weight")), a3 = mm_t(x, cx.mat(pre + ".w3.weight"));
+  const std::vector<Tensor> a13 = mm_t_multi(x, {cx.mat(pre + ".w1.weight"), cx.mat(pre + ".w3.weight")});
+  Tensor a1 = a13[0], a3 = a13[1];
   const double lim = cx.c.swiglu_limit;
   if (lim > 0) {
     a1 = torch::clamp_max(a1, lim);

@@ -35,6 +35,8 @@ struct ForwardOptions {
   IndexerPhase indexer = IndexerPhase::kSparse;
   bool indexer_loss = false;    // compute the indexer's KL loss
   bool bf16 = false;            // mixed precision: projections in BF16 (oneDNN), FP32 elsewhere
+  bool dense_attention = false; // window scores as S x S (the test oracle of the default
+                                // block-banded form, whose cost grows linearly in S)
 };
 
 struct ForwardResult {
