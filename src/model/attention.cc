@@ -132,7 +132,7 @@ void attention_core(const ModelConfig& c, const AttentionWeights& w, LayerState&
       for (int64_t i = 0; i < T; ++i) rows[static_cast<size_t>(len++)] = entry_row(ls.compressor, i);
     }
     float* ot = o + t * H * hd;
-    sparse_attention_row(q + t * H * hd, H, hd, rows.data(), len, dec, sink, scale, nm, ot);
+    sparse_attention_row(q + t * H * hd, H, hd, rows.data(), len, dec, sink, scale, nm, ws, ot);
     for (int64_t h = 0; h < H; ++h) apply_rope(ot + h * hd + nope, p, ls.rope, true, nm);
   }
   // Commit the window KV of this call (after the attention: a long chunk must not overwrite

@@ -8,6 +8,7 @@
 #include "backend/thread_pool.h"
 #include "model/common.h"
 #include "model/compressor.h"
+#include "ops/formats.h"
 #include "ops/linear.h"
 #include "ops/quant_sim.h"
 #include "ops/rope.h"
@@ -34,6 +35,30 @@ BlockRange block_range(const float* x, int64_t n) {
       r.hi = std::max(r.hi, static_cast<double>(m));
     }
   }
+  return r;
+}
+
+// The BlockRange bounds of a key stored as kIdxFp4 (d/2 bytes of E2M1 codes, then one UE8M0
+// scale per 32), read from its scale bytes instead of scanning the decoded values: a block
+// with scale 2^s holds c * 2^s (|c| <= 6, multiples of 1/2), so 6 * 2^s stands in for its
+// maximum in fp32_block_sums_exact (at least the maximum, and its values are multiples of
+// 2^(s-1) = (6 * 2^s) / 12, which is what the bound there uses). Blocks whose codes are all
+// +-0 are skipped as the zero blocks of block_range; a NaN scale (0xFF) fails the test.
+BlockRange stored_block_range(const uint8_t* entry, int64_t d) {
+  const uint8_t* scales = entry + d / 2;
+  int lo = 256, hi = -1;
+  for (int64_t b = 0; b * kFp4Block < d; ++b) {
+    bool nonzero = false;
+    for (int64_t i = b * kFp4Block / 2; i < std::min(d, (b + 1) * kFp4Block) / 2; ++i) nonzero |= (entry[i] & 0x77) != 0;
+    if (nonzero) {
+      lo = std::min<int>(lo, scales[b]);
+      hi = std::max<int>(hi, scales[b]);
+    }
+  }
+  BlockRange r;
+  if (hi < 0) return r;  // all zero
+  r.lo = 6.0 * static_cast<double>(e8m0_to_f32(static_cast<uint8_t>(lo)));
+  r.hi = 6.0 * static_cast<double>(e8m0_to_f32(static_cast<uint8_t>(hi)));
   return r;
 }
 
@@ -100,6 +125,7 @@ void indexer_select(const ModelConfig& c, const IndexerWeights& w, LayerState& l
   // queries (no horizontal sums), bit-identical to the double sums.
   const bool fp4_fast = is_ref(nm) && cI % kFp4Block == 0;
   float* qT = fp4_fast ? ws.iqt.get(static_cast<size_t>(cI * HI)) : nullptr;
+  const bool stored_fp4 = cache.entries.format == KvFormat::kIdxFp4;  // key ranges from the scale bytes
   for (int64_t t = 0; t < n; ++t) {
     const int64_t p = start + t;
     const int64_t T = (p + 1) / r;  // visible entries
@@ -126,7 +152,8 @@ void indexer_select(const ModelConfig& c, const IndexerWeights& w, LayerState& l
           cache.read_entry(i, kbuf);
           k = kbuf;
         }
-        if (fp4_fast && fp32_block_sums_exact(qrange, block_range(k, cI))) {
+        if (fp4_fast && fp32_block_sums_exact(qrange, stored_fp4 ? stored_block_range(cache.entries.row(i), cI)
+                                                                   : block_range(k, cI))) {
           dot_cols_blocks_f32(qT, HI, k, cI, kFp4Block, dots);
         } else {
           dot_rows_f64(qt, HI, cI, k, cI, dots);

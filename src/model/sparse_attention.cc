@@ -16,20 +16,7 @@ namespace {
 
 constexpr int64_t kBlock = 64;  // list positions per online-softmax block
 
-// Per-thread scratch, grown on demand (no allocation once a decode loop is warm).
-struct AttentionScratch {
-  std::vector<float> decoded;  // [kBlock, hd] decoded compact rows of the current block
-  std::vector<float> scores;   // [heads, kBlock]
-  std::vector<double> dots;    // [heads]
-  std::vector<double> pv;      // [hd] P.V of one head over one block
-  std::vector<float> m, sum;   // running max and sum per head
-};
-AttentionScratch& attention_scratch() {
-  thread_local AttentionScratch s;
-  return s;
-}
-template <typename T>
-T* sized(std::vector<T>& v, int64_t n) {
+double* sized(std::vector<double>& v, int64_t n) {
   if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
   return v.data();
 }
@@ -39,16 +26,15 @@ T* sized(std::vector<T>& v, int64_t n) {
 // dims, each element's sum in list order) are those of a head-by-head loop, so the result of
 // a head does not depend on which other heads share the call.
 void attend_heads(const float* q, int64_t h0, int64_t h1, int64_t hd, const KvRow* rows, int64_t n_rows,
-                  const KvDecoder& dec, const float* sink, float scale, Numerics nm, float* o) {
+                  const KvDecoder& dec, const float* sink, float scale, Numerics nm, AttentionScratch& sc, float* o) {
   const float ninf = -std::numeric_limits<float>::infinity();
   const int64_t nh = h1 - h0;
-  AttentionScratch& sc = attention_scratch();
-  float* decoded = sized(sc.decoded, kBlock * hd);
-  float* scores = sized(sc.scores, nh * kBlock);
+  float* decoded = sc.decoded.get(static_cast<size_t>(kBlock * hd));
+  float* scores = sc.scores.get(static_cast<size_t>(nh * kBlock));
   double* dots = sized(sc.dots, nh);
   double* blk = sized(sc.pv, hd);
-  float* mh = sized(sc.m, nh);
-  float* sumh = sized(sc.sum, nh);
+  float* mh = sc.m.get(static_cast<size_t>(nh));
+  float* sumh = sc.sum.get(static_cast<size_t>(nh));
   const float* kvb[kBlock];
   for (int64_t h = 0; h < nh; ++h) {
     std::fill(o + (h0 + h) * hd, o + (h0 + h + 1) * hd, 0.0f);
@@ -117,16 +103,20 @@ void attend_heads(const float* q, int64_t h0, int64_t h1, int64_t hd, const KvRo
 }  // namespace
 
 void sparse_attention_row(const float* q, int64_t H, int64_t hd, const KvRow* rows, int64_t n_rows,
-                          const KvDecoder& dec, const float* sink, float scale, Numerics nm, float* o) {
+                          const KvDecoder& dec, const float* sink, float scale, Numerics nm, Workspace& ws, float* o) {
   // Heads are split between the threads (each head's result is the same whatever the split);
   // short lists stay on the calling thread, where a barrier would cost more than the work.
+  // Each worker takes its own scratch (a nested call runs inline as worker 0).
   ThreadPool& pool = default_thread_pool();
-  if (pool.size() == 1 || H < 2 || n_rows * H * hd < (int64_t{1} << 16)) {
-    attend_heads(q, 0, H, hd, rows, n_rows, dec, sink, scale, nm, o);
+  const bool split = pool.size() > 1 && H >= 2 && n_rows * H * hd >= (int64_t{1} << 16);
+  const size_t workers = split ? static_cast<size_t>(pool.size()) : 1;
+  if (ws.attn.size() < workers) ws.attn.resize(workers);
+  if (!split) {
+    attend_heads(q, 0, H, hd, rows, n_rows, dec, sink, scale, nm, ws.attn[0], o);
     return;
   }
-  pool.parallel_for(H, 1, [&](int64_t h0, int64_t h1, int) {
-    if (h1 > h0) attend_heads(q, h0, h1, hd, rows, n_rows, dec, sink, scale, nm, o);
+  pool.parallel_for(H, 1, [&](int64_t h0, int64_t h1, int worker) {
+    if (h1 > h0) attend_heads(q, h0, h1, hd, rows, n_rows, dec, sink, scale, nm, ws.attn[static_cast<size_t>(worker)], o);
   });
 }
 

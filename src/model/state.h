@@ -195,6 +195,14 @@ struct SeqSegment {
 // a batched forward over several sequences (forward_batch) takes one from its caller (the
 // engine's batch stepper, the server scheduler). Buffers only grow, so a steady decode loop
 // with a fixed batch shape stops allocating after its first steps.
+// One thread's scratch in sparse_attention_row: the decoded compact rows of a block
+// [64, hd], scores [heads, 64], dots [heads], one head's P.V over a block [hd], and the
+// running max and sum per head.
+struct AttentionScratch {
+  Scratch decoded, scores, m, sum;
+  std::vector<double> dots, pv;
+};
+
 struct Workspace {
   Scratch x, y, t0, t1, t2, t3, t4, t5, t6, t7, t8;
   Scratch streams, streams2, mixes, pre, post, comb;
@@ -214,6 +222,8 @@ struct Workspace {
   // Per-thread scratch of the per-sequence attention cores, which run in parallel over the
   // sequences of a batch (one entry per thread-pool worker).
   std::vector<Workspace> core;
+  // sparse_attention_row's scratch, one per thread-pool worker that shares its heads.
+  std::vector<AttentionScratch> attn;
 };
 
 struct SequenceState {

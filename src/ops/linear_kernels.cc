@@ -430,6 +430,52 @@ alignas(64) constexpr float kE2m1Values[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,
 // 2^(s - 127) as a float (E8M0 decoding without a libm call on the common path).
 inline float e8m0_value(uint8_t s) { return (s != 0 && s != 0xFF) ? pow2f(static_cast<int>(s) - 127) : e8m0_to_f32(s); }
 
+// The 4 weight rows of one decode pass as byte streams, the setup shared by the decode
+// kernels: each row's first code byte and first scale byte (FP4: one E8M0 scale per 32
+// columns of the row; FP8: one per 128x128 tile, so the tile row's; BF16 / F32: none), the
+// code bytes of one row, and the zero-padded copy of each row's last, partial vector of
+// `tail_bytes` (FP8 / BF16 / F32 rows whose length is not a multiple of the vector).
+template <WeightFormat kFormat>
+struct RowStreams {
+  static constexpr int64_t kElemBytes = kFormat == WeightFormat::kF32 ? 4 : kFormat == WeightFormat::kBf16 ? 2 : 1;
+  const uint8_t* data[4];
+  const uint8_t* scales[4] = {};
+  int64_t row_bytes;
+  RowStreams(const WeightMatrix& w, const int64_t (&row)[4]) {
+    const int64_t cols = w.cols;
+    row_bytes = kFormat == WeightFormat::kFp4 ? cols / 2 : cols * kElemBytes;
+    for (int r = 0; r < 4; ++r) {
+      data[r] = w.data + row[r] * row_bytes;
+      if constexpr (kFormat == WeightFormat::kFp4) {
+        scales[r] = w.scale + row[r] * (cols / 32);
+      } else if constexpr (kFormat == WeightFormat::kFp8Block) {
+        scales[r] = w.scale + (row[r] / 128) * ((cols + 127) / 128);
+      }
+    }
+  }
+  // The scale byte of the block that holds column c of row r (FP4 / FP8).
+  uint8_t scale(int r, int64_t c) const { return scales[r][kFormat == WeightFormat::kFp4 ? c / 32 : c / 128]; }
+  // Prefetches ahead of byte `offset` of the rows (see PrefetchRows).
+  void prefetch(int64_t offset) const { PrefetchRows(data, offset, row_bytes); }
+  // Copies columns [full_end, cols) of each row, zero-padded, into tail (no-op if none).
+  template <size_t kTailBytes>
+  void copy_tails(int64_t full_end, int64_t cols, uint8_t (&tail)[4][kTailBytes]) const {
+    if (full_end >= cols) return;
+    for (int r = 0; r < 4; ++r) {
+      std::memset(tail[r], 0, kTailBytes);
+      std::memcpy(tail[r], data[r] + full_end * kElemBytes, static_cast<size_t>((cols - full_end) * kElemBytes));
+    }
+  }
+};
+
+// Zeroes the accumulators of the 4 rows x TB tokens of a pass.
+template <class D, class V, int TB>
+HWY_INLINE void ZeroAccumulators(D d, V (&a)[4][TB]) {
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) a[r][t] = hn::Zero(d);
+  }
+}
+
 template <Accumulation kAcc, WeightFormat kFormat, int TB, class DA>
 HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4], const hn::TFromD<DA>* HWY_RESTRICT x,
                             int64_t xs, double (&out)[4][TB]) {
@@ -438,41 +484,22 @@ HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4
   const hn::Rebind<float, DA> df;
   constexpr int64_t N = static_cast<int64_t>(hn::MaxLanes(da));
   constexpr bool kBlocks = kAcc == Accumulation::kDoubleBlocks;
-  constexpr int64_t kElemBytes = kFormat == WeightFormat::kF32 ? 4 : kFormat == WeightFormat::kBf16 ? 2 : 1;
+  constexpr int64_t kElemBytes = RowStreams<kFormat>::kElemBytes;
   // FP4 with FP32 lanes on 16-lane targets: the codes index a scaled value table in a register.
   constexpr bool kFp4Table = kFormat == WeightFormat::kFp4 && kAcc == Accumulation::kFloat && N == 16;
   const int64_t cols = w.cols;
   const int64_t block = kFormat == WeightFormat::kFp4 ? 32 : kFormat == WeightFormat::kFp8Block ? 128 : cols;
 
-  const uint8_t* data[4];
-  const uint8_t* scales[4];
-  for (int r = 0; r < 4; ++r) {
-    if constexpr (kFormat == WeightFormat::kFp4) {
-      data[r] = w.data + row[r] * (cols / 2);
-      scales[r] = w.scale + row[r] * (cols / 32);
-    } else if constexpr (kFormat == WeightFormat::kFp8Block) {
-      data[r] = w.data + row[r] * cols;
-      scales[r] = w.scale + (row[r] / 128) * ((cols + 127) / 128);
-    } else {
-      data[r] = w.data + row[r] * cols * kElemBytes;
-      scales[r] = nullptr;
-    }
-  }
+  const RowStreams<kFormat> rs(w, row);
+  const uint8_t* const(&data)[4] = rs.data;
   // The last, partial vector of a row (FP8 / BF16 / F32) comes from a zero-padded copy.
   const int64_t full_end = kFormat == WeightFormat::kFp4 ? cols : cols / N * N;
   alignas(64) uint8_t tail[4][64 * 4];
-  if (full_end < cols) {
-    for (int r = 0; r < 4; ++r) {
-      std::memset(tail[r], 0, sizeof(tail[r]));
-      std::memcpy(tail[r], data[r] + full_end * kElemBytes, static_cast<size_t>((cols - full_end) * kElemBytes));
-    }
-  }
+  rs.copy_tails(full_end, cols, tail);
 
   V a[4][TB];  // kFloat / kDouble: sums over the row; kDoubleBlocks: the block's partial sums
   double total[4][TB] = {};
-  for (int r = 0; r < 4; ++r) {
-    for (int t = 0; t < TB; ++t) a[r][t] = hn::Zero(da);
-  }
+  ZeroAccumulators(da, a);
   for (int64_t b0 = 0; b0 < cols; b0 += block) {
     const int64_t b1 = std::min(cols, b0 + block);
     // Per-row multipliers of this block (see DecodeRowChunk).
@@ -481,7 +508,7 @@ HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4
     hn::Vec<decltype(df)> table[4];
     for (int r = 0; r < 4; ++r) {
       if constexpr (kFormat == WeightFormat::kFp4 || kFormat == WeightFormat::kFp8Block) {
-        const uint8_t s = kFormat == WeightFormat::kFp4 ? scales[r][b0 / 32] : scales[r][b0 / 128];
+        const uint8_t s = rs.scale(r, b0);
         const int shift = kFormat == WeightFormat::kFp4 ? kE2m1Shift : kE4m3Shift;
         if constexpr (kFp4Table) {
           table[r] = hn::Mul(hn::Load(df, kE2m1Values), hn::Set(df, e8m0_value(s)));
@@ -502,7 +529,7 @@ HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4
       const hn::Rebind<uint8_t, decltype(df)> d8;
       V lo[4], hi[4];
       if ((b0 & 127) == 0) {  // once per cache line of the rows
-        PrefetchRows(data, b0 / 2, cols / 2);
+        rs.prefetch(b0 / 2);
       }
       for (int r = 0; r < 4; ++r) {
         const auto b = hn::PromoteTo(du, hn::LoadU(d8, data[r] + b0 / 2));
@@ -544,8 +571,7 @@ HWY_NOINLINE void FusedRows(DA da, const WeightMatrix& w, const int64_t (&row)[4
 #endif
       for (int64_t e = b0; e < b1; e += N) {
         if (((e * kElemBytes) & 63) == 0) {  // once per cache line of the rows
-          PrefetchRows(data, kFormat == WeightFormat::kFp4 ? e / 2 : e * kElemBytes,
-                       kFormat == WeightFormat::kFp4 ? cols / 2 : cols * kElemBytes);
+          rs.prefetch(kFormat == WeightFormat::kFp4 ? e / 2 : e * kElemBytes);
         }
         V wv[4];
         for (int r = 0; r < 4; ++r) {
@@ -637,36 +663,25 @@ HWY_NOINLINE void FusedRowsF32Products(const WeightMatrix& w, const int64_t (&ro
   constexpr bool kFp8 = kFormat == WeightFormat::kFp8Block;
   const int64_t cols = w.cols;
   const int64_t block = kFp8 ? 128 : 32;
-  const uint8_t* data[4];
-  const uint8_t* scales[4];
-  for (int r = 0; r < 4; ++r) {
-    data[r] = kFp8 ? w.data + row[r] * cols : w.data + row[r] * (cols / 2);
-    scales[r] = kFp8 ? w.scale + (row[r] / 128) * ((cols + 127) / 128) : w.scale + row[r] * (cols / 32);
-  }
+  const RowStreams<kFormat> rs(w, row);
+  const uint8_t* const(&data)[4] = rs.data;
   const int64_t full_end = kFp8 ? cols / NF * NF : cols;
   alignas(64) uint8_t tail[4][64];
-  if (full_end < cols) {
-    for (int r = 0; r < 4; ++r) {
-      std::memset(tail[r], 0, sizeof(tail[r]));
-      std::memcpy(tail[r], data[r] + full_end, static_cast<size_t>(cols - full_end));
-    }
-  }
+  rs.copy_tails(full_end, cols, tail);
   const VF code_scale = hn::Set(df, pow2f(kE2m1Shift));  // E2M1 bit pattern -> code value
   VD acc[4][TB];
   double total[4][TB] = {};
-  for (int r = 0; r < 4; ++r) {
-    for (int t = 0; t < TB; ++t) acc[r][t] = hn::Zero(dd);
-  }
+  ZeroAccumulators(dd, acc);
   for (int64_t b0 = 0; b0 < cols; b0 += block) {
     const int64_t b1 = std::min(cols, b0 + block);
     double f[4];
-    for (int r = 0; r < 4; ++r) f[r] = kFp8 ? double_factor(scales[r][b0 / 128], kE4m3Shift) : double_factor(scales[r][b0 / 32], 0);
+    for (int r = 0; r < 4; ++r) f[r] = double_factor(rs.scale(r, b0), kFp8 ? kE4m3Shift : 0);
 #ifdef DSV4_E4M3_TABLES
     if constexpr (kFp8 && NF == 16) {
       if ((b1 - b0) % 64 == 0 && b1 <= full_end) {  // 64 codes per step (exact block sums: any order)
         const E4m3Tables& tabs = e4m3_tables();
         for (int64_t e = b0; e < b1; e += 64) {
-          PrefetchRows(data, e, cols);
+          rs.prefetch(e);
           VF xv[TB][4];
           for (int t = 0; t < TB; ++t) {
             for (int v = 0; v < 4; ++v) xv[t][v] = hn::Load(df, x + t * xs + e + 16 * v);
@@ -697,7 +712,7 @@ HWY_NOINLINE void FusedRowsF32Products(const WeightMatrix& w, const int64_t (&ro
 #endif
     for (int64_t e = b0; e < b1; e += NF) {
       if ((e & (kFp8 ? 63 : 127)) == 0) {  // once per cache line of the rows
-        PrefetchRows(data, kFp8 ? e : e / 2, kFp8 ? cols : cols / 2);
+        rs.prefetch(kFp8 ? e : e / 2);
       }
       VF wv[4];
       for (int r = 0; r < 4; ++r) {
@@ -749,24 +764,17 @@ HWY_NOINLINE void FusedRowsFp8Tables(const WeightMatrix& w, const int64_t (&row)
   const hn::ScalableTag<double> dd;
   using VD = hn::Vec<decltype(dd)>;
   const int64_t cols = w.cols;
-  const uint8_t* data[4];
-  const uint8_t* scales[4];
-  for (int r = 0; r < 4; ++r) {
-    data[r] = w.data + row[r] * cols;
-    scales[r] = w.scale + (row[r] / 128) * ((cols + 127) / 128);
-  }
+  const RowStreams<WeightFormat::kFp8Block> rs(w, row);
   const E4m3Tables& tabs = e4m3_tables();
   double total[4][TB] = {};
   for (int64_t b0 = 0; b0 < cols; b0 += 128) {
     VD acc[4][TB];
-    for (int r = 0; r < 4; ++r) {
-      for (int t = 0; t < TB; ++t) acc[r][t] = hn::Zero(dd);
-    }
+    ZeroAccumulators(dd, acc);
     for (int64_t e = b0; e < b0 + 128; e += 64) {
-      PrefetchRows(data, e, cols);
+      rs.prefetch(e);
       for (int r = 0; r < 4; ++r) {
         __m512d wv[8];
-        E4m3x64Double(tabs, data[r] + e, wv);
+        E4m3x64Double(tabs, rs.data[r] + e, wv);
         for (int t = 0; t < TB; ++t) {
           VD a0 = acc[r][t], a1 = hn::Zero(dd);
           for (int v = 0; v < 8; v += 2) {
@@ -778,7 +786,7 @@ HWY_NOINLINE void FusedRowsFp8Tables(const WeightMatrix& w, const int64_t (&row)
       }
     }
     for (int r = 0; r < 4; ++r) {
-      const double f = double_factor(scales[r][b0 / 128], kE4m3Shift);
+      const double f = double_factor(rs.scale(r, b0), kE4m3Shift);
       for (int t = 0; t < TB; ++t) total[r][t] = total[r][t] + hn::GetLane(hn::SumOfLanes(dd, acc[r][t])) * f;
     }
   }
@@ -801,12 +809,7 @@ HWY_NOINLINE void FusedRowsFp4Tables(const WeightMatrix& w, const int64_t (&row)
   const hn::ScalableTag<double> dd;
   using VD = hn::Vec<decltype(dd)>;
   const int64_t cols = w.cols;
-  const uint8_t* data[4];
-  const uint8_t* scales[4];
-  for (int r = 0; r < 4; ++r) {
-    data[r] = w.data + row[r] * (cols / 2);
-    scales[r] = w.scale + row[r] * (cols / 32);
-  }
+  const RowStreams<WeightFormat::kFp4> rs(w, row);
   alignas(64) double values[16];
   for (int i = 0; i < 16; ++i) values[i] = kE2m1Values[i];
   const __m512d t0 = _mm512_load_pd(values), t1 = _mm512_load_pd(values + 8);
@@ -816,12 +819,12 @@ HWY_NOINLINE void FusedRowsFp4Tables(const WeightMatrix& w, const int64_t (&row)
   }
   for (int64_t b0 = 0; b0 < cols; b0 += 32) {
     if ((b0 & 127) == 0) {  // once per cache line of the rows
-      PrefetchRows(data, b0 / 2, cols / 2);
+      rs.prefetch(b0 / 2);
     }
     for (int r = 0; r < 4; ++r) {
-      const __m512d f = _mm512_set1_pd(double_factor(scales[r][b0 / 32], 0));
+      const __m512d f = _mm512_set1_pd(double_factor(rs.scale(r, b0), 0));
       const __m512d s0 = _mm512_mul_pd(t0, f), s1 = _mm512_mul_pd(t1, f);
-      const uint8_t* p = data[r] + b0 / 2;
+      const uint8_t* p = rs.data[r] + b0 / 2;
       const __m512i i0 = _mm512_cvtepu8_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
       const __m512i i1 = _mm512_cvtepu8_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8)));
       const VD w0{_mm512_permutex2var_pd(s0, i0, s1)};
@@ -854,17 +857,12 @@ HWY_NOINLINE void FusedRowsFp4Float(const WeightMatrix& w, const int64_t (&row)[
   const hn::ScalableTag<float> df;
   using V = hn::Vec<decltype(df)>;
   const int64_t cols = w.cols, blocks = cols / 32;
-  const uint8_t* data[4];
-  const uint8_t* scales[4];
-  for (int r = 0; r < 4; ++r) {
-    data[r] = w.data + row[r] * (cols / 2);
-    scales[r] = w.scale + row[r] * blocks;
-  }
+  const RowStreams<WeightFormat::kFp4> rs(w, row);
+  const uint8_t* const(&data)[4] = rs.data;
+  const uint8_t* const(&scales)[4] = rs.scales;
   const __m512 values = _mm512_load_ps(kE2m1Values);
   V a[4][TB];
-  for (int r = 0; r < 4; ++r) {
-    for (int t = 0; t < TB; ++t) a[r][t] = hn::Zero(df);
-  }
+  ZeroAccumulators(df, a);
   for (int64_t c0 = 0; c0 < blocks; c0 += 16) {  // 16 scale blocks per chunk
     const int64_t nb = std::min<int64_t>(16, blocks - c0);
     const __mmask16 live = static_cast<__mmask16>((1u << nb) - 1);
@@ -881,7 +879,7 @@ HWY_NOINLINE void FusedRowsFp4Float(const WeightMatrix& w, const int64_t (&row)[
     }
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t b0 = (c0 + b) * 32;
-      if ((b0 & 127) == 0) PrefetchRows(data, b0 / 2, cols / 2);
+      if ((b0 & 127) == 0) rs.prefetch(b0 / 2);
       for (int r = 0; r < 4; ++r) {
         const __m512 table = _mm512_mul_ps(values, _mm512_set1_ps(sv[r][b]));  // broadcast from memory
         const __m512i codes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(data[r] + b0 / 2)));
@@ -915,19 +913,16 @@ HWY_NOINLINE bool FusedRowsBf16Double(const WeightMatrix& w, const int64_t (&row
   const hn::ScalableTag<double> dd;
   using VD = hn::Vec<decltype(dd)>;
   const int64_t cols = w.cols;
-  const uint8_t* data[4];
-  for (int r = 0; r < 4; ++r) data[r] = w.data + row[r] * cols * 2;
+  const RowStreams<WeightFormat::kBf16> rs(w, row);
   const __m512i keep = _mm512_set1_epi64(static_cast<int64_t>(0x8FFFFFFFFFFFFFFFull));
   const __m512i magnitude = _mm512_set1_epi16(0x7FFF);
   __m512i largest = _mm512_setzero_si512();  // of the magnitude bits, for the Inf / NaN check
   VD a[4][TB];
-  for (int r = 0; r < 4; ++r) {
-    for (int t = 0; t < TB; ++t) a[r][t] = hn::Zero(dd);
-  }
+  ZeroAccumulators(dd, a);
   for (int64_t e = 0; e < cols; e += 32) {
-    PrefetchRows(data, e * 2, cols * 2);
+    rs.prefetch(e * 2);
     for (int r = 0; r < 4; ++r) {
-      const uint8_t* p = data[r] + e * 2;
+      const uint8_t* p = rs.data[r] + e * 2;
       largest = _mm512_max_epu16(largest, _mm512_and_si512(_mm512_loadu_si512(p), magnitude));
       for (int v = 0; v < 4; ++v) {
         const __m512i q = _mm512_cvtepi16_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * v)));

@@ -220,7 +220,8 @@ TEST(SparseAttention, SinkAndMaskByHand) {
   const KvRow rows[3] = {{k0, nullptr}, {}, {k2, nullptr}};
   const float sink = 0.5f, scale = 0.5f;
   float o[2];
-  sparse_attention_row(q, 1, 2, rows, 3, KvDecoder{}, &sink, scale, Numerics::kPrecise, o);
+  Workspace ws;
+  sparse_attention_row(q, 1, 2, rows, 3, KvDecoder{}, &sink, scale, Numerics::kPrecise, ws, o);
   const double e0 = std::exp(0.0 - 1.0), e2 = std::exp(1.0 - 1.0), es = std::exp(0.5 - 1.0);
   const double den = e0 + e2 + es;
   EXPECT_NEAR(o[0], (e2 * 2.0) / den, 1e-6);
@@ -230,7 +231,7 @@ TEST(SparseAttention, SinkAndMaskByHand) {
   many[3].f = k0;
   many[100].f = k2;
   float o2[2];
-  sparse_attention_row(q, 1, 2, many.data(), 130, KvDecoder{}, &sink, scale, Numerics::kPrecise, o2);
+  sparse_attention_row(q, 1, 2, many.data(), 130, KvDecoder{}, &sink, scale, Numerics::kPrecise, ws, o2);
   EXPECT_NEAR(o2[0], o[0], 1e-6);
   EXPECT_NEAR(o2[1], o[1], 1e-6);
 }
