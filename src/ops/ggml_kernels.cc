@@ -79,17 +79,9 @@ inline const Tables& tables() {
 // in 1..127, so (v ^ 0xFF) + 1 = 256 - v never carries into the next byte.
 inline uint64_t negate_bytes(uint64_t v, uint64_t m) { return (v ^ m) + (m & 0x0101010101010101ull); }
 
-inline uint16_t u16_at(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
-}
-inline uint32_t u32_at(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-inline float half_at(const uint8_t* p) { return f16_to_f32(u16_at(p)); }
+using ggml_bytes::half_at;
+using ggml_bytes::u16_at;
+using ggml_bytes::u32_at;
 // ggml's E8M0 -> FP32 with the exponent lowered by one (as ggml_types.cc).
 inline float e8m0_half(uint8_t e) {
   const uint32_t bits = e < 2 ? (0x00200000u << e) : (static_cast<uint32_t>(e - 1) << 23);

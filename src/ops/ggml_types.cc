@@ -13,17 +13,9 @@ namespace {
 
 constexpr int64_t kQK = 256;  // super-block of the k-quants and IQ4_XS
 
-inline uint16_t u16_at(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
-}
-inline uint32_t u32_at(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-inline float half_at(const uint8_t* p) { return f16_to_f32(u16_at(p)); }
+using ggml_bytes::half_at;
+using ggml_bytes::u16_at;
+using ggml_bytes::u32_at;
 
 // Non-linear 4-bit grids (ggml's kvalues_iq4nl; kvalues_mxfp4 = 2 x E2M1 with a halved scale).
 constexpr int8_t kIq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 
@@ -64,6 +65,21 @@ int64_t ggml_row_bytes(GgmlType type, int64_t n);
 void dequantize_ggml(GgmlType type, const uint8_t* src, int64_t n, float* out);
 
 float f16_to_f32(uint16_t h);  // IEEE half, exact (subnormals, inf, NaN)
+
+// Unaligned little-endian reads of block fields (the scalar and SIMD decoders share them).
+namespace ggml_bytes {
+inline uint16_t u16_at(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline uint32_t u32_at(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline float half_at(const uint8_t* p) { return f16_to_f32(u16_at(p)); }
+}  // namespace ggml_bytes
 uint16_t f32_to_f16(float x);  // round to nearest even, overflow to infinity, NaN kept
 
 // Whether quantize_ggml can write this type (the `dsv4 convert` targets).
