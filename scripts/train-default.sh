@@ -36,13 +36,18 @@ declare -A SUITES=([math]=math.arith,math.multistep [code]=code.trace [logic]=lo
 MODES=non-think,think-high,think-max
 if [ "$SMOKE" = 1 ]; then
   CONFIG=$ROOT/scripts/default-model/smoke-config.json
-  VOCAB=2048 N_TRAIN=6 N_HELDOUT=2 SEQ=256 BATCH=2
+  VOCAB=2048 N_TRAIN=6 N_HELDOUT=2 SEQ=256 BATCH=2 SFT_SEQ=256 SFT_BATCH=2
   PRE_STEPS=3 SFT_STEPS=2 GRPO_STEPS=1 DISTILL_STEPS=1 GEN_TOKENS=24 EVAL_TOKENS=48
 else
   CONFIG=$ROOT/scripts/default-model/config.json
-  VOCAB=4096 N_TRAIN=3000 N_HELDOUT=100 SEQ=512 BATCH=8
-  PRE_STEPS=1500 SFT_STEPS=60 GRPO_STEPS=20 DISTILL_STEPS=40 GEN_TOKENS=320 EVAL_TOKENS=1024
+  # SFT rows hold whole conversations (think-max multi-step maths reaches ~700 tokens).
+  VOCAB=4096 N_TRAIN=3000 N_HELDOUT=20 SEQ=512 BATCH=8 SFT_SEQ=1024 SFT_BATCH=4
+  PRE_STEPS=1300 SFT_STEPS=30 GRPO_STEPS=8 DISTILL_STEPS=16 GEN_TOKENS=512 EVAL_TOKENS=768
 fi
+# Any size above can be overridden from the environment (e.g. PRE_STEPS=3000 for a longer run).
+for v in VOCAB N_TRAIN N_HELDOUT SEQ BATCH SFT_SEQ SFT_BATCH PRE_STEPS SFT_STEPS GRPO_STEPS DISTILL_STEPS GEN_TOKENS EVAL_TOKENS; do
+  o=DSV4_$v; [ -n "${!o:-}" ] && printf -v "$v" '%s' "${!o}"
+done
 mkdir -p "$WORK"/{done,tasks,text,data,runs,models,eval}
 cd "$WORK"
 log() { printf '\n== %s  %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -78,10 +83,16 @@ if ! done_ tasks; then
   mark tasks
 fi
 
-# 2. Tokenizer: byte-level BPE on the task text and the licence prose, V4 special tokens.
+# 2. Tokenizer: byte-level BPE on the task text and the licence prose, V4 special tokens and
+# V4's pre-tokenizer except for numbers: one token per digit instead of V4's groups of up to
+# three, so that a small model reads the digits it works column by column directly.
 if ! done_ tokenizer; then
   log "tokenizer (vocab $VOCAB)"
-  "$DSV4" tokenizer train --vocab-size "$VOCAB" --out tokenizer.json text/tasks.jsonl "${CORPUS[@]}"
+  gzip -dc "$ROOT/assets/deepseek-v4-tokenizer.json.gz" | sed 's/\\\\p{N}{1,3}/\\\\p{N}/' > tokenizer-template.json
+  grep -q '"\\\\p{N}"' tokenizer-template.json ||
+    { echo "train-default.sh: the release tokenizer's digit rule (\\p{N}{1,3}) was not found" >&2; exit 1; }
+  "$DSV4" tokenizer train --vocab-size "$VOCAB" --template tokenizer-template.json --out tokenizer.json \
+    text/tasks.jsonl "${CORPUS[@]}"
   mark tokenizer
 fi
 
@@ -110,7 +121,7 @@ for d in "${DOMAINS[@]}"; do
       --val-fraction 0.02
   cat > "runs/sft-$d.json" <<EOF
 {"model": "$CONFIG", "init_from": "../models/base", "objective": "sft", "data": "../data/sft-$d",
- "out": "../runs/sft-$d", "seq_len": $SEQ, "batch": $BATCH, "steps": $SFT_STEPS, "lr": 1e-3, "warmup": 2,
+ "out": "../runs/sft-$d", "seq_len": $SFT_SEQ, "batch": $SFT_BATCH, "steps": $SFT_STEPS, "lr": 1e-3, "warmup": 2,
  "qat": true, "compute": "bf16", "muon_ns": "bf16", "threads": $THREADS, "checkpoint_every": 20, "seed": 2}
 EOF
   train "runs/sft-$d.json"

@@ -19,8 +19,11 @@ namespace dsv4::cli {
 
 namespace fs = std::filesystem;
 
-std::string find_tokenizer_asset() {
-  static constexpr const char* kTokenizerAsset = "deepseek-v4-tokenizer.json.gz";
+namespace {
+
+// Where shipped assets may live, in order: $DSV4_ASSETS, the source tree's assets/ (compiled
+// in), assets/ next to or above the executable.
+std::vector<std::string> asset_dirs() {
   std::vector<std::string> dirs;
   if (const char* env = std::getenv("DSV4_ASSETS"); env && *env) dirs.push_back(env);
   if (*DSV4_ASSETS_DIR) dirs.push_back(DSV4_ASSETS_DIR);
@@ -30,8 +33,15 @@ std::string find_tokenizer_asset() {
     dirs.push_back((exe.parent_path() / "assets").string());
     dirs.push_back((exe.parent_path().parent_path() / "assets").string());
   }
+  return dirs;
+}
+
+}  // namespace
+
+std::string find_tokenizer_asset() {
+  static constexpr const char* kTokenizerAsset = "deepseek-v4-tokenizer.json.gz";
   std::string tried;
-  for (const auto& d : dirs) {
+  for (const auto& d : asset_dirs()) {
     std::string p = d + "/" + kTokenizerAsset;
     if (file_exists(p)) return p;
     tried += (tried.empty() ? "" : ", ") + p;
@@ -39,10 +49,20 @@ std::string find_tokenizer_asset() {
   throw Error("tokenizer asset not found (tried " + tried + "); set DSV4_ASSETS");
 }
 
+std::string find_shipped_default_model() {
+  for (const auto& d : asset_dirs()) {
+    std::string p = d + "/default-model";
+    if (file_exists(p + "/config.json")) return p;
+  }
+  return {};
+}
+
 std::string ensure_default_model(bool verbose) {
   std::string dir;
   if (const char* env = std::getenv("DSV4_DEFAULT_MODEL"); env && *env) {
     dir = env;
+  } else if (std::string shipped = find_shipped_default_model(); !shipped.empty()) {
+    return shipped;
   } else {
     std::string cache;
     if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) cache = x;

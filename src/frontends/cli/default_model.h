@@ -8,9 +8,13 @@ namespace dsv4::cli {
 // (compiled in), or assets/ next to / above the executable. Throws Error listing the tries.
 std::string find_tokenizer_asset();
 
-// The default model directory: $DSV4_DEFAULT_MODEL, else
-// ${XDG_CACHE_HOME:-$HOME/.cache}/dsv4/models/tiny-default-1m. Created on first use as a `tiny`
-// preset random model (seed 0) with the V4 tokenizer; a later issue ships a trained model.
+// The trained default model shipped in assets/default-model (built by
+// scripts/train-default.sh), searched like the tokenizer; "" when no assets dir has one.
+std::string find_shipped_default_model();
+
+// The default model directory: $DSV4_DEFAULT_MODEL, else the shipped trained model
+// (find_shipped_default_model), else ${XDG_CACHE_HOME:-$HOME/.cache}/dsv4/models/tiny-default-1m,
+// created on first use as a `tiny` preset random model (seed 0) with the V4 tokenizer.
 std::string ensure_default_model(bool verbose);
 
 }  // namespace dsv4::cli
