@@ -189,6 +189,8 @@ try {
   check(s.code === 0, 'dsv4 serve, forced tool calls: exits 0', s.out);
   const rf = JSON.parse(fs.readFileSync(outForced, 'utf8'));
   check(rf.errors === 0 && rf.tool_calls >= 2 && rf.tasks.every((x) => x.rounds === 2 && x.passed === false), 'dsv4 serve, forced: calls made, then max rounds', rf);
+  check(rf.reasoning_effort === 'none' && rf.tool_choice === 'required' && rf.tasks.every((x) => x.reasoning_carried === null &&
+        x.messages.every((m) => m.reasoning_content === undefined)), 'dsv4 serve, non-think: no reasoning sent or carried', rf);
   for (const x of rf.tasks) {
     const toolMsgs = x.messages.filter((m) => m.role === 'tool');
     check(toolMsgs.length === x.tool_calls && x.calls.every((c, i) => typeof c.result === 'string' && c.result.length > 0 && toolMsgs[i].content === c.result),
