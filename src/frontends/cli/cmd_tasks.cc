@@ -1,6 +1,9 @@
 // `dsv4 tasks list` / `dsv4 tasks write --suite S[,S2] --split train|heldout --n N --seed K
 // --out FILE.jsonl`: the built-in task suites (src/train/tasks, docs/tasks-format.md).
+// `dsv4 tasks tool` / `dsv4 tasks grade`: one task's simulated tool and grader, for a tool
+// loop run by an outside client (scripts/eval-tools-openai.mjs).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -14,6 +17,90 @@
 #include <nlohmann/json.hpp>
 
 namespace dsv4::cli {
+
+std::string read_stdin();  // cmd_tokenize.cc
+
+namespace {
+
+const tasks::Task& find_task(const std::vector<tasks::Task>& all, const std::string& file, const std::string& id) {
+  for (const auto& t : all)
+    if (t.id == id) return t;
+  throw Error(file + ": no task with id '" + id + "' (" + std::to_string(all.size()) + " tasks in the file)");
+}
+
+// The names of the function tools a task offers.
+std::vector<std::string> offered_tools(const tasks::Task& t) {
+  std::vector<std::string> names;
+  for (const auto& tool : t.tools)
+    if (tool.is_object() && tool.contains("function") && tool["function"].is_object() &&
+        tool["function"].contains("name") && tool["function"]["name"].is_string())
+      names.push_back(tool["function"]["name"].get<std::string>());
+  return names;
+}
+
+// Prints what the task's simulated tool answers (tasks::run_tool, byte for byte). A tool the
+// task does not offer or arguments that are not JSON are errors of the caller (exit 1).
+int run_tool_command(const std::string& file, const std::string& id, const std::string& name, const std::string& arguments) {
+  const auto all = tasks::read_tasks_jsonl(file);
+  const tasks::Task& t = find_task(all, file, id);
+  const auto names = offered_tools(t);
+  if (std::find(names.begin(), names.end(), name) == names.end()) {
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    throw Error("--name: task '" + id + "' in " + file + " offers no tool '" + name + "' (its tools: " +
+                (list.empty() ? "none" : list) + ")");
+  }
+  tasks::Json args;
+  try {
+    args = tasks::Json::parse(arguments);
+  } catch (const std::exception& e) {
+    throw Error("--arguments: not valid JSON (" + std::string(e.what()) + "): " + arguments);
+  }
+  const std::string result = tasks::run_tool(t.tool_env, name, args);
+  std::fwrite(result.data(), 1, result.size(), stdout);
+  return 0;
+}
+
+// Grades a conversation as an OpenAI client accumulated it (prompt, assistant turns with
+// tool_calls whose function.arguments is a JSON string, tool results, final answer) with the
+// task's grader (tasks::grade_messages). A conversation that does not end in an assistant
+// answer without tool calls has no final answer and fails. Prints one JSON object.
+int grade_command(const std::string& file, const std::string& id) {
+  const auto all = tasks::read_tasks_jsonl(file);
+  const tasks::Task& t = find_task(all, file, id);
+  tasks::Json messages;
+  const std::string text = read_stdin();
+  try {
+    messages = tasks::Json::parse(text);
+  } catch (const std::exception& e) {
+    throw Error(std::string("stdin: not valid JSON (") + e.what() + ")");
+  }
+  if (!messages.is_array()) throw Error("stdin: expected a JSON array of chat messages");
+  for (size_t i = 0; i < messages.size(); ++i)
+    if (!messages[i].is_object() || !messages[i].contains("role") || !messages[i]["role"].is_string())
+      throw Error("stdin: messages[" + std::to_string(i) + "] needs a string 'role'");
+  tasks::Json out = tasks::Json::object();
+  out["id"] = id;
+  const auto calls = tasks::tool_calls_in(messages);  // throws naming a malformed call
+  const tasks::Json* last = messages.empty() ? nullptr : &messages.back();
+  const bool final_answer = last && (*last)["role"] == "assistant" &&
+                            (!last->contains("tool_calls") || (*last)["tool_calls"].is_null() || (*last)["tool_calls"].empty());
+  if (!final_answer) {
+    out["passed"] = false;
+    out["detail"] = last ? "no final answer: the conversation ends with a '" + (*last)["role"].get<std::string>() +
+                               "' message" + ((*last)["role"] == "assistant" ? " that calls tools" : "")
+                         : "no final answer: no messages";
+  } else {
+    const tasks::GradeResult g = tasks::grade_messages(t.grader, messages);
+    out["passed"] = g.correct;
+    out["detail"] = g.detail;
+  }
+  out["tool_calls"] = calls.size();
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
+}  // namespace
 
 int cmd_tasks(int argc, char** argv) {
   CLI::App app{"generated task suites with verifiable answers (JSONL, docs/tasks-format.md)", "dsv4 tasks"};
@@ -33,7 +120,18 @@ int cmd_tasks(int argc, char** argv) {
                     "write {\"text\": conversation} lines instead of tasks: each task's prompt + target rendered in "
                     "the V4 chat format, once per listed mode (e.g. non-think,think-high,think-max); for tokenizer "
                     "training and pre-training text");
+  auto* tool = app.add_subcommand("tool", "print what one task's simulated tool answers to a call");
+  auto* grade = app.add_subcommand("grade", "grade a conversation (JSON array of chat messages on stdin) with one task's grader");
+  std::string tasks_file, id, tool_name, arguments = "{}";
+  for (auto* sub : {tool, grade}) {
+    sub->add_option("--tasks", tasks_file, "the JSONL task file")->required();
+    sub->add_option("--id", id, "the task's id")->required();
+  }
+  tool->add_option("--name", tool_name, "the tool's name (one of the task's tools)")->required();
+  tool->add_option("--arguments", arguments, "the call's arguments, a JSON object text (default {})");
   CLI11_PARSE(app, argc, argv);
+  if (tool->parsed()) return run_tool_command(tasks_file, id, tool_name, arguments);
+  if (grade->parsed()) return grade_command(tasks_file, id);
   if (list->parsed()) {
     for (const auto& s : tasks::suite_names()) std::printf("%-16s %s\n", s.c_str(), tasks::suite_description(s).c_str());
     return 0;
