@@ -96,12 +96,13 @@ if ! done_ tokenizer; then
   mark tokenizer
 fi
 
-# 3. Pre-training: the task conversations in every mode (all tokens) and the licence prose.
+# 3. Pre-training: the task conversations in every mode (all tokens; the chat template's special
+# tokens as the special ids, as the engine will see them) and the licence prose.
 if ! done_ pretrain; then
   log "pre-training ($PRE_STEPS steps)"
   [ -e data/pre/manifest.json ] ||
-    "$DSV4" train data prepare --tokenizer tokenizer.json --vocab-size "$VOCAB" --val-fraction 0.02 --out data/pre \
-      text/tasks.jsonl "${CORPUS[@]}"
+    "$DSV4" train data prepare --tokenizer tokenizer.json --vocab-size "$VOCAB" --val-fraction 0.02 \
+      --special-tokens --out data/pre text/tasks.jsonl "${CORPUS[@]}"
   cat > runs/pre.json <<EOF
 {"model": "$CONFIG", "data": "../data/pre", "out": "../runs/pre", "seq_len": $SEQ, "batch": $BATCH,
  "steps": $PRE_STEPS, "lr": 3e-3, "warmup": $(( PRE_STEPS / 20 + 1 )), "schedule": "wsd", "wsd_decay": 0.2,

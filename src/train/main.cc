@@ -28,8 +28,12 @@ int cmd_data_prepare(int argc, char** argv) {
   std::vector<std::string> inputs;
   double val_fraction = 0.05;
   int64_t vocab = 0, eos = -1;
+  bool special = false;
   app.add_option("--tokenizer", tokenizer, "tokenizer.json")->required();
   app.add_option("--out", out, "output data directory")->required();
+  app.add_flag("--special-tokens", special,
+               "match the tokenizer's added tokens (<｜User｜>, <think>, ...) in the text, as rendered chat "
+               "transcripts need (`dsv4 tasks write --text`); default: everything is plain text");
   app.add_option("--val-fraction", val_fraction, "fraction of the documents held out (default 0.05)");
   app.add_option("--vocab-size", vocab, "vocabulary size of the model (default: the tokenizer's)");
   app.add_option("--eos", eos, "document separator id (default: the tokenizer's EOS)");
@@ -41,7 +45,7 @@ int cmd_data_prepare(int argc, char** argv) {
   if (eos < 0) throw dsv4::Error(tokenizer + ": no <｜end▁of▁sentence｜> token; give --eos");
   std::vector<std::vector<int64_t>> docs;
   auto add = [&](const std::string& text) {
-    std::vector<int32_t> ids = tok.encode(text, false);
+    std::vector<int32_t> ids = tok.encode(text, special);
     docs.emplace_back(ids.begin(), ids.end());
   };
   for (const std::string& in : inputs) {
