@@ -46,6 +46,9 @@ SpeculativeDecoder::SpeculativeDecoder(Session& session, Sampler& sampler, const
 }
 
 SpeculativeDecoder::StepResult SpeculativeDecoder::step(int32_t pending, int64_t max_new, const SpecHooks& hooks) {
+  // No budget left: nothing is committed and the session is left as it is (a plain step
+  // here would add a token past max_tokens).
+  if (max_new < 1) return {false, -1};
   auto prepare = [&](std::span<const float> raw) { return hooks.prepare ? hooks.prepare(raw) : raw; };
   const size_t V = static_cast<size_t>(V_);
   const int64_t room = session_.context() - session_.size() - 1;

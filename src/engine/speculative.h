@@ -74,8 +74,9 @@ class SpeculativeDecoder {
   };
   // One step from `pending` (a committed token not yet appended to the session): drafts
   // min(n_draft, max_new - 1, room in the context - 1) tokens, verifies, commits between 1
-  // and drafts + 1 tokens through the hooks. With no room for drafts, or no MTP streams to
-  // draft from, it is a plain decode step.
+  // and drafts + 1 tokens through the hooks, so never more than max_new. With no room for
+  // drafts, or no MTP streams to draft from, it is a plain decode step. With max_new < 1 it
+  // commits nothing, leaves the session as it is and returns running = false.
   StepResult step(int32_t pending, int64_t max_new, const SpecHooks& hooks);
 
   // Automatic policy: once kAutoProbeDrafts drafts have been checked, steps stop drafting

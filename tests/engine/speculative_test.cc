@@ -6,7 +6,8 @@
 //    JSON constraint through the hooks);
 //  * sampling with speculation follows the target distribution (chi-square over seeds);
 //  * rollback: verifying drafts and keeping a prefix (across compressed-entry boundaries)
-//    leaves the main and MTP state of a session that never drafted (bit-identical logits).
+//    leaves the main and MTP state of a session that never drafted (bit-identical logits);
+//  * a step never commits more tokens than its budget (none when it is spent).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -530,6 +531,50 @@ TEST(SpecSampling, ChiSquareAgainstTheTargetDistribution) {
               crit(b3 - 1), static_cast<double>(total.accepted) / static_cast<double>(total.drafted));
   EXPECT_LT(x2, crit(b2 - 1));
   EXPECT_LT(x3, crit(b3 - 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The budget: a step commits at most max_new tokens, whatever the drafts and the hooks say (every
+// draft right, a commit hook that never ends the generation), and with no budget left it
+// commits nothing and leaves the session as it was (a server job's first token comes from the
+// prefill logits, so a step can be asked for with max_tokens already reached).
+TEST(SpecBudget, AStepNeverCommitsPastMaxNew) {
+  const auto t = seq1();
+  const std::vector<int64_t> prompt(t.begin(), t.begin() + 13);
+  SamplingParams sp;
+  sp.temperature = 0.0f;
+  Session plain(tiny_a(), SessionOptions{});
+  const auto want = plain_decode(plain, prompt, sp, 2 + kMaxDraft);
+  for (int draft = 1; draft <= kMaxDraft; ++draft) {
+    for (int64_t max_new = -1; max_new <= draft + 2; ++max_new) {
+      Session s(tiny_a(), mtp_options(Numerics::kReference));
+      Sampler sampler(s.vocab_size(), sp);
+      TokenHistory hist(s.vocab_size());
+      const SampleResult first = sampler.sample(s.append(prompt), &hist);
+      ASSERT_EQ(first.token, want[0]);
+      hist.add_output(first.token);
+      SpeculativeDecoder dec(s, sampler, &hist, draft);
+      std::vector<int32_t> got;
+      SpecHooks hooks;
+      hooks.commit = [&](const SampleResult& r) {
+        got.push_back(r.token);
+        hist.add_output(r.token);
+        return true;
+      };
+      hooks.override_draft = [&](int k, int32_t) { return want[static_cast<size_t>(1 + k)]; };
+      const SpeculativeDecoder::StepResult st = dec.step(first.token, max_new, hooks);
+      const int64_t n = std::clamp<int64_t>(max_new, 0, draft + 1);
+      ASSERT_EQ(static_cast<int64_t>(got.size()), n) << "draft " << draft << " max_new " << max_new;
+      EXPECT_TRUE(std::equal(got.begin(), got.end(), want.begin() + 1)) << "draft " << draft << " max_new " << max_new;
+      if (n == 0) {
+        EXPECT_FALSE(st.running) << "draft " << draft << " max_new " << max_new;
+        EXPECT_EQ(s.size(), static_cast<int64_t>(prompt.size())) << "draft " << draft << " max_new " << max_new;
+      } else {
+        EXPECT_TRUE(st.running);
+        EXPECT_EQ(st.pending, got.back());
+      }
+    }
+  }
 }
 
 TEST(SpecErrors, NeedsAnMtpSessionAndAHorizon) {

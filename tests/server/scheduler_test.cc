@@ -1,11 +1,13 @@
 // Scheduler (continuous batching): jobs decoded together in batched steps give the tokens
 // they give alone; a long prompt is prefilled in chunks while running jobs keep decoding; a
-// forced tool-call prefix (tool_choice required / named) waits for "</think>" in thinking mode.
+// forced tool-call prefix (tool_choice required / named) waits for "</think>" in thinking mode;
+// speculating jobs give the plain tokens and never pass max_tokens.
 #include <gtest/gtest.h>
 
 #include <chrono>
 
 #include "../engine/tiny_model.h"
+#include "engine/speculative.h"
 #include "frontends/server/scheduler.h"
 #include "model/weights.h"
 
@@ -237,6 +239,68 @@ TEST(Scheduler, SpeculativeGreedyJobsGiveThePlainTokens) {
     auto sampled = run_all(s, {spec("Name a colour.", 9, 8)});
     EXPECT_EQ(sampled[0]->result.drafted_tokens, 0);
     EXPECT_EQ(m.spec_drafted.load(), before);
+  }
+}
+
+// max_tokens with speculation: a job gets exactly max_tokens tokens (greedy: the plain ones),
+// usage counts what it got, finish "length"; for every draft length and max_tokens 1..9, sampled
+// jobs too (spec_sampled) up to max_tokens draft + 2. A job's first token comes from its prefill logits, and a job whose
+// last token came from a batched step may speculate next (alone once the other job ended):
+// neither may add a token past the budget.
+TEST(Scheduler, SpeculativeJobsStopAtMaxTokens) {
+  constexpr int64_t kMax = 9;
+  JobSpec a = spec("Tell me a story.", 1, kMax);
+  a.sampling.temperature = 0.0f;
+  JobSpec b = spec("Name a colour.", 2, kMax);
+  b.sampling.temperature = 0.0f;
+  Metrics m0;
+  Scheduler plain(env().model, env().tok, spec_options(0), m0);
+  auto want = run_all(plain, {a, b});
+  const std::vector<int32_t>& want_a = want[0]->result.tokens;
+  const std::vector<int32_t>& want_b = want[1]->result.tokens;
+  ASSERT_EQ(want_a.size(), static_cast<size_t>(kMax));
+  ASSERT_EQ(want_b.size(), static_cast<size_t>(kMax));
+  auto check = [](const JobResult& g, int64_t n, const std::vector<int32_t>* greedy, const std::string& what) {
+    EXPECT_EQ(g.generated_tokens, static_cast<int64_t>(g.tokens.size())) << what;
+    if (greedy) {
+      EXPECT_EQ(g.tokens, std::vector<int32_t>(greedy->begin(), greedy->begin() + n)) << what;
+      EXPECT_EQ(g.finish, FinishReason::kLength) << what;
+    } else {
+      EXPECT_LE(g.generated_tokens, n) << what;
+      if (g.finish == FinishReason::kLength) {
+        EXPECT_EQ(g.generated_tokens, n) << what;
+      }
+    }
+  };
+  for (int draft = 1; draft <= kMaxDraft; ++draft) {
+    Metrics m;
+    SchedulerOptions o = spec_options(draft);
+    o.spec_sampled = true;
+    Scheduler s(env().model, env().tok, o, m);
+    for (int64_t n = 1; n <= kMax; ++n) {
+      const std::string what = "draft " + std::to_string(draft) + " max_tokens " + std::to_string(n);
+      JobSpec g = a;
+      g.max_tokens = n;
+      check(run_all(s, {g})[0]->result, n, &want_a, "greedy " + what);
+      if (n > draft + 2) continue;  // sampled jobs: the budgets a single step can reach
+      JobSpec r = spec("Name a colour.", 10 + static_cast<uint64_t>(n), n);
+      r.sampling.temperature = 0.8f;
+      check(run_all(s, {r})[0]->result, n, nullptr, "sampled " + what);
+    }
+    EXPECT_GT(m.spec_drafted.load(), 0u);
+  }
+  // Two jobs decoded together, then the longer one alone: whatever step b ends in, a gets its
+  // max_tokens plain tokens.
+  SchedulerOptions o2 = spec_options(3);
+  o2.parallel = 2;
+  Metrics m2;
+  Scheduler s2(env().model, env().tok, o2, m2);
+  for (int64_t nb = 1; nb < kMax; ++nb) {
+    JobSpec jb = b;
+    jb.max_tokens = nb;
+    auto got = run_all(s2, {a, jb});
+    check(got[0]->result, kMax, &want_a, "a beside b of " + std::to_string(nb));
+    check(got[1]->result, nb, &want_b, "b of " + std::to_string(nb));
   }
 }
 

@@ -292,11 +292,20 @@ bool Scheduler::commit_token(Slot& slot, const SampleResult& s) {
 }
 
 void Scheduler::spec_step(Slot& slot) {
+  const int64_t left = slot.job->spec.max_tokens - slot.r.generated_tokens;
+  if (left < 1) {
+    // The pending token was the last one max_tokens allows (sampled from the prefill or a
+    // batched step's logits): the job ends here, as sample_slot would end it.
+    slot.pending = -1;
+    slot.r.finish = FinishReason::kLength;
+    slot.done = true;
+    return;
+  }
   const auto t0 = Clock::now();
   const SpecStats before = slot.spec->stats();
   try {
     const SpeculativeDecoder::StepResult res =
-        slot.spec->step(slot.pending, slot.job->spec.max_tokens - slot.r.generated_tokens, slot.hooks);
+        slot.spec->step(slot.pending, left, slot.hooks);
     slot.pending = res.running ? res.pending : -1;
     if (!res.running && !slot.done) {
       // Stopped by max_tokens (commit_token's limit): what sample_slot would find next.
