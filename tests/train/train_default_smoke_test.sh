@@ -19,6 +19,13 @@ for m in base sft-math rl-math default; do
   [ -e "$WORK/eval/$m.json" ] || fail "no eval report for $m"
   grep -q '<svg' "$WORK/eval/$m.svg" || fail "no chart for $m"
 done
+# Pre-training saw the chat template's special tokens as their ids (what the engine feeds), not
+# spelled out in bytes.
+user_id=$(printf '<｜User｜>' | "$DSV4" tokenize -t "$WORK/tokenizer.json" | tr -d '[]')
+case "$user_id" in ''|*,*) fail "<｜User｜> is not one token of the trained tokenizer: [$user_id]" ;; esac
+n_user=$(od -An -tu4 -v "$WORK/data/pre/train-00000.u32" | tr -s ' ' '\n' | grep -cx "$user_id" || true)
+[ "${n_user:-0}" -gt 0 ] ||
+  fail "the pre-training data has no <｜User｜> token (id $user_id)"
 # Every held-out suite in every mode is in the student's report.
 for suite in math.arith math.multistep code.trace logic.order instruct.format tools.multi chat.identity; do
   for mode in non-think think-high think-max; do
