@@ -164,13 +164,23 @@ EOF
   mark distill
 fi
 
-# 7. Held-out evaluation of every stage (report per suite and mode, chart).
+# 7. Held-out evaluation: the student in every mode on every suite; base, each specialist (on
+# its own domain) and the RL model in think-high, for the stage table. A finished report is kept.
 if ! done_ eval; then
   log "evaluation"
-  for m in base sft-math rl-math default; do
-    "$DSV4" eval -m "models/$m" --tasks tasks/heldout.jsonl --modes "$MODES" --max-tokens "$EVAL_TOKENS" \
-      --concurrency 4 -t "$THREADS" -q --out "eval/$m.json" --chart "eval/$m.svg"
+  ev() {  # MODEL TASKS MODES
+    [ -e "eval/$1.json" ] ||
+      "$DSV4" eval -m "models/$1" --tasks "$2" --modes "$3" --max-tokens "$EVAL_TOKENS" --concurrency 8 \
+        -t "$THREADS" -q --details --out "eval/$1.json" --chart "eval/$1.svg"
+  }
+  ev default tasks/heldout.jsonl "$MODES"
+  ev base tasks/heldout.jsonl think-high
+  for d in "${DOMAINS[@]}"; do
+    [ -e "tasks/heldout-$d.jsonl" ] || "$DSV4" tasks write --suite "${SUITES[$d]}" --split heldout \
+      --n "$N_HELDOUT" --seed 2 --out "tasks/heldout-$d.jsonl" >/dev/null
+    ev "sft-$d" "tasks/heldout-$d.jsonl" think-high
   done
+  ev rl-math tasks/heldout-math.jsonl think-high
   mark eval
 fi
 
