@@ -42,7 +42,7 @@ else
   CONFIG=$ROOT/scripts/default-model/config.json
   # SFT rows hold whole conversations (think-max multi-step maths reaches ~700 tokens).
   VOCAB=4096 N_TRAIN=3000 N_HELDOUT=20 SEQ=512 BATCH=8 SFT_SEQ=1024 SFT_BATCH=4
-  PRE_STEPS=1300 SFT_STEPS=30 GRPO_STEPS=8 DISTILL_STEPS=16 GEN_TOKENS=512 EVAL_TOKENS=768
+  PRE_STEPS=600 SFT_STEPS=24 GRPO_STEPS=6 DISTILL_STEPS=12 GEN_TOKENS=512 EVAL_TOKENS=768
 fi
 # Any size above can be overridden from the environment (e.g. PRE_STEPS=3000 for a longer run).
 for v in VOCAB N_TRAIN N_HELDOUT SEQ BATCH SFT_SEQ SFT_BATCH PRE_STEPS SFT_STEPS GRPO_STEPS DISTILL_STEPS GEN_TOKENS EVAL_TOKENS; do
@@ -56,7 +56,8 @@ mark() { date -u +%s > "done/$1"; }
 # train RUN_JSON [subcommand]: runs (or resumes) one training stage.
 train() {
   local cfg=$1 sub=${2:-} out
-  out=$(sed -n 's/.*"out": *"\([^"]*\)".*/\1/p' "$cfg")
+  # "out" is relative to the run file's folder (runs/), as the trainer reads it.
+  out=$(dirname "$cfg")/$(sed -n 's/.*"out": *"\([^"]*\)".*/\1/p' "$cfg")
   if [ -z "$sub" ] && [ -e "$out/checkpoint.safetensors" ]; then
     "$DSV4" train --config "$cfg" --resume --quiet
   else
