@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DDSV4_BUILD_TESTS=OFF -DDSV4_BUILD_BENCH=OFF >/dev/null
 cmake --build build -j "$(nproc)" --target dsv4
-./build/dsv4 run -p "${DSV4_PROMPT:-Hello! Who are you?}" -n "${DSV4_MAX_TOKENS:-256}" --seed 0 --stats
+./build/dsv4 run -p "${DSV4_PROMPT:-Hello! Who are you?}" -n "${DSV4_MAX_TOKENS:-256}" --temp "${DSV4_TEMP:-0}" --stats
