@@ -59,6 +59,7 @@ train() {
   # "out" is relative to the run file's folder (runs/), as the trainer reads it.
   out=$(dirname "$cfg")/$(sed -n 's/.*"out": *"\([^"]*\)".*/\1/p' "$cfg")
   if [ -z "$sub" ] && [ -e "$out/checkpoint.safetensors" ]; then
+    log "resuming from $out/checkpoint.safetensors"
     "$DSV4" train --config "$cfg" --resume --quiet
   else
     "$DSV4" train $sub --config "$cfg" --quiet

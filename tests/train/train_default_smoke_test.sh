@@ -44,4 +44,11 @@ if grep -q "pre-training\|SFT specialist\|GRPO\|distillation\|evaluation" "$WORK
   cat "$WORK/log2"; fail "the second run redid a finished stage"
 fi
 [ "$(stat -c %Y "$WORK/models/default/config.json")" = "$before" ] || fail "the student was rewritten"
+# A longer pre-training continues from the checkpoint instead of starting over.
+rm "$WORK/done/pretrain"
+DSV4=$DSV4 DSV4_PRE_STEPS=4 bash "$ROOT/scripts/train-default.sh" --smoke --threads 1 --work "$WORK" > "$WORK/log3" 2>&1 ||
+  { cat "$WORK/log3"; fail "the extended pre-training failed"; }
+grep -q "resuming from .*runs/pre/checkpoint.safetensors" "$WORK/log3" || { cat "$WORK/log3"; fail "pre-training did not resume"; }
+grep -q '"step":4' "$WORK/runs/pre/log.jsonl" || fail "the resumed pre-training did not reach step 4"
+[ "$(grep -c '"step":1,' "$WORK/runs/pre/log.jsonl")" = 1 ] || fail "the resumed pre-training logged step 1 again"
 echo "ok"
