@@ -7,8 +7,7 @@ import { createRequire } from 'node:module';
 const require = createRequire(new URL('../oracle/package.json', import.meta.url));
 const OpenAI = require('openai').default ?? require('openai');
 const Anthropic = require('@anthropic-ai/sdk').default ?? require('@anthropic-ai/sdk');
-import http from 'node:http';
-import { startServer, stopServer, check, failed } from './server_harness.mjs';
+import { startServer, stopServer, check, failed, postJson } from './server_harness.mjs';
 
 const [bin, modelDir] = process.argv.slice(2);
 const KEY = 'test-key-123';
@@ -331,17 +330,7 @@ check(code === 0, 'SIGTERM: clean exit', `${code}\n${srv.log().slice(-2000)}`);
 // the two servers run side by side.
 async function specUsages(spec) {
   const s = await startServer(bin, modelDir, ['--spec', spec, '--parallel', '1', '-c', '512']);
-  // node:http without an agent sends Connection: close, so SIGTERM need not wait out keep-alives.
-  const post = (path, body) => new Promise((resolve, reject) => {
-    const req = http.request(s.base + path, { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { text += d; });
-      res.on('end', () => resolve({ status: res.statusCode, text }));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
+  const post = (path, body) => postJson(s, path, body);
   const out = {};
   try {
     const msgs = [{ role: 'user', content: 'Count to twenty.' }];

@@ -1,6 +1,7 @@
 // Shared helpers of the server tests: start `dsv4 serve` on a free loopback port, wait for it,
 // stop it with SIGTERM, and a tiny assertion helper that names the failing check.
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 
 export async function startServer(bin, modelDir, extraArgs = []) {
   const args = ['serve', '-m', modelDir, '--host', '127.0.0.1', '--port', '0', ...extraArgs];
@@ -38,3 +39,18 @@ export function check(cond, what, detail) {
   console.error(`FAIL: ${what}` + (detail !== undefined ? `\n   ${typeof detail === 'string' ? detail : JSON.stringify(detail)}` : ''));
 }
 export function failed() { return failures; }
+
+// POST a JSON body; resolves { status, text }. node:http without an agent sends Connection:
+// close, so SIGTERM need not wait out keep-alives.
+export function postJson(server, path, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(server.base + path, { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, text }));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}

@@ -6,27 +6,12 @@
 // finish, usage) = the --spec none server's. Stop strings from the middle of a greedy answer cut
 // it where --spec none cuts it. Two requests at once (decoded together, then the longer alone).
 // Usage: node server_spec_limits_test.mjs <dsv4 binary> <model dir>
-import http from 'node:http';
-import { startServer, stopServer, check, failed } from './server_harness.mjs';
+import { startServer, stopServer, check, failed, postJson as post } from './server_harness.mjs';
 
 const [bin, modelDir] = process.argv.slice(2);
 if (!bin || !modelDir) {
   console.error('usage: server_spec_limits_test.mjs <dsv4> <model dir>');
   process.exit(2);
-}
-
-// node:http without an agent sends Connection: close, so SIGTERM need not wait out keep-alives.
-function post(server, path, body) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(server.base + path, { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { text += d; });
-      res.on('end', () => resolve({ status: res.statusCode, text }));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
 }
 
 // One request -> { text, finish, usage, emitted } (emitted: tokens with logprobs sent; null
