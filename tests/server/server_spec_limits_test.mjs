@@ -14,8 +14,8 @@ if (!bin || !modelDir) {
   process.exit(2);
 }
 
-// One request -> { text, finish, usage, emitted } (emitted: tokens with logprobs sent; null
-// where the API sends none, the Completions stream).
+// One request -> { text, finish, usage, emitted } (emitted: tokens with logprobs sent, in the
+// streams summed over the chunks).
 async function ask(server, api, body) {
   const path = api === 'completions' ? '/v1/completions' : '/v1/chat/completions';
   const res = await post(server, path, body);
@@ -26,14 +26,16 @@ async function ask(server, api, body) {
     if (api === 'completions') return { text: c.text, finish: c.finish_reason, usage: j.usage, emitted: c.logprobs?.tokens?.length ?? 0 };
     return { text: c.message.content ?? '', finish: c.finish_reason, usage: j.usage, emitted: c.logprobs?.content?.length ?? 0 };
   }
-  let text = '', finish = null, usage = null, emitted = api === 'completions' ? null : 0;
+  let text = '', finish = null, usage = null, emitted = 0;
   for (const line of res.text.split('\n')) {
     if (!line.startsWith('data: {')) continue;
     const j = JSON.parse(line.slice(6));
     if (j.usage) usage = j.usage;
     for (const c of j.choices ?? []) {
-      if (api === 'completions') text += c.text ?? '';
-      else {
+      if (api === 'completions') {
+        text += c.text ?? '';
+        emitted += c.logprobs?.tokens?.length ?? 0;
+      } else {
         text += c.delta?.content ?? '';
         emitted += c.logprobs?.content?.length ?? 0;
       }
@@ -54,7 +56,7 @@ function request(api, maxTokens, temperature, stream, extra = {}) {
 function checkLimits(r, maxTokens, what) {
   const n = r.usage?.completion_tokens;
   check(Number.isInteger(n) && n >= 1 && n <= maxTokens, `${what}: 1 <= completion_tokens <= max_tokens`, r.usage);
-  if (r.emitted !== null) check(r.emitted === n, `${what}: completion_tokens = tokens sent`, { emitted: r.emitted, usage: r.usage });
+  check(r.emitted === n, `${what}: completion_tokens = tokens sent`, { emitted: r.emitted, usage: r.usage });
   // ("stop" at max_tokens too when the last token is EOS)
   check(r.finish === 'length' ? n === maxTokens : r.finish === 'stop', `${what}: finish "length" only at max_tokens, else "stop"`,
         { finish: r.finish, n });
@@ -98,7 +100,7 @@ try {
         check(want.finish === 'stop', `${what}: --spec none stops`, want);
         check(got.text === want.text && got.finish === want.finish && got.usage?.completion_tokens === want.usage?.completion_tokens,
               `${what}: = --spec none`, { spec: [got.text, got.finish, got.usage], plain: [want.text, want.finish, want.usage] });
-        if (got.emitted !== null) check(got.emitted === got.usage?.completion_tokens, `${what}: completion_tokens = tokens sent`, got);
+        check(got.emitted === got.usage?.completion_tokens, `${what}: completion_tokens = tokens sent`, got);
       }
     }
   }

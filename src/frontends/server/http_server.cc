@@ -445,15 +445,33 @@ struct HttpServer::Impl {
       auto wrap = [id, created, model](Json choices) { return text_completion_json(id, created, model, std::move(choices)); };
       ctx->start = [] { return std::string(); };
       if (stream_mode) {
-        ctx->events = [choice, wrap](const std::vector<JobEvent>& ev) {
+        // With logprobs, each chunk carries the tokens sampled since the previous chunk (a token
+        // whose bytes end mid-character shows up with the chunk that completes the text).
+        struct Pending {
+          std::vector<int32_t> tokens;
+          std::vector<SampleResult> samples;
+        };
+        auto pending = std::make_shared<Pending>();
+        auto with_pending = [choice, pending](const std::string& text, Json finish) {
+          Json c = choice(text, &pending->tokens, &pending->samples, std::move(finish));
+          pending->tokens.clear();
+          pending->samples.clear();
+          return c;
+        };
+        ctx->events = [with_pending, wrap, pending](const std::vector<JobEvent>& ev) {
           std::string s;
-          for (const JobEvent& e : ev)
-            if (e.kind == JobEvent::Kind::Delta && e.delta.kind == chat::StreamDelta::Kind::Content && !e.delta.text.empty())
-              s += "data: " + dump(wrap(Json::array({choice(e.delta.text, nullptr, nullptr, nullptr)}))) + "\n\n";
+          for (const JobEvent& e : ev) {
+            if (e.kind == JobEvent::Kind::Token) {
+              pending->tokens.push_back(e.token);
+              pending->samples.push_back(e.sample);
+            } else if (e.kind == JobEvent::Kind::Delta && e.delta.kind == chat::StreamDelta::Kind::Content && !e.delta.text.empty()) {
+              s += "data: " + dump(wrap(Json::array({with_pending(e.delta.text, nullptr)}))) + "\n\n";
+            }
+          }
           return s;
         };
-        ctx->finish = [choice, wrap](const JobResult& r) {
-          Json last = wrap(Json::array({choice("", nullptr, nullptr, r.finish == FinishReason::kLength ? "length" : "stop")}));
+        ctx->finish = [with_pending, wrap](const JobResult& r) {
+          Json last = wrap(Json::array({with_pending("", r.finish == FinishReason::kLength ? "length" : "stop")}));
           last["usage"] = usage_json(r);
           return "data: " + dump(last) + "\n\ndata: [DONE]\n\n";
         };
