@@ -37,15 +37,19 @@ MODES=non-think,think-high,think-max
 if [ "$SMOKE" = 1 ]; then
   CONFIG=$ROOT/scripts/default-model/smoke-config.json
   VOCAB=2048 N_TRAIN=6 N_HELDOUT=2 SEQ=256 BATCH=2 SFT_SEQ=256 SFT_BATCH=2
-  PRE_STEPS=3 SFT_STEPS=2 GRPO_STEPS=1 DISTILL_STEPS=1 GEN_TOKENS=24 EVAL_TOKENS=48
+  PRE_STEPS=3 SFT_STEPS=2 GRPO_STEPS=1 DISTILL_STEPS=1 GEN_TOKENS=24 EVAL_TOKENS=48 PRE_MATH=4
 else
   CONFIG=$ROOT/scripts/default-model/config.json
   # SFT rows hold whole conversations (think-max multi-step maths reaches ~700 tokens).
   VOCAB=4096 N_TRAIN=3000 N_HELDOUT=20 SEQ=512 BATCH=8 SFT_SEQ=1024 SFT_BATCH=4
-  PRE_STEPS=600 SFT_STEPS=24 GRPO_STEPS=6 DISTILL_STEPS=12 GEN_TOKENS=512 EVAL_TOKENS=768
+  PRE_STEPS=1600 SFT_STEPS=24 GRPO_STEPS=6 DISTILL_STEPS=12 GEN_TOKENS=512 EVAL_TOKENS=768
+  # Maths is what a small model learns slowest (column arithmetic needs digit lookups by place):
+  # PRE_MATH more problems per maths suite in the pre-training mix bring it to about half.
+  PRE_MATH=9000
 fi
 # Any size above can be overridden from the environment (e.g. PRE_STEPS=3000 for a longer run).
-for v in VOCAB N_TRAIN N_HELDOUT SEQ BATCH SFT_SEQ SFT_BATCH PRE_STEPS SFT_STEPS GRPO_STEPS DISTILL_STEPS GEN_TOKENS EVAL_TOKENS; do
+for v in VOCAB N_TRAIN N_HELDOUT SEQ BATCH SFT_SEQ SFT_BATCH PRE_STEPS SFT_STEPS GRPO_STEPS DISTILL_STEPS GEN_TOKENS EVAL_TOKENS \
+         PRE_MATH; do
   o=DSV4_$v; [ -n "${!o:-}" ] && printf -v "$v" '%s' "${!o}"
 done
 mkdir -p "$WORK"/{done,tasks,text,data,runs,models,eval}
@@ -65,7 +69,10 @@ train() {
     "$DSV4" train $sub --config "$cfg" --quiet
   fi
 }
-export_model() { "$DSV4" train export --checkpoint "$1" --out "$2" --tokenizer tokenizer.json >/dev/null; }
+# export_model RUN MODEL_DIR [MASTER.gguf]: the release layout (and the unquantised master weights).
+export_model() {
+  "$DSV4" train export --checkpoint "$1" --out "$2" --tokenizer tokenizer.json ${3:+--master-gguf "$3"} >/dev/null
+}
 # Licence texts every Debian system has (base-files): the prose part of the pre-training mix.
 CORPUS=()
 for f in Apache-2.0 GPL-3 LGPL-3 MPL-2.0 GFDL-1.3 Artistic BSD; do
@@ -99,12 +106,16 @@ if ! done_ tokenizer; then
 fi
 
 # 3. Pre-training: the task conversations in every mode (all tokens; the chat template's special
-# tokens as the special ids, as the engine will see them) and the licence prose.
+# tokens as the special ids, as the engine will see them), extra maths problems (another seed of
+# the train split, so still disjoint from the held-out one) and the licence prose.
 if ! done_ pretrain; then
   log "pre-training ($PRE_STEPS steps)"
+  [ -e text/math-pre.jsonl ] ||
+    "$DSV4" tasks write --suite "${SUITES[math]}" --split train --n "$PRE_MATH" --seed 5 --text "$MODES" \
+      --out text/math-pre.jsonl
   [ -e data/pre/manifest.json ] ||
     "$DSV4" train data prepare --tokenizer tokenizer.json --vocab-size "$VOCAB" --val-fraction 0.02 \
-      --special-tokens --out data/pre text/tasks.jsonl "${CORPUS[@]}"
+      --special-tokens --out data/pre text/tasks.jsonl text/math-pre.jsonl "${CORPUS[@]}"
   cat > runs/pre.json <<EOF
 {"model": "$CONFIG", "data": "../data/pre", "out": "../runs/pre", "seq_len": $SEQ, "batch": $BATCH,
  "steps": $PRE_STEPS, "lr": 3e-3, "warmup": $(( PRE_STEPS / 20 + 1 )), "schedule": "wsd", "wsd_decay": 0.2,
@@ -162,12 +173,13 @@ if ! done_ distill; then
  "max_tokens": $GEN_TOKENS, "temperature": 1.0, "lr": 3e-4, "qat": true, "threads": $THREADS, "seed": 4}
 EOF
   train runs/distill.json distill
-  export_model runs/distill models/default
+  export_model runs/distill models/default models/default-master.gguf
   mark distill
 fi
 
-# 7. Held-out evaluation: the student in every mode on every suite; base, each specialist (on
-# its own domain) and the RL model in think-high, for the stage table. A finished report is kept.
+# 7. Held-out evaluation: the student in every mode on every suite, and its unquantised master
+# weights likewise (what the FP8 / FP4 export loses); base, each specialist (on its own domain)
+# and the RL model in think-high, for the stage table. A finished report is kept.
 if ! done_ eval; then
   log "evaluation"
   ev() {  # MODEL TASKS MODES
@@ -176,6 +188,10 @@ if ! done_ eval; then
         -t "$THREADS" -q --details --out "eval/$1.json" --chart "eval/$1.svg"
   }
   ev default tasks/heldout.jsonl "$MODES"
+  [ -e models/default-master.gguf ] || export_model runs/distill models/default models/default-master.gguf
+  [ -e eval/default-master.json ] ||
+    "$DSV4" eval -m models/default-master.gguf --tasks tasks/heldout.jsonl --modes "$MODES" --max-tokens "$EVAL_TOKENS" \
+      --concurrency 8 -t "$THREADS" -q --details --out eval/default-master.json --chart eval/default-master.svg
   ev base tasks/heldout.jsonl think-high
   for d in "${DOMAINS[@]}"; do
     [ -e "tasks/heldout-$d.jsonl" ] || "$DSV4" tasks write --suite "${SUITES[$d]}" --split heldout \

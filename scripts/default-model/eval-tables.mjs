@@ -3,7 +3,9 @@
 //   node scripts/default-model/eval-tables.mjs WORK_DIR
 // 1. the student per suite and reasoning mode (accuracy, 95% Wilson interval, tokens);
 // 2. the stage table in think-high: base -> specialist (SFT) -> RL -> student per domain, and
-//    the student's share of its specialist's accuracy.
+//    the student's share of its specialist's accuracy;
+// 3. the shipped FP8 / FP4 student against its unquantised master weights (F32 GGUF), per suite
+//    and mode: what the quantised export loses.
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -46,5 +48,19 @@ for (const [d, ss] of Object.entries(domains)) {
     const share = teacher ? pct(st / teacher) : '-';
     const fmt = (x) => (x === null ? '-' : pct(x));
     console.log(`| ${s} | ${fmt(b)} | ${fmt(f)} | ${fmt(g)} | ${fmt(st)} | ${share} |`);
+  }
+}
+
+const master = read('default-master');
+if (master) {
+  console.log('\n| suite | mode | FP8 / FP4 export (shipped) | F32 master weights | export - master |');
+  console.log('|---|---|---|---|---|');
+  for (const s of suites) {
+    for (const m of modes) {
+      const q = find(student, s, m), f = find(master, s, m);
+      if (!q || !f) continue;
+      const d = 100 * (q.accuracy - f.accuracy);
+      console.log(`| ${s} | ${m} | ${pct(q.accuracy)} | ${pct(f.accuracy)} | ${d >= 0 ? '+' : ''}${d.toFixed(1)} points |`);
+    }
   }
 }

@@ -1,13 +1,17 @@
 // Export of a trainer checkpoint to the official release layout (no torch): the same encoders
 // as the QAT fake quantisation (model/init.h init_codec), so the engine reads back exactly the
-// weights the trainer's QAT forward used.
+// weights the trainer's QAT forward used. Also the unquantised master weights as an F32 GGUF:
+// the reference that measures what the FP8 / FP4 export loses.
 #include <cstring>
 #include <filesystem>
 
 #include "base/error.h"
 #include "base/file.h"
+#include "engine/model_files.h"
+#include "model/gguf_convert.h"
 #include "model/init.h"
 #include "model/weights.h"
+#include "ops/formats.h"
 #include "train/checkpoint.h"
 #include "train/run.h"
 
@@ -27,6 +31,54 @@ bool ends_with(const std::string& s, const std::string& suf) {
   return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
 }
 }  // namespace
+
+void export_master_gguf(const std::string& checkpoint, const std::string& gguf_path, const std::string& tokenizer_json) {
+  const std::string path = fs::is_directory(checkpoint) ? (fs::path(checkpoint) / "checkpoint.safetensors").string() : checkpoint;
+  if (tokenizer_json.empty()) throw Error("export --master-gguf: a GGUF carries its vocabulary: give --tokenizer");
+  const TensorStore st = TensorStore::open_file(path);
+  const CheckpointMeta meta = read_meta(st, path);
+  const ModelConfig c = parse_config(meta.model_config, path + ": meta.model_config");
+  // The official names with F32 values: matrices (FP8 / FP4 / BF16 in the release) at their
+  // logical [rows, cols], unquantised; the release's BF16 vectors (norms) rounded to BF16 as the
+  // release and GGUF readers keep them.
+  auto tensors = std::make_shared<std::vector<TensorData>>();
+  for (const TensorSpec& s : expected_tensors(c)) {
+    const bool buffer = ends_with(s.name, ".gate.bias") || ends_with(s.name, ".gate.tid2eid");
+    const std::string src = (buffer ? "buffer." : "param.") + s.name;
+    if (ends_with(s.name, ".scale") && s.dtype == DType::F8_E8M0) continue;  // scales of quantised weights
+    if (s.dtype == DType::I64) {
+      const dsv4::Tensor* t = st.find(src);
+      if (!t || t->dtype != DType::I64 || t->shape != s.shape) throw Error(path + ": missing or misshaped tensor " + src);
+      std::vector<int64_t> v = st.read_i64(src);
+      tensors->push_back(TensorData::i64(s.name, s.shape, v.data()));
+      continue;
+    }
+    std::vector<int64_t> shape = s.shape;
+    if (s.dtype == DType::I8) shape.back() *= 2;  // FP4: two values per stored byte
+    std::vector<float> v = read_param(st, src, shape, path);
+    if (s.dtype == DType::BF16 && shape.size() == 1)
+      for (float& x : v) x = round_bf16(x);
+    tensors->push_back(TensorData::f32(s.name, shape, v.data()));
+  }
+  std::vector<dsv4::Tensor> views;
+  for (const TensorData& t : *tensors) {
+    dsv4::Tensor v;
+    v.name = t.name;
+    v.dtype = t.dtype;
+    v.shape = t.shape;
+    v.data = t.bytes.data();
+    v.nbytes = t.bytes.size();
+    v.file = path;
+    views.push_back(std::move(v));
+  }
+  ModelWeights w;
+  w.config = c;
+  w.store = std::make_shared<TensorStore>(TensorStore::from_views(std::move(views), {path}, {tensors}));
+  GgufConvertOptions o;
+  o.dense_type = GgmlType::F32;
+  o.expert_type = GgmlType::F32;
+  convert_to_gguf(w, gguf_vocab_from_tokenizer_json(tokenizer_json), gguf_path, o);
+}
 
 void export_checkpoint(const std::string& checkpoint, const std::string& model_dir, const std::string& tokenizer_json) {
   const std::string path = fs::is_directory(checkpoint) ? (fs::path(checkpoint) / "checkpoint.safetensors").string() : checkpoint;

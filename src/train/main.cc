@@ -112,9 +112,16 @@ int cmd_export(int argc, char** argv) {
   app.add_option("--checkpoint", ckpt, "checkpoint.safetensors or the run's out directory")->required();
   app.add_option("--out", out, "model directory to write")->required();
   app.add_option("--tokenizer", tokenizer, "tokenizer.json to install");
+  std::string master;
+  app.add_option("--master-gguf", master,
+                 "also write the master weights unquantised (F32) as a deepseek4 GGUF (needs --tokenizer): what the FP8 / FP4 export is compared against");
   CLI11_PARSE(app, argc, argv);
   dsv4::train::export_checkpoint(ckpt, out, tokenizer);
   std::printf("exported %s -> %s\n", ckpt.c_str(), out.c_str());
+  if (!master.empty()) {
+    dsv4::train::export_master_gguf(ckpt, master, tokenizer);
+    std::printf("exported the unquantised master weights of %s -> %s\n", ckpt.c_str(), master.c_str());
+  }
   return 0;
 }
 

@@ -77,5 +77,9 @@ void run_training(const RunConfig& r, const RunOptions& o);
 // into model_dir: config.json, safetensors (FP8 / FP4 / BF16 / F32 as the release), and
 // tokenizer.json when given.
 void export_checkpoint(const std::string& checkpoint, const std::string& model_dir, const std::string& tokenizer_json);
+// Writes the checkpoint's master weights unquantised (F32; the release's BF16 vectors rounded to
+// BF16) as a deepseek4 GGUF with the tokenizer's vocabulary and no MTP sidecar: the model the
+// quantised export is compared against (`dsv4 eval` runs both).
+void export_master_gguf(const std::string& checkpoint, const std::string& gguf_path, const std::string& tokenizer_json);
 
 }  // namespace dsv4::train

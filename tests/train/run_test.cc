@@ -1,6 +1,6 @@
 // The training loop end to end on a tiny config (no torch in this file): loss decreases,
 // bit-exact resume, clear errors for corrupt shards, mismatched resumes and non-finite losses,
-// export loadable by dsv4.
+// export loadable by dsv4, the unquantised master-weights GGUF.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,7 +14,10 @@
 #include "base/error.h"
 #include "base/file.h"
 #include "model/init.h"
+#include "model/safetensors.h"
 #include "model/weights.h"
+#include "ops/formats.h"
+#include "ops/ggml_types.h"
 #include "train/run.h"
 #include "train/token_data.h"
 #include "tiny_config.h"
@@ -25,6 +28,19 @@ namespace {
 namespace fs = std::filesystem;
 
 ModelConfig tiny() { return test::tiny_config(); }
+
+// An FP8 block-scaled matrix of the release layout as F32 values.
+std::vector<float> dequantize_all(const TensorStore& st, const std::string& name, int64_t block) {
+  const Tensor& w = st.get(name);
+  const Tensor& sc = st.get(name.substr(0, name.size() - 7) + ".scale");
+  const int64_t rows = w.shape[0], cols = w.shape[1], sc_cols = sc.shape[1];
+  std::vector<float> out(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < cols; ++k)
+      out[static_cast<size_t>(r * cols + k)] =
+          e4m3_to_f32(w.data[r * cols + k]) * e8m0_to_f32(sc.data[(r / block) * sc_cols + k / block]);
+  return out;
+}
 
 std::string tmp_dir(const std::string& name) {
   fs::path p = fs::temp_directory_path() / ("dsv4_train_" + name + "_" + std::to_string(::getpid()));
@@ -257,6 +273,65 @@ TEST(TrainRun, ExportLoadsInDsv4) {
   EXPECT_EQ(w->config.dim, 32);
   const std::string cmd = std::string(DSV4_BIN) + " check -m " + dir + "/model > /dev/null";
   EXPECT_EQ(std::system(cmd.c_str()), 0);
+  fs::remove_all(dir);
+}
+
+// The master-weights GGUF loads as a model and holds the checkpoint's F32 values exactly (the
+// BF16 vectors rounded to BF16), unlike the FP8 / FP4 export next to it.
+TEST(TrainRun, MasterGgufHoldsTheUnquantisedWeights) {
+  const std::string dir = tmp_dir("master");
+  write_data(dir + "/data");
+  RunConfig r = run_config(dir + "/data", dir + "/out", 3);
+  r.qat = true;
+  train(r, false);
+  // A vocabulary of the config's size (the GGUF's tokenizer.ggml.* keys).
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int i = 0; i < 64; ++i) vocab["t" + std::to_string(i)] = i;
+  write_file_atomic(dir + "/tokenizer.json",
+                    nlohmann::json{{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}}}.dump());
+  EXPECT_THROW(export_master_gguf(r.out, dir + "/master.gguf", ""), Error);  // no vocabulary
+  export_master_gguf(r.out, dir + "/master.gguf", dir + "/tokenizer.json");
+  export_checkpoint(r.out, dir + "/model", "");
+  auto master = load_model(dir + "/master.gguf");
+  auto quant = load_model(dir + "/model");
+  const TensorStore ckpt = TensorStore::open_file(r.out + "/checkpoint.safetensors");
+  int matrices = 0, fp4 = 0, vectors = 0;
+  bool quant_differs = false;
+  for (const TensorSpec& s : expected_tensors(master->config)) {
+    if (s.name.compare(0, 4, "mtp.") == 0 || s.dtype == DType::F8_E8M0 || s.dtype == DType::I64) continue;
+    const Tensor& t = master->store->get(s.name);
+    const bool buffer = s.name.size() > 10 && s.name.compare(s.name.size() - 10, 10, ".gate.bias") == 0;
+    const std::vector<float> want = ckpt.read_f32((buffer ? "buffer." : "param.") + s.name);
+    std::vector<float> got(want.size());
+    if (t.ggml_type == static_cast<int32_t>(GgmlType::F32)) {
+      ASSERT_EQ(t.nbytes, got.size() * 4) << s.name;
+      std::memcpy(got.data(), t.data, t.nbytes);
+      EXPECT_EQ(got, want) << s.name;
+      ++matrices;
+      fp4 += s.dtype == DType::I8;
+      if (s.dtype == DType::F8_E4M3 && !quant_differs) {
+        const std::vector<float> q = dequantize_all(*quant->store, s.name, quant->config.weight_block);
+        quant_differs = q != want;
+      }
+    } else if (t.dtype == DType::BF16 && s.shape.size() == 1) {
+      for (size_t i = 0; i < got.size(); ++i) {
+        uint16_t b;
+        std::memcpy(&b, t.data + 2 * i, 2);
+        EXPECT_EQ(bf16_to_f32(b), round_bf16(want[i])) << s.name << "[" << i << "]";
+      }
+      ++vectors;
+    } else if (t.dtype == DType::F32) {
+      ASSERT_EQ(t.nbytes, got.size() * 4) << s.name;
+      std::memcpy(got.data(), t.data, t.nbytes);
+      EXPECT_EQ(got, want) << s.name;
+    } else {
+      ADD_FAILURE() << s.name << ": unexpected stored form (dtype " << dtype_name(t.dtype) << ", ggml type " << t.ggml_type << ")";
+    }
+  }
+  EXPECT_GT(matrices, 10);
+  EXPECT_GT(fp4, 0);  // routed experts, F32 in the GGUF
+  EXPECT_GT(vectors, 0);
+  EXPECT_TRUE(quant_differs) << "the FP8 export should round the master weights";
   fs::remove_all(dir);
 }
 

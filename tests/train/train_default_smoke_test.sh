@@ -19,6 +19,11 @@ for m in base sft-math rl-math default; do
   [ -e "$WORK/eval/$m.json" ] || fail "no eval report for $m"
   grep -q '<svg' "$WORK/eval/$m.svg" || fail "no chart for $m"
 done
+# The unquantised master weights of the student load and were evaluated like it.
+[ -e "$WORK/models/default-master.gguf" ] || fail "no models/default-master.gguf"
+"$DSV4" check -m "$WORK/models/default-master.gguf" > /dev/null || fail "models/default-master.gguf does not load"
+# The extra maths problems of the pre-training mix: every mode of each.
+[ "$(grep -c '<｜Assistant｜>' "$WORK/text/math-pre.jsonl")" = 24 ] || fail "text/math-pre.jsonl: expected 2 suites x 4 problems x 3 modes"
 # Pre-training saw the chat template's special tokens as their ids (what the engine feeds), not
 # spelled out in bytes.
 user_id=$(printf '<｜User｜>' | "$DSV4" tokenize -t "$WORK/tokenizer.json" | tr -d '[]')
@@ -26,11 +31,13 @@ case "$user_id" in ''|*,*) fail "<｜User｜> is not one token of the trained to
 n_user=$(od -An -tu4 -v "$WORK/data/pre/train-00000.u32" | tr -s ' ' '\n' | grep -cx "$user_id" || true)
 [ "${n_user:-0}" -gt 0 ] ||
   fail "the pre-training data has no <｜User｜> token (id $user_id)"
-# Every held-out suite in every mode is in the student's report.
+# Every held-out suite in every mode is in the student's report and its master weights'.
 for suite in math.arith math.multistep code.trace logic.order instruct.format tools.multi chat.identity; do
   for mode in non-think think-high think-max; do
-    tr -d ' \n' < "$WORK/eval/default.json" | grep -q "\"suite\":\"$suite\",\"mode\":\"$mode\"" ||
-      fail "report lacks $suite / $mode"
+    for r in default default-master; do
+      tr -d ' \n' < "$WORK/eval/$r.json" | grep -q "\"suite\":\"$suite\",\"mode\":\"$mode\"" ||
+        fail "eval/$r.json lacks $suite / $mode"
+    done
   done
 done
 # The student is a model every command loads: a greedy answer comes out.
