@@ -1,7 +1,8 @@
 // tools.multi: tasks that need 2-3 tool calls whose results are fed back (look up two prices
 // and compute a bill; look up two populations and subtract; find a file, read it, compute an
 // area). Targets are the whole conversation: assistant (reasoning + one OpenAI tool call) ->
-// tool result -> ... -> final assistant; thinking modes keep reasoning in every assistant turn.
+// tool result -> ... -> final assistant; thinking modes keep reasoning in every assistant turn,
+// and each turn's reasoning carries forward what the next calls need from the question.
 #include <string>
 #include <vector>
 
@@ -100,11 +101,16 @@ Problem tools_multi(Rng& rng) {
     prompt = "How much do " + s(q1) + " " + items[0] + "s and " + s(q2) + " " + items[1] +
              "s cost in total? Look up the prices.";
     const std::string expr = s(q1) + " * " + s(price[0]) + " + " + s(q2) + " * " + s(price[1]);
-    steps.push_back({"I need the price of a " + items[0] + " and of a " + items[1] + ". First I look up the " +
-                         items[0] + ".",
+    // Each turn's reasoning restates what the later calls need (the quantities): tool calls and
+    // results push the question out of the 128-token sliding window before the last call, and a
+    // small model cannot read exact digits back from the compressed entries.
+    const std::string need = s(q1) + " " + items[0] + "s and " + s(q2) + " " + items[1] + "s";
+    steps.push_back({"I need " + need + ": the price of a " + items[0] + " and of a " + items[1] +
+                         ". First I look up the " + items[0] + ".",
                      "lookup", Json{{"key", "price of " + items[0]}}});
-    steps.push_back({"A " + items[0] + " costs " + s(price[0]) + ". Now I look up the " + items[1] + ".", "lookup",
-                     Json{{"key", "price of " + items[1]}}});
+    steps.push_back({"A " + items[0] + " costs " + s(price[0]) + ", and I need " + need + ". Now I look up the " +
+                         items[1] + ".",
+                     "lookup", Json{{"key", "price of " + items[1]}}});
     steps.push_back({"A " + items[1] + " costs " + s(price[1]) + ". The total is " + expr + ". I use the calculator.",
                      "calculator", Json{{"expression", expr}}});
     final_work = "The calculator gives " + s(answer) + ". So " + s(q1) + " " + items[0] + "s and " + s(q2) + " " +
@@ -151,7 +157,8 @@ Problem tools_multi(Rng& rng) {
     answer = w * h;
     prompt = "Find the file about the " + colors[0] + " box, read it, and compute the area of the box (width times height).";
     const std::string expr = s(w) + " * " + s(h);
-    steps.push_back({"I do not know the file name. I list the files first.", "list_files", Json::object()});
+    steps.push_back({"I need the file about the " + colors[0] + " box, but I do not know its name. I list the files first.",
+                     "list_files", Json::object()});
     steps.push_back({"The file about the " + colors[0] + " box is " + path + ". I read it.", "read_file",
                      Json{{"path", path}}});
     steps.push_back({"The width is " + s(w) + " and the height is " + s(h) + ". The area is " + expr +
