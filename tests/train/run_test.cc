@@ -262,12 +262,18 @@ TEST(TrainRun, TwoProcessesMatchOneProcess) {
   fs::remove_all(dir);
 }
 
-TEST(TrainRun, ExportLoadsInDsv4) {
-  const std::string dir = tmp_dir("export");
+// Three QAT steps on the tiny config in DIR/out (the checkpoint the export tests read).
+RunConfig trained_qat_run(const std::string& dir) {
   write_data(dir + "/data");
   RunConfig r = run_config(dir + "/data", dir + "/out", 3);
   r.qat = true;
   train(r, false);
+  return r;
+}
+
+TEST(TrainRun, ExportLoadsInDsv4) {
+  const std::string dir = tmp_dir("export");
+  const RunConfig r = trained_qat_run(dir);
   export_checkpoint(r.out, dir + "/model", "");
   auto w = load_model(dir + "/model");  // validates every tensor of the official layout
   EXPECT_EQ(w->config.dim, 32);
@@ -280,10 +286,7 @@ TEST(TrainRun, ExportLoadsInDsv4) {
 // BF16 vectors rounded to BF16), unlike the FP8 / FP4 export next to it.
 TEST(TrainRun, MasterGgufHoldsTheUnquantisedWeights) {
   const std::string dir = tmp_dir("master");
-  write_data(dir + "/data");
-  RunConfig r = run_config(dir + "/data", dir + "/out", 3);
-  r.qat = true;
-  train(r, false);
+  const RunConfig r = trained_qat_run(dir);
   // A vocabulary of the config's size (the GGUF's tokenizer.ggml.* keys).
   nlohmann::json vocab = nlohmann::json::object();
   for (int i = 0; i < 64; ++i) vocab["t" + std::to_string(i)] = i;
