@@ -17,6 +17,10 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
   { cat "$T/hello.err"; fail "dsv4 run on the default model failed"; }
 [ ! -e "$T/cache/dsv4" ] || fail "run created a random default model instead of using assets/default-model"
 grep -qi "dsv4 default model" "$T/hello.out" || { cat "$T/hello.out"; fail "the README prompt is not answered"; }
+# The README's sum (default think-high: worked column by column).
+"$BIN" run -p "What is 345 + 278?" -n 256 --temp 0 -t 2 > "$T/sum.out" 2> "$T/sum.err" ||
+  { cat "$T/sum.err"; fail "dsv4 run on the README's sum failed"; }
+grep -q "answer is 623\." "$T/sum.out" || { cat "$T/sum.out"; fail "the README's sum is not answered 623"; }
 
 "$BIN" eval --suite math.arith,math.multistep,code.trace,logic.order,instruct.format,tools.multi,chat.identity \
   --split heldout --n 5 --seed 11 --modes non-think,think-high --max-tokens 768 --concurrency 8 -t 2 -q \
