@@ -30,32 +30,56 @@ std::vector<float> read_param(const TensorStore& st, const std::string& name, co
 bool ends_with(const std::string& s, const std::string& suf) {
   return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
 }
+
+// A checkpoint opened for export: its file, tensors and the model config it was trained with.
+struct OpenCheckpoint {
+  std::string path;
+  TensorStore st;
+  ModelConfig config;
+  std::string config_json;  // config.json as the run stored it
+};
+OpenCheckpoint open_checkpoint(const std::string& checkpoint) {
+  const std::string path = fs::is_directory(checkpoint) ? (fs::path(checkpoint) / "checkpoint.safetensors").string() : checkpoint;
+  TensorStore st = TensorStore::open_file(path);
+  const CheckpointMeta meta = read_meta(st, path);
+  ModelConfig c = parse_config(meta.model_config, path + ": meta.model_config");
+  return {path, std::move(st), std::move(c), meta.model_config};
+}
+
+// The checkpoint's name of an official tensor (router bias and hash table are buffers).
+std::string source_name(const std::string& name) {
+  const bool buffer = ends_with(name, ".gate.bias") || ends_with(name, ".gate.tid2eid");
+  return (buffer ? "buffer." : "param.") + name;
+}
+
+TensorData read_i64_tensor(const OpenCheckpoint& ck, const TensorSpec& s) {
+  const std::string src = source_name(s.name);
+  const dsv4::Tensor* t = ck.st.find(src);
+  if (!t || t->dtype != DType::I64 || t->shape != s.shape) throw Error(ck.path + ": missing or misshaped tensor " + src);
+  const std::vector<int64_t> v = ck.st.read_i64(src);
+  return TensorData::i64(s.name, s.shape, v.data());
+}
 }  // namespace
 
 void export_master_gguf(const std::string& checkpoint, const std::string& gguf_path, const std::string& tokenizer_json) {
-  const std::string path = fs::is_directory(checkpoint) ? (fs::path(checkpoint) / "checkpoint.safetensors").string() : checkpoint;
   if (tokenizer_json.empty()) throw Error("export --master-gguf: a GGUF carries its vocabulary: give --tokenizer");
-  const TensorStore st = TensorStore::open_file(path);
-  const CheckpointMeta meta = read_meta(st, path);
-  const ModelConfig c = parse_config(meta.model_config, path + ": meta.model_config");
+  const OpenCheckpoint ck = open_checkpoint(checkpoint);
+  const TensorStore& st = ck.st;
+  const std::string& path = ck.path;
+  const ModelConfig& c = ck.config;
   // The official names with F32 values: matrices (FP8 / FP4 / BF16 in the release) at their
   // logical [rows, cols], unquantised; the release's BF16 vectors (norms) rounded to BF16 as the
   // release and GGUF readers keep them.
   auto tensors = std::make_shared<std::vector<TensorData>>();
   for (const TensorSpec& s : expected_tensors(c)) {
-    const bool buffer = ends_with(s.name, ".gate.bias") || ends_with(s.name, ".gate.tid2eid");
-    const std::string src = (buffer ? "buffer." : "param.") + s.name;
     if (ends_with(s.name, ".scale") && s.dtype == DType::F8_E8M0) continue;  // scales of quantised weights
     if (s.dtype == DType::I64) {
-      const dsv4::Tensor* t = st.find(src);
-      if (!t || t->dtype != DType::I64 || t->shape != s.shape) throw Error(path + ": missing or misshaped tensor " + src);
-      std::vector<int64_t> v = st.read_i64(src);
-      tensors->push_back(TensorData::i64(s.name, s.shape, v.data()));
+      tensors->push_back(read_i64_tensor(ck, s));
       continue;
     }
     std::vector<int64_t> shape = s.shape;
     if (s.dtype == DType::I8) shape.back() *= 2;  // FP4: two values per stored byte
-    std::vector<float> v = read_param(st, src, shape, path);
+    std::vector<float> v = read_param(st, source_name(s.name), shape, path);
     if (s.dtype == DType::BF16 && shape.size() == 1)
       for (float& x : v) x = round_bf16(x);
     tensors->push_back(TensorData::f32(s.name, shape, v.data()));
@@ -81,21 +105,17 @@ void export_master_gguf(const std::string& checkpoint, const std::string& gguf_p
 }
 
 void export_checkpoint(const std::string& checkpoint, const std::string& model_dir, const std::string& tokenizer_json) {
-  const std::string path = fs::is_directory(checkpoint) ? (fs::path(checkpoint) / "checkpoint.safetensors").string() : checkpoint;
-  const TensorStore st = TensorStore::open_file(path);
-  const CheckpointMeta meta = read_meta(st, path);
-  const ModelConfig c = parse_config(meta.model_config, path + ": meta.model_config");
+  const OpenCheckpoint ck = open_checkpoint(checkpoint);
+  const TensorStore& st = ck.st;
+  const std::string& path = ck.path;
+  const ModelConfig& c = ck.config;
   const std::vector<TensorSpec> specs = expected_tensors(c);
   std::vector<TensorData> out;
   for (size_t i = 0; i < specs.size(); ++i) {
     const TensorSpec& s = specs[i];
-    const bool buffer = ends_with(s.name, ".gate.bias") || ends_with(s.name, ".gate.tid2eid");
-    const std::string src = (buffer ? "buffer." : "param.") + s.name;
+    const std::string src = source_name(s.name);
     if (s.dtype == DType::I64) {
-      const dsv4::Tensor* t = st.find(src);
-      if (!t || t->dtype != DType::I64 || t->shape != s.shape) throw Error(path + ": missing or misshaped tensor " + src);
-      std::vector<int64_t> v = st.read_i64(src);
-      out.push_back(TensorData::i64(s.name, s.shape, v.data()));
+      out.push_back(read_i64_tensor(ck, s));
     } else if (s.dtype == DType::F32) {
       std::vector<float> v = read_param(st, src, s.shape, path);
       out.push_back(TensorData::f32(s.name, s.shape, v.data()));
@@ -134,7 +154,7 @@ void export_checkpoint(const std::string& checkpoint, const std::string& model_d
   }
   fs::create_directories(model_dir);
   write_safetensors((fs::path(model_dir) / "model.safetensors").string(), out);
-  write_file_atomic((fs::path(model_dir) / "config.json").string(), meta.model_config);
+  write_file_atomic((fs::path(model_dir) / "config.json").string(), ck.config_json);
   if (!tokenizer_json.empty())
     write_file_atomic((fs::path(model_dir) / "tokenizer.json").string(), read_file(tokenizer_json));
 }
