@@ -42,7 +42,7 @@ else
   CONFIG=$ROOT/scripts/default-model/config.json
   # SFT rows hold whole conversations (think-max multi-step maths reaches ~700 tokens).
   VOCAB=4096 N_TRAIN=3000 N_HELDOUT=20 SEQ=512 BATCH=8 SFT_SEQ=1024 SFT_BATCH=4
-  PRE_STEPS=850 SFT_STEPS=24 GRPO_STEPS=6 DISTILL_STEPS=12 GEN_TOKENS=512 EVAL_TOKENS=768
+  PRE_STEPS=850 SFT_STEPS=24 GRPO_STEPS=6 DISTILL_STEPS=12 GEN_TOKENS=768 EVAL_TOKENS=1024
   # Maths is what a small model learns slowest (column arithmetic needs digit lookups by place):
   # PRE_MATH more problems per maths suite in the pre-training mix bring it to about half.
   PRE_MATH=9000

@@ -136,7 +136,9 @@ Problem tools_multi(Rng& rng) {
     const std::string expr = s(pop[0]) + " - " + s(pop[1]);
     steps.push_back({"I need the populations of " + towns[0] + " and " + towns[1] + ". First " + towns[0] + ".",
                      "lookup", Json{{"key", "population of " + towns[0]}}});
-    steps.push_back({towns[0] + " has " + s(pop[0]) + " people. Now " + towns[1] + ".", "lookup",
+    steps.push_back({towns[0] + " has " + s(pop[0]) + " people. Now " + towns[1] + ", then the difference " + towns[0] +
+                         " - " + towns[1] + ".",
+                     "lookup",
                      Json{{"key", "population of " + towns[1]}}});
     steps.push_back({towns[1] + " has " + s(pop[1]) + " people. The difference is " + expr + ". I use the calculator.",
                      "calculator", Json{{"expression", expr}}});
@@ -159,7 +161,10 @@ Problem tools_multi(Rng& rng) {
     const std::string expr = s(w) + " * " + s(h);
     steps.push_back({"I need the file about the " + colors[0] + " box, but I do not know its name. I list the files first.",
                      "list_files", Json::object()});
-    steps.push_back({"The file about the " + colors[0] + " box is " + path + ". I read it.", "read_file",
+    // The goal (the area) is restated: the question is out of the window by the third turn.
+    steps.push_back({"The file about the " + colors[0] + " box is " + path +
+                         ". I read it, then the area is width times height.",
+                     "read_file",
                      Json{{"path", path}}});
     steps.push_back({"The width is " + s(w) + " and the height is " + s(h) + ". The area is " + expr +
                          ". I use the calculator.",
