@@ -445,25 +445,18 @@ struct HttpServer::Impl {
       auto wrap = [id, created, model](Json choices) { return text_completion_json(id, created, model, std::move(choices)); };
       ctx->start = [] { return std::string(); };
       if (stream_mode) {
-        // With logprobs, each chunk carries the tokens sampled since the previous chunk (a token
-        // whose bytes end mid-character shows up with the chunk that completes the text).
-        struct Pending {
-          std::vector<int32_t> tokens;
-          std::vector<SampleResult> samples;
-        };
-        auto pending = std::make_shared<Pending>();
+        // With logprobs, each chunk carries the tokens sampled since the previous chunk.
+        auto pending = std::make_shared<PendingTokens>();
         auto with_pending = [choice, pending](const std::string& text, Json finish) {
           Json c = choice(text, &pending->tokens, &pending->samples, std::move(finish));
-          pending->tokens.clear();
-          pending->samples.clear();
+          pending->clear();
           return c;
         };
         ctx->events = [with_pending, wrap, pending](const std::vector<JobEvent>& ev) {
           std::string s;
           for (const JobEvent& e : ev) {
             if (e.kind == JobEvent::Kind::Token) {
-              pending->tokens.push_back(e.token);
-              pending->samples.push_back(e.sample);
+              pending->add(e);
             } else if (e.kind == JobEvent::Kind::Delta && e.delta.kind == chat::StreamDelta::Kind::Content && !e.delta.text.empty()) {
               s += "data: " + dump(wrap(Json::array({with_pending(e.delta.text, nullptr)}))) + "\n\n";
             }

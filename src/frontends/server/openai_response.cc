@@ -146,10 +146,9 @@ Json ChatChunker::chunk(Json delta, Json finish) {
   Json choice = Json::object();
   choice["index"] = 0;
   choice["delta"] = std::move(delta);
-  if (req_.logprobs && !pending_tokens_.empty()) {
-    choice["logprobs"] = logprobs_json(tok_, pending_tokens_, pending_samples_, req_.top_logprobs);
-    pending_tokens_.clear();
-    pending_samples_.clear();
+  if (req_.logprobs && !pending_.empty()) {
+    choice["logprobs"] = logprobs_json(tok_, pending_.tokens, pending_.samples, req_.top_logprobs);
+    pending_.clear();
   } else {
     choice["logprobs"] = nullptr;
   }
@@ -174,8 +173,7 @@ std::vector<Json> ChatChunker::on_events(const std::vector<JobEvent>& events) {
   std::vector<Json> out;
   for (const JobEvent& e : events) {
     if (e.kind == JobEvent::Kind::Token) {
-      pending_tokens_.push_back(e.token);
-      pending_samples_.push_back(e.sample);
+      pending_.add(e);
       continue;
     }
     const chat::StreamDelta& d = e.delta;

@@ -35,6 +35,23 @@ Json completion_choice_json(const Tokenizer& tok, const std::string& text, const
                             const std::vector<SampleResult>* samples, int top_n, Json finish);
 Json text_completion_json(const std::string& id, int64_t created, const std::string& model, Json choices);
 
+// The tokens sampled since the last streamed chunk, with their samples: a stream's chunk
+// carries the logprobs of exactly these (a token whose bytes end mid-character shows up with
+// the chunk that completes the text).
+struct PendingTokens {
+  std::vector<int32_t> tokens;
+  std::vector<SampleResult> samples;
+  void add(const JobEvent& token_event) {
+    tokens.push_back(token_event.token);
+    samples.push_back(token_event.sample);
+  }
+  bool empty() const { return tokens.empty(); }
+  void clear() {
+    tokens.clear();
+    samples.clear();
+  }
+};
+
 // Turns job events into chat.completion.chunk objects.
 class ChatChunker {
  public:
@@ -50,8 +67,7 @@ class ChatChunker {
   int64_t created_;
   const ChatRequest& req_;
   const Tokenizer& tok_;
-  std::vector<int32_t> pending_tokens_;
-  std::vector<SampleResult> pending_samples_;
+  PendingTokens pending_;
   std::vector<std::string> tool_ids_;
 };
 
