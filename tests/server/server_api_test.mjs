@@ -121,7 +121,7 @@ try {
   const t2 = await openai.chat.completions.create({ model: 'deepseek-v4-flash', messages: t2msgs, tools: [weatherTool, timeTool],
     thinking: { type: 'disabled' }, max_tokens: 8, seed: 4 });
   check(t2.usage.prompt_cache_hit_tokens >= t1.usage.prompt_tokens + t1.usage.completion_tokens,
-        'tool loop: the second request reuses the whole first exchange', [t1.usage, t2.usage]);
+        'tool loop: the second request reuses the whole first exchange', [t1.usage, t1.choices[0].message, t2.usage]);
   check(typeof t2.choices[0].message.content === 'string' || t2.choices[0].message.tool_calls, 'tool loop: answer');
   // streamed tool call: id + name first, then argument fragments
   const ts = await openai.chat.completions.create({ model: 'deepseek-v4-flash', messages: tmsgs, tools: [weatherTool, timeTool],
