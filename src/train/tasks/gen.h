@@ -47,6 +47,9 @@ struct Problem {
 // A suite's problem generator.
 using Generator = Problem (*)(Rng& rng);
 
+// The targets of a one-turn answer: non-think = content only; think-high and think-max =
+// their reasoning_content and the same content.
+void set_reasoning_targets(Problem& p, const std::string& high, const std::string& max, const std::string& content);
 // The targets of a one-turn answer: non-think = content only; think-high = `work` as
 // reasoning_content; think-max = `work` + "\n" + `check`.
 void set_single_turn_targets(Problem& p, const std::string& work, const std::string& check,

@@ -126,12 +126,15 @@ Json user_messages(const std::string& prompt) {
 
 std::string answer_sentence(const std::string& x) { return "The answer is " + x + "."; }
 
+void set_reasoning_targets(Problem& p, const std::string& high, const std::string& max, const std::string& content) {
+  p.targets[0] = Json::array({Json{{"role", "assistant"}, {"content", content}}});
+  p.targets[1] = Json::array({Json{{"role", "assistant"}, {"reasoning_content", high}, {"content", content}}});
+  p.targets[2] = Json::array({Json{{"role", "assistant"}, {"reasoning_content", max}, {"content", content}}});
+}
+
 void set_single_turn_targets(Problem& p, const std::string& work, const std::string& check,
                              const std::string& content) {
-  p.targets[0] = Json::array({Json{{"role", "assistant"}, {"content", content}}});
-  p.targets[1] = Json::array({Json{{"role", "assistant"}, {"reasoning_content", work}, {"content", content}}});
-  p.targets[2] =
-      Json::array({Json{{"role", "assistant"}, {"reasoning_content", work + "\n" + check}, {"content", content}}});
+  set_reasoning_targets(p, work, work + "\n" + check, content);
 }
 
 }  // namespace gen

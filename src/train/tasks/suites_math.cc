@@ -162,8 +162,7 @@ Problem math_multistep(Rng& rng) {
   p.canonical = canon;
   p.messages = user_messages(story);
   p.grader = numeric_grader(cur);
-  set_single_turn_targets(p, work, "", answer_sentence(s(cur)));
-  p.targets[2][0]["reasoning_content"] = work_max;
+  set_reasoning_targets(p, work, work_max, answer_sentence(s(cur)));
   return p;
 }
 

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "text/chat_encoder.h"
@@ -23,29 +24,20 @@ int64_t n_for(const std::string& suite) {
 
 const Split kSplits[] = {Split::Train, Split::Heldout};
 
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
 // Every line of `sub` occurs in `text`, in the same order (other lines may come between).
 bool lines_in_order(const std::string& sub, const std::string& text) {
-  size_t at = 0;
-  size_t from = 0;
-  while (from <= sub.size()) {
-    size_t end = sub.find('\n', from);
-    if (end == std::string::npos) end = sub.size();
-    const std::string line = sub.substr(from, end - from);
-    bool found = false;
-    while (at <= text.size()) {
-      size_t e = text.find('\n', at);
-      if (e == std::string::npos) e = text.size();
-      const bool same = text.compare(at, e - at, line) == 0;
-      at = e + 1;
-      if (same) {
-        found = true;
-        break;
-      }
-    }
-    if (!found) return false;
-    from = end + 1;
-  }
-  return true;
+  const std::vector<std::string> want = split_lines(sub), have = split_lines(text);
+  size_t next = 0;
+  for (const std::string& line : have)
+    if (next < want.size() && line == want[next]) ++next;
+  return next == want.size();
 }
 
 // Replays one mode's target: tool calls through run_tool (each result must equal the target's
