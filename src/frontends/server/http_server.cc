@@ -37,7 +37,12 @@ struct StreamCtx {
   std::function<std::string(const std::vector<JobEvent>&)> events;
   std::function<std::string(const JobResult&)> finish;
   std::function<std::string(const std::string&)> error;
-  std::function<void(const std::shared_ptr<Job>&)> on_end;  // logging, tool-call memory
+  // What a client may rely on once it holds the response (tool-call memory, the responses
+  // store): runs after `finish` built the last bytes and before they are written, only for a
+  // job that finished without error. Running it later (in on_end) raced with a client's next
+  // request, which can arrive before httplib calls the releaser.
+  std::function<void(const std::shared_ptr<Job>&)> on_complete;
+  std::function<void(const std::shared_ptr<Job>&)> on_end;  // logging; after the response is over
   std::string keepalive;
 };
 }  // namespace
@@ -158,7 +163,10 @@ struct HttpServer::Impl {
                 std::lock_guard lk(ctx->job->mu);
                 tail = ctx->job->error.empty() ? std::string() : ctx->error(ctx->job->error);
               }
-              if (tail.empty()) tail = ctx->finish(ctx->job->result);
+              if (tail.empty()) {
+                tail = ctx->finish(ctx->job->result);
+                if (ctx->on_complete) ctx->on_complete(ctx->job);
+              }
               write(tail);
               sink.done();
               return true;
@@ -277,10 +285,8 @@ struct HttpServer::Impl {
         };
         ctx->keepalive = "\n";
       }
-      ctx->on_end = [this, id, path, cr, ids](const std::shared_ptr<Job>& j) {
-        log_request(id, path, *j);
-        if (j->error.empty()) remember_tool_turn(*cr, j->result, *ids);
-      };
+      ctx->on_complete = [this, cr, ids](const std::shared_ptr<Job>& j) { remember_tool_turn(*cr, j->result, *ids); };
+      ctx->on_end = [this, id, path](const std::shared_ptr<Job>& j) { log_request(id, path, *j); };
       stream(res, (cr->stream ? "text/event-stream" : "application/json"), ctx);
     } catch (const ApiError& e) {
       send_error(res, e, anthropic);
@@ -341,10 +347,13 @@ struct HttpServer::Impl {
       const std::string path = req.path;
       const bool store = rr.store;
       Json conversation = std::move(rr.conversation);
-      ctx->on_end = [this, id, path, cr, ids, final_response, store, conversation](const std::shared_ptr<Job>& j) {
-        responses.untrack(id);
+      ctx->on_end = [this, id, path](const std::shared_ptr<Job>& j) {
+        responses.untrack(id);  // again for a job that failed or lost its client
         log_request(id, path, *j);
-        if (!j->error.empty() || final_response->is_null()) return;
+      };
+      ctx->on_complete = [this, id, cr, ids, final_response, store, conversation](const std::shared_ptr<Job>& j) {
+        responses.untrack(id);  // finished: a cancel from now on gets "already finished"
+        if (final_response->is_null()) return;
         remember_tool_turn(*cr, j->result, *ids);
         if (!store) return;
         StoredResponse sr;
