@@ -43,6 +43,31 @@ size_t TokenConstraint::mask(std::span<float> logits) const {
   return allowed;
 }
 
+// ---------------------------------------------------------------- UTF-8
+
+namespace {
+uint32_t utf8_pack(uint32_t need, uint32_t lo, uint32_t hi) { return need << 16 | lo << 8 | hi; }
+}  // namespace
+
+bool utf8_step(uint32_t& state, unsigned char c) {
+  if (state == 0) {
+    if (c < 0x80) return true;
+    if (c >= 0xC2 && c <= 0xDF) state = utf8_pack(1, 0x80, 0xBF);
+    else if (c == 0xE0) state = utf8_pack(2, 0xA0, 0xBF);  // no overlong 3-byte forms
+    else if (c == 0xED) state = utf8_pack(2, 0x80, 0x9F);  // no surrogates
+    else if (c >= 0xE1 && c <= 0xEF) state = utf8_pack(2, 0x80, 0xBF);
+    else if (c == 0xF0) state = utf8_pack(3, 0x90, 0xBF);  // no overlong 4-byte forms
+    else if (c >= 0xF1 && c <= 0xF3) state = utf8_pack(3, 0x80, 0xBF);
+    else if (c == 0xF4) state = utf8_pack(3, 0x80, 0x8F);  // at most U+10FFFF
+    else return false;
+    return true;
+  }
+  const uint32_t need = state >> 16, lo = (state >> 8) & 0xFF, hi = state & 0xFF;
+  if (c < lo || c > hi) return false;
+  state = need > 1 ? utf8_pack(need - 1, 0x80, 0xBF) : 0;
+  return true;
+}
+
 // ---------------------------------------------------------------- ChoiceConstraint
 
 ChoiceConstraint::ChoiceConstraint(std::vector<std::vector<int32_t>> options)
@@ -275,6 +300,7 @@ bool feed(const Schema& sc, State& s, unsigned char c) {
           f.type = F::Str;
           f.phase = 0;
           f.count = 0;
+          f.pos = 0;
           return true;
         }
         if ((node.kind == Kind::Integer || node.kind == Kind::Number || any) && (c == '-' || is_digit(c))) {
@@ -321,6 +347,16 @@ bool feed(const Schema& sc, State& s, unsigned char c) {
         if (f.phase == 1) {
           if (!std::strchr("\"\\/bfnrt", c) || c == 0) return false;
           f.phase = 0;
+          ++f.count;
+          return true;
+        }
+        // pos: the UTF-8 state of the string's bytes (a character is started only when all of
+        // its bytes fit in max_len, so every prefix stays completable).
+        uint32_t u = static_cast<uint32_t>(f.pos);
+        if (u != 0 || c >= 0x80) {
+          if (!utf8_step(u, c)) return false;
+          if (f.count + 1 + utf8_pending(u) > max_len) return false;
+          f.pos = static_cast<int32_t>(u);
           ++f.count;
           return true;
         }

@@ -33,6 +33,13 @@
 
 namespace dsv4 {
 
+// Incremental UTF-8 check (RFC 3629: no overlong forms, surrogates or code points above
+// U+10FFFF). `state` is 0 at a character boundary; utf8_pending(state) is the number of
+// continuation bytes the current character still needs. Constrained strings use it so that a
+// weak model picking byte tokens cannot leave invalid UTF-8 in a value.
+bool utf8_step(uint32_t& state, unsigned char c);
+inline int utf8_pending(uint32_t state) { return static_cast<int>(state >> 16); }
+
 // The byte strings of every token id, computed once per tokenizer and shared.
 struct TokenTable {
   std::vector<std::string> bytes;  // by id; empty for ids the tokenizer does not have

@@ -50,6 +50,24 @@ TEST(JsonConstraint, SchemaFixesKeysAndTypes) {
   EXPECT_FALSE(c.accepts_text(R"({"city":"a","days":1,"ok":true})"));                // missing property
 }
 
+// Strings stay valid UTF-8 whatever byte tokens a weak model picks (RFC 3629), and a character
+// is only started when all of its bytes fit in maxLength.
+TEST(JsonConstraint, StringsAreValidUtf8) {
+  JsonConstraint c(toy_table(), json_py::loads(R"({"type":"object","properties":{"s":{"type":"string","maxLength":5}}})"));
+  EXPECT_TRUE(c.accepts_text("{\"s\":\"\xC3\xA9t\xC3\xA9\"}"));        // "été": 5 bytes
+  EXPECT_FALSE(c.accepts_text("{\"s\":\"\xC3\xA9t\xC3\xA9t\"}"));
+  EXPECT_TRUE(c.accepts_text("{\"s\":\"\xF0\x9F\x98\x80\"}"));         // U+1F600, 4 bytes
+  EXPECT_FALSE(c.accepts_text("{\"s\":\"ab\xF0\x9F\x98\x80\"}"));      // would need 6
+  for (const char* bad : {"{\"s\":\"\xC3\"}", "{\"s\":\"\xC3t\"}", "{\"s\":\"\x80\"}", "{\"s\":\"\xC0\xAF\"}",
+                          "{\"s\":\"\xED\xA0\x80\"}", "{\"s\":\"\xF4\x90\x80\x80\"}", "{\"s\":\"\xE0\x80\xAF\"}", "{\"s\":\"\xFF\"}"})
+    EXPECT_FALSE(c.accepts_text(bad)) << bad;
+  uint32_t u = 0;
+  for (unsigned char ch : std::string("\xE2\x82")) EXPECT_TRUE(utf8_step(u, ch));
+  EXPECT_EQ(utf8_pending(u), 1);
+  EXPECT_TRUE(utf8_step(u, 0xAC));
+  EXPECT_EQ(u, 0u);
+}
+
 TEST(JsonConstraint, MaskAndAccept) {
   auto t = toy_table();
   JsonConstraint c(t, Json());

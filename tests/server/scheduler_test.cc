@@ -156,7 +156,7 @@ TEST(Scheduler, ForcedToolPrefixOnlyAfterReasoning) {
   Scheduler s(env().model, env().tok, options(2, 256), m);
   // Chat mode: the answer starts at once, so the first tokens are the forced prefix.
   JobSpec chat_job = spec("What time is it?", 5, 4);
-  chat_job.forced_prefixes = {prefix};
+  chat_job.forced_tools = {ToolSchema{"get_time", json_py::Json()}};
   // Thinking mode: the model reasons first; nothing is forced before "</think>".
   JobSpec think_job = chat_job;
   think_job.mode = chat::ThinkingMode::Thinking;
@@ -175,6 +175,25 @@ TEST(Scheduler, ForcedToolPrefixOnlyAfterReasoning) {
       << "the forced prefix was written while reasoning";
   EXPECT_EQ(rt.reasoning_tokens, static_cast<int64_t>(end));
   for (size_t i = end + 1; i < rt.tokens.size(); ++i) EXPECT_EQ(rt.tokens[i], forced[i - end - 1]);
+}
+
+// The whole forced call, not only its opening: a tool without parameters closes at once, then
+// EOS, even on random weights (the model wrote free text after the opening before).
+TEST(Scheduler, ForcedToolCallIsCompleteThenEos) {
+  const std::string call = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_time\">\n\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>";
+  std::vector<int32_t> want = env().tok->encode(call);
+  want.push_back(static_cast<int32_t>(env().model->config.eos_token_id));
+  Metrics m;
+  Scheduler s(env().model, env().tok, options(1, 256), m);
+  JobSpec j = spec("What time is it?", 5, 64);
+  j.forced_tools = {ToolSchema{"get_time", json_py::loads(R"({"type":"object","properties":{}})")}};
+  auto jobs = run_all(s, {j});
+  const JobResult& r = jobs[0]->result;
+  EXPECT_EQ(r.tokens, want);
+  EXPECT_EQ(r.finish, FinishReason::kEos);
+  ASSERT_EQ(r.message.tool_calls.size(), 1u);
+  EXPECT_EQ(r.message.tool_calls[0].name, "get_time");
+  EXPECT_EQ(r.message.tool_calls[0].arguments, "{}");
 }
 
 }  // namespace
@@ -205,8 +224,9 @@ TEST(Scheduler, SpeculativeGreedyJobsGiveThePlainTokens) {
   b.max_tokens = 16;
   specs.push_back(b);
   JobSpec c = a;
-  c.forced_prefixes = {"\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_time\">\n"};
-  c.max_tokens = 12;
+  c.forced_tools = {ToolSchema{"get_weather", json_py::loads(R"({"type":"object","properties":{"city":{"type":"string","maxLength":8},
+                                                                  "days":{"type":"integer"}},"required":["city"]})")}};
+  c.max_tokens = 40;
   specs.push_back(c);
   Metrics m0, m1;
   Scheduler plain(env().model, env().tok, spec_options(0), m0);

@@ -137,6 +137,20 @@ try {
   }
   check(sawStart && streamFinish === 'tool_calls', 'named tool_choice, streamed: id + name first, finish tool_calls', [sawStart, streamFinish]);
   try { JSON.parse(args); } catch { check(false, 'streamed tool arguments form JSON', args); }
+  // a forced call is complete and follows the tool's schema, even on random weights
+  const cityTool = { type: 'function', function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object',
+    properties: { city: { type: 'string', maxLength: 8 }, unit: { type: 'string', enum: ['C', 'F'] }, days: { type: 'integer' } }, required: ['city', 'days'] } } };
+  for (const seed of [5, 6, 7]) {
+    const wc = await openai.chat.completions.create({ model: 'deepseek-v4-flash', messages: tmsgs, tools: [cityTool, timeTool],
+      tool_choice: { type: 'function', function: { name: 'get_weather' } }, thinking: { type: 'disabled' }, max_tokens: 100, seed });
+    const call = wc.choices[0].message.tool_calls?.[0];
+    let a = null;
+    try { a = JSON.parse(call.function.arguments); } catch {}
+    check(wc.choices[0].finish_reason === 'tool_calls' && wc.usage.completion_tokens < 100 && call?.function?.name === 'get_weather' &&
+          typeof a?.city === 'string' && a.city.length <= 8 && Number.isInteger(a?.days) && (a.unit === undefined || ['C', 'F'].includes(a.unit)) &&
+          Object.keys(a).every((k) => ['city', 'unit', 'days'].includes(k)),
+          `named tool_choice (seed ${seed}): one complete call whose arguments follow the schema`, [wc.usage, wc.choices[0]]);
+  }
   // thinking mode: a tool-call turn without reasoning_content is a 400 (as the official API)
   const missing = await raw('/v1/chat/completions', { body: JSON.stringify({ messages: [...tmsgs,
     { role: 'assistant', content: '', tool_calls: [{ id: 'x', type: 'function', function: { name: 'get_time', arguments: '{}' } }] },

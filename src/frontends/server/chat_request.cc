@@ -418,11 +418,11 @@ JobSpec make_job_spec(const ChatRequest& req, const Prompt& prompt, const Server
   j.json = req.json;
   j.json_schema = req.json_schema;
   if (req.tool_choice == ToolChoice::Required || req.tool_choice == ToolChoice::Named) {
-    const std::string head = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"";
     for (const Json& t : req.tools) {
-      const std::string name = t["function"]["name"].get<std::string>();
+      const Json& f = t["function"];
+      const std::string name = f["name"].get<std::string>();
       if (req.tool_choice == ToolChoice::Named && name != req.tool_name) continue;
-      j.forced_prefixes.push_back(head + name + "\">\n");
+      j.forced_tools.push_back(ToolSchema{name, f.contains("parameters") ? f["parameters"] : Json()});
     }
   }
   j.complete_turn_for_cache = !req.tools.empty();

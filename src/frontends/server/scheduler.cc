@@ -150,7 +150,7 @@ bool Scheduler::admit(Slot& slot, std::shared_ptr<Job> job) {
     slot.stops = std::make_unique<StopStringMatcher>(spec.stop);
     if (spec.parse_chat) slot.parser = std::make_unique<chat::StreamingParser>(spec.mode);
     slot.decoder = std::make_unique<StreamDecoder>(*tok_, false);
-    slot.constraint_waiting = spec.json || !spec.forced_prefixes.empty();
+    slot.constraint_waiting = spec.json || !spec.forced_tools.empty();
     // Speculation: greedy jobs always (the output cannot change), sampled ones only when asked
     // (their seeds then draw a different, equally distributed stream than without it).
     const bool greedy = spec.sampling.temperature < kGreedyTemperature;
@@ -182,11 +182,7 @@ std::span<const float> Scheduler::prepare_logits(Slot& slot, std::span<const flo
     if (answer_started(spec, slot.parser.get())) {
       slot.constraint_waiting = false;
       if (spec.json) slot.constraint = std::make_unique<JsonConstraint>(table_, spec.json_schema);
-      else {
-        std::vector<std::vector<int32_t>> options;
-        for (const std::string& text : spec.forced_prefixes) options.push_back(tok_->encode(text));
-        slot.constraint = std::make_unique<ChoiceConstraint>(std::move(options));
-      }
+      else slot.constraint = std::make_unique<ToolCallConstraint>(table_, *tok_, spec.forced_tools);
     }
   }
   if (slot.constraint) {
@@ -235,7 +231,6 @@ bool Scheduler::commit_token(Slot& slot, const SampleResult& s) {
   const int32_t tok = s.token;
   if (slot.constraint) {
     slot.constraint->accept(tok);
-    if (dynamic_cast<ChoiceConstraint*>(slot.constraint.get()) && slot.constraint->done()) slot.constraint.reset();
   }
   r.tokens.push_back(tok);
   ++r.generated_tokens;

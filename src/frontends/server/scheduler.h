@@ -36,6 +36,7 @@
 #include "engine/generate.h"
 #include "engine/sampler.h"
 #include "engine/speculative.h"
+#include "engine/tool_call_constraint.h"
 #include "frontends/server/metrics.h"
 #include "frontends/server/prefix_cache.h"
 #include "text/output_parser.h"
@@ -50,9 +51,9 @@ struct JobSpec {
   std::vector<std::string> stop;
   bool parse_chat = true;  // false: raw completion, all text is content
   chat::ThinkingMode mode = chat::ThinkingMode::Thinking;
-  // tool_choice required / named: once the answer part starts, the output must begin with one
-  // of these texts (the DSML tool-call prefix and a function name).
-  std::vector<std::string> forced_prefixes;
+  // tool_choice required / named: once the answer part starts, the output is one complete
+  // DSML call to one of these tools (ToolCallConstraint), then EOS.
+  std::vector<ToolSchema> forced_tools;
   bool json = false;             // response_format json_object / json_schema
   json_py::Json json_schema;     // null: any object
   bool want_logprobs = false;
