@@ -203,20 +203,18 @@ try {
   const as = anthropic.messages.stream({ model: 'deepseek-v4-flash', max_tokens: 8, messages: [{ role: 'user', content: 'Hi' }], thinking: { type: 'disabled' } });
   const af = await as.finalMessage();
   check(af.content[0]?.text === a1.content[0].text || af.content.length > 0, 'anthropic stream final message', af);
-  // Seeded, so the run is reproducible. The random model rarely closes a forced call within
-  // max_tokens; a call cut off there re-renders differently from the generated tokens, so only
-  // the prompt is sure to be reused. A complete call must be reused whole (checked below on a
-  // well-formed exchange the client sends back).
-  const toolW = { name: 'get_weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } };
-  const at = await anthropic.messages.create({ model: 'deepseek-v4-flash', max_tokens: 40, messages: [{ role: "user", content: "Weather?" }],
+  // Seeded, so the run is reproducible. The forced call is complete (the city's maxLength bounds
+  // what the random model writes), so the next request reuses the whole exchange.
+  const toolW = { name: 'get_weather', input_schema: { type: 'object', properties: { city: { type: 'string', maxLength: 12 } } } };
+  const at = await anthropic.messages.create({ model: 'deepseek-v4-flash', max_tokens: 80, messages: [{ role: "user", content: "Weather?" }],
     thinking: { type: 'disabled' }, tools: [toolW], tool_choice: { type: 'tool', name: 'get_weather' }, seed: 7 });
   const tu = at.content.find((b) => b.type === 'tool_use');
-  check(at.stop_reason === 'tool_use' && tu?.name === 'get_weather' && typeof tu.input === 'object', 'anthropic forced tool_use', at);
+  check(at.stop_reason === 'tool_use' && at.usage.output_tokens < 80 && tu?.name === 'get_weather' && typeof tu.input === 'object',
+        'anthropic forced tool_use', at);
   const at2 = await anthropic.messages.create({ model: 'deepseek-v4-flash', max_tokens: 8, thinking: { type: 'disabled' }, tools: [toolW],
     messages: [{ role: 'user', content: 'Weather?' }, { role: 'assistant', content: at.content },
       { role: 'user', content: [{ type: 'tool_result', tool_use_id: tu?.id ?? 'x', content: 'sunny' }] }], seed: 7 });
-  const complete = at.usage.output_tokens < 40;
-  check(at2.usage.cache_read_input_tokens >= at.usage.input_tokens + at.usage.cache_read_input_tokens + (complete ? at.usage.output_tokens : 0),
+  check(at2.usage.cache_read_input_tokens >= at.usage.input_tokens + at.usage.cache_read_input_tokens + at.usage.output_tokens,
         'anthropic tool loop reuses the first exchange', [at.usage, at2.usage]);
   // A well-formed tool exchange replayed with one more turn: the whole first request is reused.
   const hist = [{ role: 'user', content: 'Weather in Oslo?' },

@@ -197,7 +197,8 @@ Json anthropic_error_json(const ApiError& e) {
 }
 
 std::string anthropic_stop_reason(const JobResult& r) {
-  if (!r.message.tool_calls.empty()) return "tool_use";
+  // As finish_reason: a call cut off by max_tokens is "max_tokens", not a finished tool_use.
+  if (!r.message.tool_calls.empty() && !(r.finish == FinishReason::kLength && r.message.truncated_tool_call)) return "tool_use";
   switch (r.finish) {
     case FinishReason::kLength: return "max_tokens";
     case FinishReason::kStop: return r.stop_index >= 0 ? "stop_sequence" : "end_turn";

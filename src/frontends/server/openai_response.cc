@@ -37,7 +37,9 @@ Json speculative_usage_json(const JobResult& r) {
 }
 
 std::string finish_reason(const JobResult& r) {
-  if (!r.message.tool_calls.empty()) return "tool_calls";
+  // A call cut off by max_tokens is "length": its arguments are incomplete, so an agent must
+  // not run it as if the model had finished it.
+  if (!r.message.tool_calls.empty() && !(r.finish == FinishReason::kLength && r.message.truncated_tool_call)) return "tool_calls";
   return r.finish == FinishReason::kLength ? "length" : "stop";
 }
 
