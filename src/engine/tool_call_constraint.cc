@@ -11,8 +11,6 @@ namespace {
 
 using json_py::Json;
 
-std::vector<int32_t> encode(const Tokenizer& tok, const std::string& text) { return tok.encode(text); }
-
 std::string dsml(std::string_view tail) { return "<" + std::string(chat::kDsml) + std::string(tail); }
 std::string dsml_close(std::string_view tail) { return "</" + std::string(chat::kDsml) + std::string(tail); }
 
@@ -24,14 +22,14 @@ ToolCallConstraint::ToolCallConstraint(std::shared_ptr<const TokenTable> table, 
   if (tools.empty()) throw Error("ToolCallConstraint needs at least one tool");
   const std::string param_close = dsml_close("parameter>");
   const std::string call_close = "\n" + dsml_close("invoke>") + "\n" + dsml_close("tool_calls>");
-  close_next_ = encode(tok, param_close + call_close);
+  close_next_ = tok.encode(param_close + call_close);
   for (const ToolSchema& t : tools) {
     if (t.name.empty()) throw Error("ToolCallConstraint: a tool has no name");
     // The opening is encoded together with what may follow it (first parameter or the close):
     // the tokenizer merges across that boundary (">\n" + "\n" is one token).
     const std::string header = "\n\n" + dsml("tool_calls>") + "\n" + dsml("invoke name=\"") + t.name + "\">\n";
     Tool tool;
-    tool.close_first = encode(tok, header + call_close);
+    tool.close_first = tok.encode(header + call_close);
     const Json& s = t.parameters;
     if (s.is_object() && s.contains("properties") && s["properties"].is_object()) {
       std::vector<std::string> required;
@@ -54,8 +52,8 @@ ToolCallConstraint::ToolCallConstraint(std::shared_ptr<const TokenTable> table, 
             if (v.is_string() && v.get<std::string>().find('<') == std::string::npos) p.enum_values.push_back(v.get<std::string>());
         const std::string open =
             dsml("parameter name=\"") + p.name + "\" string=\"" + (p.is_string ? "true" : "false") + "\">";
-        p.open_first = encode(tok, header + open);
-        p.open_next = encode(tok, param_close + "\n" + open);
+        p.open_first = tok.encode(header + open);
+        p.open_next = tok.encode(param_close + "\n" + open);
         tool.params.push_back(std::move(p));
       }
     }
@@ -157,7 +155,7 @@ bool ToolCallConstraint::allows(int32_t token) const {
       return choice_->allows(token);
     case Phase::StringValue:
     case Phase::JsonValue:
-      return value_token_ok(token) || (value_complete() && choice_->allows(token));
+      return value_token_ok(token) || (choice_->allows(token) && value_complete());
     case Phase::End:
       return token == table_->eos;
   }

@@ -1,6 +1,6 @@
 // Scheduler (continuous batching): jobs decoded together in batched steps give the tokens
 // they give alone; a long prompt is prefilled in chunks while running jobs keep decoding; a
-// forced tool-call prefix (tool_choice required / named) waits for "</think>" in thinking mode;
+// forced tool call (tool_choice required / named) waits for "</think>" in thinking mode;
 // speculating jobs give the plain tokens and never pass max_tokens.
 #include <gtest/gtest.h>
 
@@ -203,7 +203,7 @@ namespace dsv4::server {
 namespace {
 // Speculative decoding in the scheduler: a greedy job alone in its steps speculates (drafted
 // tokens in /metrics and its result) and gets exactly the tokens it gets without speculation:
-// plain text, a stop string, a JSON-constrained answer, a forced tool-call prefix. A sampled
+// plain text, a stop string, a JSON-constrained answer, a forced tool call. A sampled
 // job does not speculate under the automatic policy (greedy jobs only).
 SchedulerOptions spec_options(int draft) {
   SchedulerOptions o = options(1, 256);

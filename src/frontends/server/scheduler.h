@@ -88,7 +88,7 @@ struct JobResult {
   double queue_seconds = 0, prefill_seconds = 0, decode_seconds = 0;
 };
 
-// Whether a job's answer constraint (the forced tool-call prefix of tool_choice required /
+// Whether a job's answer constraint (the forced tool call of tool_choice required /
 // named, the JSON automaton of response_format) applies from the next token on: at once in
 // chat mode and for raw completions (no parser), in thinking mode only once the output has
 // closed its reasoning with "</think>" (the model reasons first).
