@@ -82,11 +82,7 @@ inline uint64_t negate_bytes(uint64_t v, uint64_t m) { return (v ^ m) + (m & 0x0
 using ggml_bytes::half_at;
 using ggml_bytes::u16_at;
 using ggml_bytes::u32_at;
-// ggml's E8M0 -> FP32 with the exponent lowered by one (as ggml_types.cc).
-inline float e8m0_half(uint8_t e) {
-  const uint32_t bits = e < 2 ? (0x00200000u << e) : (static_cast<uint32_t>(e - 1) << 23);
-  return std::bit_cast<float>(bits);
-}
+using ggml_bytes::e8m0_half;
 // Scale / min pair j of the 12 packed 6-bit values of Q4_K / Q5_K.
 inline void scale_min_k4(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {
   if (j < 4) {

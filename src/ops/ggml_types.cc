@@ -16,6 +16,7 @@ constexpr int64_t kQK = 256;  // super-block of the k-quants and IQ4_XS
 using ggml_bytes::half_at;
 using ggml_bytes::u16_at;
 using ggml_bytes::u32_at;
+using ggml_bytes::e8m0_half;
 
 // Non-linear 4-bit grids (ggml's kvalues_iq4nl; kvalues_mxfp4 = 2 x E2M1 with a halved scale).
 constexpr int8_t kIq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
@@ -269,12 +270,6 @@ constexpr uint16_t kIq3sGrid[512] = {
 };
 constexpr uint8_t kIq3xxsValues[8] = {4, 12, 20, 28, 36, 44, 52, 62};
 constexpr uint8_t kIq3sValues[8] = {1, 3, 5, 7, 9, 11, 13, 15};
-
-// ggml's E8M0 -> FP32 with the exponent lowered by one: 2^(e - 128), subnormal for e < 2.
-inline float e8m0_half(uint8_t e) {
-  const uint32_t bits = e < 2 ? (0x00200000u << e) : (static_cast<uint32_t>(e - 1) << 23);
-  return std::bit_cast<float>(bits);
-}
 
 // Scale / min pair j of the 12 packed 6-bit values of Q4_K / Q5_K.
 inline void scale_min_k4(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {

@@ -3,6 +3,7 @@
 // (dequantize_row_* in ggml-quants.c; gguf-py's numpy port), tested against vectors that
 // gguf-py generated (tests/data/gguf).
 #pragma once
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -79,6 +80,12 @@ inline uint32_t u32_at(const uint8_t* p) {
   return v;
 }
 inline float half_at(const uint8_t* p) { return f16_to_f32(u16_at(p)); }
+// ggml's E8M0 -> FP32 with the exponent lowered by one (MXFP4's scale): 2^(e - 128),
+// subnormal for e < 2.
+inline float e8m0_half(uint8_t e) {
+  const uint32_t bits = e < 2 ? (0x00200000u << e) : (static_cast<uint32_t>(e - 1) << 23);
+  return std::bit_cast<float>(bits);
+}
 }  // namespace ggml_bytes
 uint16_t f32_to_f16(float x);  // round to nearest even, overflow to infinity, NaN kept
 

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "ops/formats.h"
+#include "ops/ggml_grids.h"
 #include "ops/ggml_kernels.h"
 #include "ops/linear_kernels.h"
 
@@ -997,6 +998,165 @@ inline int ceil_log2(int64_t n) {
   return b;
 }
 
+// ---------------------------------------------------------------------------------------
+// GGUF Q8_0 / MXFP4 rows for one or two tokens (decode): 4 rows decoded block by block in
+// registers and multiplied at once, with no buffer and no call per block. Each value is the
+// SIMD decoder's (Q8_0: float(q) * d with the same F16 conversion; MXFP4: the value table
+// times e8m0_half(e), a product exact like ggml's float(v) * d) and is fed in K order to lane
+// (k mod N) of the row's accumulator, as MicroPlain / MicroBlocks do on the decoded buffer:
+// kFloat in FP32 lanes, kDouble in double lanes over the whole row, kDoubleBlocks in double
+// lanes per K block (KBlock) whose lane sum is added to the row's total in K order (factor 1;
+// MXFP4 rows in the FP4 role whose scales allow it sum the whole row, as the buffered path
+// decides by the same test). So the bits are the buffered path's. MXFP4 needs its 16 values
+// in one FP32 register (16-lane targets); GgmlFused says which weights come here.
+
+HWY_INLINE bool GgmlFused(const Problem& pb) {
+  const WeightMatrix& w = *pb.w;
+  if (w.format != WeightFormat::kGgml || pb.bf16_weights || pb.n_tokens > 2) return false;
+  if (w.ggml_type == GgmlType::Q8_0) return true;
+  return w.ggml_type == GgmlType::MXFP4 && hn::MaxLanes(hn::ScalableTag<float>()) == 16;
+}
+
+// The block's F16 scale converted as ggml_kernels.cc's HalfAt does (F16C where it is there).
+HWY_INLINE float GgmlHalf(const uint8_t* p) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  return _cvtsh_ss(ggml_bytes::u16_at(p));
+#else
+  return ggml_bytes::half_at(p);
+#endif
+}
+
+// Feeds one ggml block (32 values; FP32 vector v[r][j] holds values j * NF .. of row r) of the
+// 4 rows to their accumulators, each input vector loaded once: FP32 lanes as they are, double
+// lanes after widening (exact).
+template <class DA, class VF, int kVecs, int TB>
+HWY_INLINE void GgmlBlockMulAdd(DA da, const VF (&v)[4][kVecs], const hn::TFromD<DA>* HWY_RESTRICT x, int64_t xs,
+                                hn::Vec<DA> (&a)[4][TB]) {
+  constexpr int64_t N = static_cast<int64_t>(hn::MaxLanes(da));
+  if constexpr (sizeof(hn::TFromD<DA>) == 4) {
+    for (int j = 0; j < kVecs; ++j) {
+      for (int t = 0; t < TB; ++t) {
+        const auto xv = hn::Load(da, x + t * xs + j * N);
+        for (int r = 0; r < 4; ++r) a[r][t] = hn::MulAdd(v[r][j], xv, a[r][t]);
+      }
+    }
+  } else if constexpr (hn::MaxLanes(hn::Rebind<float, DA>()) == hn::MaxLanes(hn::ScalableTag<float>())) {
+    for (int j = 0; j < kVecs; ++j) {  // one lane (the emulated scalar target): widen as a whole
+      for (int t = 0; t < TB; ++t) {
+        const auto xv = hn::Load(da, x + t * xs + j * N);
+        for (int r = 0; r < 4; ++r) a[r][t] = hn::MulAdd(hn::PromoteTo(da, v[r][j]), xv, a[r][t]);
+      }
+    }
+  } else {
+#if HWY_TARGET != HWY_SCALAR
+    const hn::Rebind<float, DA> dfh;  // N floats: the lower or upper half of an FP32 vector
+    for (int j = 0; j < kVecs; ++j) {
+      hn::Vec<DA> lo[4], hi[4];
+      for (int r = 0; r < 4; ++r) {
+        lo[r] = hn::PromoteTo(da, hn::LowerHalf(dfh, v[r][j]));
+        hi[r] = hn::PromoteTo(da, hn::UpperHalf(dfh, v[r][j]));
+      }
+      for (int t = 0; t < TB; ++t) {
+        const auto x0 = hn::Load(da, x + t * xs + (2 * j) * N), x1 = hn::Load(da, x + t * xs + (2 * j + 1) * N);
+        for (int r = 0; r < 4; ++r) a[r][t] = hn::MulAdd(lo[r], x0, a[r][t]);
+        for (int r = 0; r < 4; ++r) a[r][t] = hn::MulAdd(hi[r], x1, a[r][t]);
+      }
+    }
+#endif
+  }
+}
+
+template <Accumulation kAcc, int TB, bool kQ8, class DA>
+HWY_NOINLINE void FusedRowsGgml(DA da, const WeightMatrix& w, const int64_t (&row)[4], const hn::TFromD<DA>* HWY_RESTRICT x,
+                                int64_t xs, bool whole_row, double (&out)[4][TB]) {
+  using V = hn::Vec<DA>;
+  const hn::ScalableTag<float> df;
+  using VF = hn::Vec<decltype(df)>;
+  constexpr int64_t NF = static_cast<int64_t>(hn::MaxLanes(df));
+  constexpr int kVecs = static_cast<int>(32 / NF);  // FP32 vectors per ggml block
+  const int64_t cols = w.cols, blocks = cols / 32;
+  const int64_t row_bytes = ggml_row_bytes(w.ggml_type, cols);
+  // ggml blocks per accumulation block: the whole row, or the K block of kDoubleBlocks.
+  const int64_t per_sum = kAcc == Accumulation::kDoubleBlocks && !whole_row ? KBlock(w) / 32 : blocks;
+  constexpr int64_t block_bytes = kQ8 ? 34 : 17;  // Q8_0: F16 d, 32 x int8; MXFP4: E8M0 e, 16 bytes
+  const uint8_t* data[4];
+  for (int r = 0; r < 4; ++r) data[r] = w.data + row[r] * row_bytes;
+  alignas(64) float mx_values[16] = {};
+  for (int i = 0; i < 16; ++i) mx_values[i] = static_cast<float>(ggml_grids::mxfp4_values()[i]);
+  double total[4][TB] = {};
+  V a[4][TB];
+  for (int64_t s0 = 0; s0 < blocks; s0 += per_sum) {
+    const int64_t s1 = std::min(blocks, s0 + per_sum);
+    ZeroAccumulators(da, a);
+    for (int64_t b = s0; b < s1; ++b) {
+      const int64_t off = b * block_bytes;
+      if ((off & 63) < block_bytes) PrefetchRows(data, off, row_bytes);  // about once per cache line
+      VF v[4][kVecs];
+      for (int r = 0; r < 4; ++r) {
+        if constexpr (kQ8) {
+          const hn::Rebind<int32_t, decltype(df)> di;
+          const hn::Rebind<int8_t, decltype(df)> d8;
+          const VF d = hn::Set(df, GgmlHalf(data[r] + off));
+          const int8_t* q = reinterpret_cast<const int8_t*>(data[r] + off + 2);
+          for (int j = 0; j < kVecs; ++j) v[r][j] = hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + j * NF))), d);
+        } else if constexpr (NF == 16) {  // MXFP4: element j in the low nibble of byte j, j + 16 in the high
+          const hn::Rebind<uint32_t, decltype(df)> du;
+          const hn::Rebind<int32_t, decltype(df)> di;
+          const hn::Rebind<uint8_t, decltype(df)> d8;
+          const VF table = hn::Mul(hn::Load(df, mx_values), hn::Set(df, ggml_bytes::e8m0_half(data[r][off])));
+          const auto codes = hn::PromoteTo(du, hn::LoadU(d8, data[r] + off + 1));
+          v[r][0] = hn::TableLookupLanes(table, hn::IndicesFromVec(df, hn::BitCast(di, hn::And(codes, hn::Set(du, 15u)))));
+          v[r][1] = hn::TableLookupLanes(table, hn::IndicesFromVec(df, hn::BitCast(di, hn::ShiftRight<4>(codes))));
+        }
+      }
+      GgmlBlockMulAdd<DA, VF, kVecs, TB>(da, v, x + b * 32, xs, a);
+    }
+    if constexpr (kAcc == Accumulation::kDoubleBlocks) {
+      if (!whole_row) {
+        for (int r = 0; r < 4; ++r) {
+          for (int t = 0; t < TB; ++t) total[r][t] = total[r][t] + hn::GetLane(hn::SumOfLanes(da, a[r][t])) * 1.0;
+        }
+      }
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < TB; ++t) {
+      out[r][t] = kAcc == Accumulation::kDoubleBlocks && !whole_row
+                      ? total[r][t]
+                      : static_cast<double>(hn::GetLane(hn::SumOfLanes(da, a[r][t])));
+    }
+  }
+}
+
+template <Accumulation kAcc, int TB, class DA>
+void FusedTilesGgml(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) {
+  using T = hn::TFromD<DA>;
+  const WeightMatrix& w = *pb.w;
+  const T* x = static_cast<const T*>(pb.x);
+  // MXFP4 standing for FP4 in reference mode: the buffered path's whole-row exactness test.
+  const bool mxfp4_rows = kAcc == Accumulation::kDoubleBlocks && w.ggml_type == GgmlType::MXFP4 &&
+                          w.ggml_role == WeightFormat::kFp4;
+  const int fp4_budget = 26 - ceil_log2(std::max<int64_t>(1, w.cols / 32)) - pb.act_exponent_span;
+  for (int64_t r0 = tile_begin * kRowTile; r0 < std::min(w.rows, tile_end * kRowTile); r0 += 4) {
+    const int64_t rows_here = std::min<int64_t>(4, w.rows - r0);
+    int64_t row[4];
+    for (int r = 0; r < 4; ++r) row[r] = w.row_begin + r0 + (r < rows_here ? r : 0);  // padding: repeat, discard
+    const bool whole_row = mxfp4_rows && Mxfp4ScaleSpan(w, w.row_begin + r0, rows_here) <= fp4_budget;
+    double out[4][TB];
+    if (w.ggml_type == GgmlType::Q8_0) {
+      FusedRowsGgml<kAcc, TB, true>(da, w, row, x, pb.x_stride, whole_row, out);
+    } else {
+      FusedRowsGgml<kAcc, TB, false>(da, w, row, x, pb.x_stride, whole_row, out);
+    }
+    for (int64_t r = 0; r < rows_here; ++r) {
+      for (int t = 0; t < TB; ++t) {
+        const float v = static_cast<float>(out[r][t]);
+        pb.y[t * pb.ldy + r0 + r] = pb.bf16_output ? round_bf16(v) : v;
+      }
+    }
+  }
+}
+
 template <Accumulation kAcc, int TB, class DA>
 void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) {
   using T = hn::TFromD<DA>;
@@ -1092,7 +1252,10 @@ void ComputeTilesT(const Problem& pb, int64_t tile_begin, int64_t tile_end) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(da));
   const WeightMatrix& w = *pb.w;
   const int64_t cols = w.cols, n = pb.n_tokens;
-  // GGUF weights take the buffered path for every token count (decoded whole rows for few).
+  if (GgmlFused(pb)) {
+    return n == 1 ? FusedTilesGgml<kAcc, 1>(da, pb, tile_begin, tile_end) : FusedTilesGgml<kAcc, 2>(da, pb, tile_begin, tile_end);
+  }
+  // Other GGUF weights take the buffered path for every token count (decoded whole rows for few).
   if (n == 1 && w.format != WeightFormat::kGgml) return FusedTiles<kAcc, 1>(da, pb, tile_begin, tile_end);
   if (n == 2 && w.format != WeightFormat::kGgml) return FusedTiles<kAcc, 2>(da, pb, tile_begin, tile_end);
   const int64_t block = KBlock(w);  // scale block along K

@@ -30,10 +30,12 @@
 // (ops/ggml_kernels.h: exactly dequantize_ggml's FP32 values, rounded to BF16 for kBf16
 // compute) chunk by chunk into the same tile buffer (natural column order; few tokens: 4 rows
 // in 8 KiB chunks, many: the 16-row tile in 32 KiB chunks) and multiplied there like the
-// native formats. Precise mode is kFloat. Reference mode follows ggml_role as
-// linear_reference does: kDouble for BF16 / F32 roles, kDoubleBlocks with factor 1 and K
-// blocks of 128 (FP8 role) or 32 (FP4 role) otherwise: each block's sum of exact double
-// products, lanes summed, added to the total in K order. Where those block sums are exact
+// native formats; for one or two tokens, Q8_0 and MXFP4 rows (the dense and expert types of
+// the published files) skip the buffer: their values are formed in registers and fed to the
+// same lanes in the same order, so with the same bits. Precise mode is kFloat. Reference mode
+// follows ggml_role as linear_reference does: kDouble for BF16 / F32 roles, kDoubleBlocks with
+// factor 1 and K blocks of 128 (FP8 role) or 32 (FP4 role) otherwise: each block's sum of
+// exact double products, lanes summed, added to the total in K order. Where those block sums are exact
 // the result has the bits of linear_reference: always for MXFP4 in the FP4 role (one E8M0
 // scale per 32-block, E2M1 x E4M3 products, as the official FP4 above), and for Q8_0 / F16 /
 // BF16 whenever the scales within a 128-block span a few binades (their values have at most

@@ -71,7 +71,7 @@ void check_all_modes(const Stored& s, ThreadPool& one, ThreadPool& two) {
     linear_reference(s.w, x.data(), ldx, n_max, want.data(), ldy, m.numerics, m.compute);
     const std::vector<double> mags = m.numerics == Numerics::kPrecise ? abs_products(s, x, n_max, ldx) : std::vector<double>();
     std::vector<float> first;  // the outputs of the first run, for the invariance checks
-    for (int64_t n : {int64_t{1}, int64_t{4}, int64_t{5}, n_max}) {
+    for (int64_t n : {int64_t{1}, int64_t{2}, int64_t{4}, int64_t{5}, n_max}) {
       for (ThreadPool* pool : {&one, &two}) {
         SCOPED_TRACE(describe(s, m, n, pool->size()));
         std::vector<float> y(static_cast<size_t>(n * ldy), -777.0f);
