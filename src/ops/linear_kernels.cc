@@ -1067,22 +1067,20 @@ HWY_INLINE void GgmlBlockMulAdd(DA da, const VF (&v)[4][kVecs], const hn::TFromD
 }
 
 template <Accumulation kAcc, int TB, bool kQ8, class DA>
-HWY_NOINLINE void FusedRowsGgml(DA da, const WeightMatrix& w, const int64_t (&row)[4], const hn::TFromD<DA>* HWY_RESTRICT x,
-                                int64_t xs, bool whole_row, double (&out)[4][TB]) {
+HWY_NOINLINE void FusedRowsGgml(DA da, const WeightMatrix& w, const int64_t (&row)[4], int64_t row_bytes,
+                                const float* HWY_RESTRICT mx_values, const hn::TFromD<DA>* HWY_RESTRICT x, int64_t xs,
+                                bool whole_row, double (&out)[4][TB]) {
   using V = hn::Vec<DA>;
   const hn::ScalableTag<float> df;
   using VF = hn::Vec<decltype(df)>;
   constexpr int64_t NF = static_cast<int64_t>(hn::MaxLanes(df));
   constexpr int kVecs = static_cast<int>(32 / NF);  // FP32 vectors per ggml block
   const int64_t cols = w.cols, blocks = cols / 32;
-  const int64_t row_bytes = ggml_row_bytes(w.ggml_type, cols);
   // ggml blocks per accumulation block: the whole row, or the K block of kDoubleBlocks.
   const int64_t per_sum = kAcc == Accumulation::kDoubleBlocks && !whole_row ? KBlock(w) / 32 : blocks;
   constexpr int64_t block_bytes = kQ8 ? 34 : 17;  // Q8_0: F16 d, 32 x int8; MXFP4: E8M0 e, 16 bytes
   const uint8_t* data[4];
   for (int r = 0; r < 4; ++r) data[r] = w.data + row[r] * row_bytes;
-  alignas(64) float mx_values[16] = {};
-  for (int i = 0; i < 16; ++i) mx_values[i] = static_cast<float>(ggml_grids::mxfp4_values()[i]);
   double total[4][TB] = {};
   V a[4][TB];
   for (int64_t s0 = 0; s0 < blocks; s0 += per_sum) {
@@ -1114,7 +1112,7 @@ HWY_NOINLINE void FusedRowsGgml(DA da, const WeightMatrix& w, const int64_t (&ro
     if constexpr (kAcc == Accumulation::kDoubleBlocks) {
       if (!whole_row) {
         for (int r = 0; r < 4; ++r) {
-          for (int t = 0; t < TB; ++t) total[r][t] = total[r][t] + hn::GetLane(hn::SumOfLanes(da, a[r][t])) * 1.0;
+          for (int t = 0; t < TB; ++t) total[r][t] = total[r][t] + hn::GetLane(hn::SumOfLanes(da, a[r][t]));
         }
       }
     }
@@ -1137,6 +1135,10 @@ void FusedTilesGgml(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_e
   const bool mxfp4_rows = kAcc == Accumulation::kDoubleBlocks && w.ggml_type == GgmlType::MXFP4 &&
                           w.ggml_role == WeightFormat::kFp4;
   const int fp4_budget = 26 - ceil_log2(std::max<int64_t>(1, w.cols / 32)) - pb.act_exponent_span;
+  // Once per call, not per 4 rows: the row stride and MXFP4's value table.
+  const int64_t row_bytes = ggml_row_bytes(w.ggml_type, w.cols);
+  alignas(64) float mx_values[16];
+  for (int i = 0; i < 16; ++i) mx_values[i] = static_cast<float>(ggml_grids::mxfp4_values()[i]);
   for (int64_t r0 = tile_begin * kRowTile; r0 < std::min(w.rows, tile_end * kRowTile); r0 += 4) {
     const int64_t rows_here = std::min<int64_t>(4, w.rows - r0);
     int64_t row[4];
@@ -1144,9 +1146,9 @@ void FusedTilesGgml(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_e
     const bool whole_row = mxfp4_rows && Mxfp4ScaleSpan(w, w.row_begin + r0, rows_here) <= fp4_budget;
     double out[4][TB];
     if (w.ggml_type == GgmlType::Q8_0) {
-      FusedRowsGgml<kAcc, TB, true>(da, w, row, x, pb.x_stride, whole_row, out);
+      FusedRowsGgml<kAcc, TB, true>(da, w, row, row_bytes, mx_values, x, pb.x_stride, whole_row, out);
     } else {
-      FusedRowsGgml<kAcc, TB, false>(da, w, row, x, pb.x_stride, whole_row, out);
+      FusedRowsGgml<kAcc, TB, false>(da, w, row, row_bytes, mx_values, x, pb.x_stride, whole_row, out);
     }
     for (int64_t r = 0; r < rows_here; ++r) {
       for (int t = 0; t < TB; ++t) {
