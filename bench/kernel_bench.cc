@@ -387,7 +387,7 @@ int run(int argc, char** argv) {
       for (float& v : x) v = round_bf16(nd(rng));
       std::vector<float> y(static_cast<size_t>(prefill_tokens * std::max<int64_t>(decode_rows, 512)));
       const std::string name = ggml_type_name(static_cast<uint32_t>(type));
-      for (Numerics numerics : {Numerics::kReference, Numerics::kPrecise}) {
+      for (Numerics numerics : {Numerics::kReference, Numerics::kPrecise, Numerics::kInt8}) {
         double bw = 0, peak = 0, td = 1e30, tp = 1e30;
         for (int round = 0; round < std::min(repeats, 3); ++round) {
           bw = std::max(bw, measure_read_bandwidth(pool, int64_t{1} << 28, 1));
@@ -404,7 +404,7 @@ int run(int argc, char** argv) {
         const double gbs = static_cast<double>(decode_bytes) / td;
         const double flops = 2.0 * 512 * cols * static_cast<double>(prefill_tokens) / tp;
         std::printf("%-7s %-9s | %6.2f GB/s of %5.2f (%5.1f%%) | %6.1f GFLOP/s of %6.1f (%5.1f%%) %4lld tok\n",
-                    name.c_str(), numerics == Numerics::kPrecise ? "precise" : "reference", gbs / 1e9, bw / 1e9,
+                    name.c_str(), numerics_name(numerics), gbs / 1e9, bw / 1e9,
                     100.0 * gbs / bw, flops / 1e9, peak / 1e9, 100.0 * flops / peak,
                     static_cast<long long>(prefill_tokens));
         std::fflush(stdout);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# dsv4 and llama.cpp side by side on one GGUF file: `dsv4 bench -m FILE` in both numerics modes
+# dsv4 and llama.cpp side by side on one GGUF file: `dsv4 bench -m FILE` in each numerics mode
 # and llama.cpp's `llama-bench -m FILE`, with the same thread count, prompt length and number
 # of decoded tokens, run alternately (round by round, so that both see the same machine load),
 # then the median tok/s of each and dsv4's ratios to llama.cpp. A benchmark, not a test.
@@ -8,11 +8,13 @@
 #
 # LLAMA_BENCH: the llama-bench binary of a llama.cpp build that runs `deepseek4` files (the
 # ssweens/llama.cpp-deepseek-v4 fork; build it from its source, it is no dependency of dsv4).
-# DSV4: the dsv4 binary (default build/dsv4). Output: one line per run, then a summary table.
+# DSV4: the dsv4 binary (default build/dsv4); MODES: the dsv4 numerics modes to run (default
+# "precise reference int8"). Output: one line per run, then a summary table.
 set -euo pipefail
-[[ $# -ge 2 ]] || { sed -n 2,12p "$0" >&2; exit 2; }
+[[ $# -ge 2 ]] || { sed -n 2,13p "$0" >&2; exit 2; }
 LLAMA_BENCH=$1 FILE=$2 THREADS=${3:-2} PROMPT=${4:-512} DECODE=${5:-32} ROUNDS=${6:-3}
 DSV4=${DSV4:-$(dirname "$0")/../build/dsv4}
+MODES=${MODES:-precise reference int8}
 [[ -x $LLAMA_BENCH ]] || { echo "not an executable: $LLAMA_BENCH" >&2; exit 2; }
 [[ -x $DSV4 ]] || { echo "not an executable: $DSV4 (set DSV4=...)" >&2; exit 2; }
 [[ -f $FILE ]] || { echo "no such file: $FILE" >&2; exit 2; }
@@ -20,7 +22,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 for ((round = 1; round <= ROUNDS; ++round)); do
-  for mode in precise reference; do
+  for mode in $MODES; do
     "$DSV4" bench -m "$FILE" -t "$THREADS" --numerics "$mode" --prefill "$PROMPT" --decode "$DECODE" --no-long \
       --spec none --json > "$tmp/dsv4-$mode-$round.json"
     echo "round $round dsv4 $mode: $(tr -d '\n' < "$tmp/dsv4-$mode-$round.json" | head -c 300)..."
@@ -30,12 +32,12 @@ for ((round = 1; round <= ROUNDS; ++round)); do
   echo "round $round llama.cpp: $(tr -d '\n ' < "$tmp/llama-$round.json" | grep -o '"avg_ts":[0-9.e+-]*' | tr '\n' ' ')"
 done
 
-python3 - "$tmp" "$ROUNDS" "$FILE" "$THREADS" "$PROMPT" "$DECODE" <<'EOF'
+python3 - "$tmp" "$ROUNDS" "$FILE" "$THREADS" "$PROMPT" "$DECODE" "$MODES" <<'EOF'
 import json, statistics, sys
-tmp, rounds, path, threads, prompt, decode = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
+tmp, rounds, path, threads, prompt, decode, modes = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
 def med(xs): return statistics.median(xs)
 rows = {}
-for mode in ("precise", "reference"):
+for mode in modes.split():
     runs = [json.load(open(f"{tmp}/dsv4-{mode}-{r}.json")) for r in range(1, rounds + 1)]
     rows[f"dsv4 {mode}"] = (med([r["prefill_tok_s"] for r in runs]), med([r["decode_tok_s"] for r in runs]))
 pp, tg = [], []

@@ -393,8 +393,7 @@ void Session::load(std::string_view bytes, uint64_t model_fingerprint, const std
     throw Error(name + ": model fingerprint " + hex(h.fingerprint) + " differs from this model's " + hex(model_fingerprint) +
                 " (written for another model)");
   if (h.numerics != options_.numerics)
-    throw Error(name + ": numerics is " + (h.numerics == Numerics::kReference ? "reference" : "precise") + ", this session runs " +
-                (options_.numerics == Numerics::kReference ? "reference" : "precise"));
+    throw Error(name + ": numerics is " + numerics_name(h.numerics) + ", this session runs " + numerics_name(options_.numerics));
   if (h.rewind_horizon != state_.rewind_horizon)
     throw Error(name + ": rewind horizon is " + std::to_string(h.rewind_horizon) + ", this session uses " +
                 std::to_string(state_.rewind_horizon));

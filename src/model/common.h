@@ -7,12 +7,21 @@
 #include "base/error.h"
 #include "model/safetensors.h"
 #include "ops/formats.h"
+#include "ops/int8_dot.h"
 #include "ops/numerics.h"
 #include "ops/weight_matrix.h"
 
 namespace dsv4 {
 
 inline bool is_ref(Numerics nm) { return nm == Numerics::kReference; }
+
+// The products the official code computes in FP32 (LM head, router gate, compressor wkv /
+// wgate, mHC mixes) take exact double sums (kReference with LinearCompute::kFp32) in the
+// reference and precise modes; in the int8 mode, int8 block products where the weight is a
+// GGUF Q8_0 / MXFP4 one (ops/int8_dot.h).
+inline Numerics fp32_product_numerics(Numerics nm, const WeightMatrix& w) {
+  return nm == Numerics::kInt8 && int8_dot::supports(w) ? Numerics::kInt8 : Numerics::kReference;
+}
 
 // Reference mode holds these values in BF16: round them.
 inline void round_ref(float* x, int64_t n, Numerics nm) {

@@ -92,10 +92,13 @@ void compressor_pool(const CompressorState& cs, int64_t p, float* out) {
   }
 }
 
-void compressor_project(const CompressorWeights& w, int64_t D, int64_t cd, const float* x, int64_t N, float* A, float* Z) {
-  // FP32 weights x FP32 inputs -> FP32 (wide accumulation; same semantics in both modes).
-  linear(w.wkv.matrix(), x, D, N, A, cd, Numerics::kReference, LinearCompute::kFp32);
-  linear(w.wgate.matrix(), x, D, N, Z, cd, Numerics::kReference, LinearCompute::kFp32);
+void compressor_project(const CompressorWeights& w, int64_t D, int64_t cd, const float* x, int64_t N, float* A, float* Z,
+                        Numerics nm) {
+  // FP32 weights x FP32 inputs -> FP32 (wide accumulation; same semantics in reference and
+  // precise modes).
+  const WeightMatrix wkv = w.wkv.matrix(), wgate = w.wgate.matrix();
+  linear(wkv, x, D, N, A, cd, fp32_product_numerics(nm, wkv), LinearCompute::kFp32);
+  linear(wgate, x, D, N, Z, cd, fp32_product_numerics(nm, wgate), LinearCompute::kFp32);
 }
 
 void compressor_forward(const ModelConfig& c, const CompressorWeights& w, CompressorState& cs, CompressorKind kind,
@@ -103,7 +106,7 @@ void compressor_forward(const ModelConfig& c, const CompressorWeights& w, Compre
   const int64_t cd = cs.coff * cs.d;
   float* A = ws.ca.get(static_cast<size_t>(n * cd));
   float* Z = ws.cz.get(static_cast<size_t>(n * cd));
-  compressor_project(w, c.dim, cd, x, n, A, Z);
+  compressor_project(w, c.dim, cd, x, n, A, Z, nm);
   compressor_update(c, w, cs, kind, rope, A, Z, start, n, nm, ws);
 }
 

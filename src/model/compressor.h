@@ -24,7 +24,8 @@ void compressor_forward(const ModelConfig& c, const CompressorWeights& w, Compre
 // The two halves of compressor_forward, for batched calls: the token-independent projections
 // A = wkv x, Z = wgate x of N rows ([N, cd] each, cd = coff*d, FP32), then the per-sequence
 // state update of one sequence's rows (A, Z: its [n, cd] rows) at positions start..start+n-1.
-void compressor_project(const CompressorWeights& w, int64_t D, int64_t cd, const float* x, int64_t N, float* A, float* Z);
+void compressor_project(const CompressorWeights& w, int64_t D, int64_t cd, const float* x, int64_t N, float* A, float* Z,
+                        Numerics nm = Numerics::kReference);
 void compressor_update(const ModelConfig& c, const CompressorWeights& w, CompressorState& cs, CompressorKind kind,
                        const RopeTable& rope, const float* A, const float* Z, int64_t start, int64_t n, Numerics nm,
                        Workspace& ws);

@@ -71,8 +71,10 @@ void head_logits(const ModelWeights& w, const HcWeights& hc, const Tensor* norm,
   float* y = ws.t0.get(static_cast<size_t>(n * D));
   hc_head(c, hc, X, n, y, nm, ws);
   rms_norm(y, n, D, bf16_data(norm, ws.normw), c.norm_eps, y, nm);
-  // FP32 GEMM on the up-cast BF16 head (wide accumulation; both modes).
-  linear(matrix_of(w.head), y, D, n, logits, c.vocab_size, Numerics::kReference, LinearCompute::kFp32);
+  // FP32 GEMM on the up-cast BF16 head (wide accumulation; reference and precise), or int8
+  // products on a Q8_0 / MXFP4 head in the int8 mode.
+  const WeightMatrix head = matrix_of(w.head);
+  linear(head, y, D, n, logits, c.vocab_size, fp32_product_numerics(nm, head), LinearCompute::kFp32);
 }
 
 void forward(const ModelWeights& w, SequenceState& st, const int64_t* tokens, int64_t n, const ForwardOutput& out) {

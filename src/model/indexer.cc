@@ -84,7 +84,7 @@ void indexer_project(const ModelConfig& c, const IndexerWeights& w, int64_t cd, 
   linear(w.weights_proj.matrix(), x, D, N, wt, HI, nm, LinearCompute::kNative);
   const float wscale = static_cast<float>(std::pow(static_cast<double>(cI), -0.5) * std::pow(static_cast<double>(HI), -0.5));
   for (int64_t i = 0; i < N * HI; ++i) wt[i] = round_ref(wt[i] * wscale, nm);
-  compressor_project(w.compressor, D, cd, x, N, A, Z);
+  compressor_project(w.compressor, D, cd, x, N, A, Z, nm);
 }
 
 void indexer_forward(const ModelConfig& c, const IndexerWeights& w, LayerState& ls, const float* x, const float* qr,

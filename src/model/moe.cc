@@ -44,11 +44,13 @@ void expert(const ModelConfig& c, const ExpertWeights& e, const float* x, int64_
 }  // namespace
 
 void moe_route(const ModelConfig& c, const MoeWeights& w, bool hash, const float* x, const int64_t* tokens, int64_t n,
-               float* scores, int64_t* indices, float* weights) {
+               float* scores, int64_t* indices, float* weights, Numerics nm) {
   const int64_t E = c.n_routed_experts, k = c.n_activated_experts, D = c.dim;
   // FP32 GEMM on the up-cast BF16 gate weights. kReference + kFp32 = FP32 inputs and output
-  // with double accumulation, as the golden data computes FP32 products (both modes).
-  linear(w.gate.matrix(), x, D, n, scores, E, Numerics::kReference, LinearCompute::kFp32);
+  // with double accumulation, as the golden data computes FP32 products (reference and
+  // precise modes).
+  const WeightMatrix gate = w.gate.matrix();
+  linear(gate, x, D, n, scores, E, fp32_product_numerics(nm, gate), LinearCompute::kFp32);
   for (int64_t i = 0; i < n * E; ++i) scores[i] = sqrt_f32(softplus_f32(scores[i]));
   float stack_buf[1024];
   std::vector<float> heap_buf;
@@ -85,7 +87,7 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, bool hash, const flo
   float* scores = ws.gate_s.get(static_cast<size_t>(n * E));
   float* gw = ws.gate_w.get(static_cast<size_t>(n * k));
   int64_t* idx = ws.gate_idx.get(static_cast<size_t>(n * k));
-  moe_route(c, w, hash, x, tokens, n, scores, idx, gw);
+  moe_route(c, w, hash, x, tokens, n, scores, idx, gw, nm);
   if (trace) {
     if (trace->indices) std::copy(idx, idx + n * k, trace->indices);
     if (trace->weights) std::copy(gw, gw + n * k, trace->weights);

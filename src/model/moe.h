@@ -19,7 +19,7 @@ struct MoeTrace {
 
 // Router only: scores [n, E], indices [n, k], weights [n, k].
 void moe_route(const ModelConfig& c, const MoeWeights& w, bool hash, const float* x, const int64_t* tokens, int64_t n,
-               float* scores, int64_t* indices, float* weights);
+               float* scores, int64_t* indices, float* weights, Numerics nm = Numerics::kReference);
 
 // x: ffn_norm output [n, D]; tokens: the token ids of the rows (hash routing); out: [n, D].
 void moe_forward(const ModelConfig& c, const MoeWeights& w, bool hash, const float* x, const int64_t* tokens,

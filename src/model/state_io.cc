@@ -193,7 +193,7 @@ void write_state_header(ByteWriter& w, const StateFileHeader& h) {
   hw.put<uint32_t>(kStateFormatVersion);
   hw.put<uint32_t>(static_cast<uint32_t>(kStateHeaderBytes));
   hw.put<uint64_t>(h.fingerprint);
-  hw.put<uint8_t>(h.numerics == Numerics::kReference ? 0 : 1);
+  hw.put<uint8_t>(static_cast<uint8_t>(h.numerics));  // 0 reference, 1 precise, 2 int8
   hw.put<uint8_t>(h.flags);
   hw.put<uint16_t>(0);
   hw.put<uint32_t>(h.tokens_crc);
@@ -229,8 +229,8 @@ StateFileHeader parse_state_header(std::string_view bytes, const std::string& na
   if (crc != crc32_bytes(bytes.data(), kStateHeaderBytes - 4)) r.fail("header crc mismatch (corrupt header)");
   // The fields below are covered by the header CRC; these checks catch files written by a
   // different writer, not corruption.
-  if (nm > 1) r.fail("header numerics is " + std::to_string(nm) + ", expected 0 (reference) or 1 (precise)");
-  h.numerics = nm == 0 ? Numerics::kReference : Numerics::kPrecise;
+  if (nm > 2) r.fail("header numerics is " + std::to_string(nm) + ", expected 0 (reference), 1 (precise) or 2 (int8)");
+  h.numerics = static_cast<Numerics>(nm);
   if ((h.flags & ~(StateFileHeader::kHasLogits | StateFileHeader::kHasCheckpoint)) != 0 || zero != 0)
     r.fail("header flags: unknown bits set");
   constexpr int64_t kMaxTokens = int64_t(1) << 40;
@@ -257,7 +257,7 @@ std::vector<int64_t> parse_state_tokens(std::string_view bytes, const StateFileH
 
 void save_state(const SequenceState& st, ByteWriter& w, const SequenceState* base) {
   w.put(kTagState);
-  w.put<uint8_t>(st.numerics == Numerics::kReference ? 0 : 1);
+  w.put<uint8_t>(static_cast<uint8_t>(st.numerics));
   w.put<int64_t>(st.pos);
   w.put<int64_t>(st.mtp_pos);
   w.put<int64_t>(st.rewind_horizon);
@@ -273,7 +273,7 @@ void save_state(const SequenceState& st, ByteWriter& w, const SequenceState* bas
 void load_state(ByteReader& r, SequenceState& st, const SequenceState* base) {
   expect_tag(r, kTagState, "state");
   const uint8_t nm = r.get<uint8_t>("state numerics");
-  const uint8_t want = st.numerics == Numerics::kReference ? 0 : 1;
+  const uint8_t want = static_cast<uint8_t>(st.numerics);
   if (nm != want) r.fail("state numerics is " + std::to_string(nm) + " in the file, the session runs " + std::to_string(want));
   const int64_t pos = r.get<int64_t>("state pos");
   const int64_t mtp_pos = r.get<int64_t>("state mtp_pos");

@@ -10,6 +10,7 @@
 #include "backend/thread_pool.h"
 #include "base/error.h"
 #include "ops/formats.h"
+#include "ops/int8_dot.h"
 #include "ops/linear_kernels.h"
 #include "ops/linear_reference.h"
 #include "ops/quant_sim.h"
@@ -32,6 +33,10 @@ struct Plan {
 Plan make_plan(const WeightMatrix& w, Numerics numerics, LinearCompute compute) {
   Plan p;
   if (numerics == Numerics::kPrecise) return p;
+  if (numerics == Numerics::kInt8) {  // precise, except GGUF Q8_0 / MXFP4: int8 block products
+    if (int8_dot::supports(w)) p.accumulation = Accumulation::kInt8;
+    return p;
+  }
   p.accumulation = Accumulation::kDouble;
   switch (compute) {
     case LinearCompute::kFp32:
@@ -120,6 +125,9 @@ bool check_product(const LinearProduct& p) {
 
 // Bytes of prepared inputs a product needs (0: it takes the reference path).
 int64_t prepared_bytes(const LinearProduct& p, const Plan& plan) {
+  if (plan.accumulation == Accumulation::kInt8) {
+    return p.n_tokens * (int8_dot::padded_values(p.w.cols) + int8_dot::scale_words(p.w.cols) * 4);
+  }
   const int64_t stride = linear_kernels::packed_stride(p.w.cols);
   const bool wide = plan.accumulation != Accumulation::kFloat;
   const bool blocks = plan.accumulation == Accumulation::kDoubleBlocks;
@@ -130,7 +138,26 @@ int64_t prepared_bytes(const LinearProduct& p, const Plan& plan) {
 
 // Prepares the inputs of one product at `base` (prepared_bytes of them, 64-byte aligned) and
 // returns the kernels' problem. `values` / `scales` hold one token's act_quant results.
+linear_kernels::Problem prepare_int8(const LinearProduct& p, uint8_t* base) {
+  const int64_t cols = p.w.cols, q_stride = int8_dot::padded_values(cols), d_stride = int8_dot::scale_words(cols);
+  int8_t* q = reinterpret_cast<int8_t*>(base);
+  float* d = reinterpret_cast<float*>(base + p.n_tokens * q_stride);
+  for (int64_t t = 0; t < p.n_tokens; ++t) int8_dot::quantize_activations(p.x + t * p.ldx, cols, q + t * q_stride, d + t * d_stride);
+  linear_kernels::Problem problem;
+  problem.w = &p.w;
+  problem.x = q;
+  problem.x_stride = q_stride;
+  problem.x_scales = d;
+  problem.x_scale_stride = d_stride;
+  problem.n_tokens = p.n_tokens;
+  problem.y = p.y;
+  problem.ldy = p.ldy;
+  problem.accumulation = Accumulation::kInt8;
+  return problem;
+}
+
 linear_kernels::Problem prepare(const LinearProduct& p, const Plan& plan, uint8_t* base, float* values, float* scales) {
+  if (plan.accumulation == Accumulation::kInt8) return prepare_int8(p, base);
   const WeightMatrix& w = p.w;
   const int64_t cols = w.cols, n_tokens = p.n_tokens;
   const int64_t stride = linear_kernels::packed_stride(cols);
@@ -235,9 +262,9 @@ void linear_group(const LinearProduct* products, int64_t count, Numerics numeric
   for (int64_t i = 0; i < count; ++i) {
     if (!check_product(products[i])) continue;
     const LinearProduct* pp = &products[i];
-    if (numerics == Numerics::kPrecise && pp->w.format == WeightFormat::kGgml &&
+    if (numerics != Numerics::kReference && pp->w.format == WeightFormat::kGgml &&
         (pp->w.ggml_type == GgmlType::F32 || pp->w.ggml_type == GgmlType::BF16)) {
-      // Precise mode ignores what a GGUF weight stands for: F32 / BF16 rows are the native
+      // Precise (and int8) mode ignores what a GGUF weight stands for: F32 / BF16 rows are the native
       // formats' rows, so the SIMD kernels take them.
       LinearProduct& q = st.native.emplace_back(*pp);
       q.w.format = pp->w.ggml_type == GgmlType::F32 ? WeightFormat::kF32 : WeightFormat::kBf16;
@@ -304,7 +331,12 @@ void run_tiles(const CallState& st, int64_t tiles, ThreadPool& pool) {
                                      state->first_tile.begin()) - 1;
       while (begin < end) {
         const int64_t first = state->first_tile[i], stop = std::min(end, state->first_tile[i + 1]);
-        linear_kernels::compute_tiles(state->problems[i], begin - first, stop - first);
+        const linear_kernels::Problem& pb = state->problems[i];
+        if (pb.accumulation == Accumulation::kInt8) {
+          int8_dot::compute_tiles(pb, begin - first, stop - first);
+        } else {
+          linear_kernels::compute_tiles(pb, begin - first, stop - first);
+        }
         begin = stop;
         ++i;
       }

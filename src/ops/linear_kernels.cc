@@ -1380,6 +1380,8 @@ void ComputeTiles(const Problem& pb, int64_t tile_begin, int64_t tile_end) {
       return ComputeTilesT<Accumulation::kDouble, double>(pb, tile_begin, tile_end);
     case Accumulation::kDoubleBlocks:
       return ComputeTilesT<Accumulation::kDoubleBlocks, double>(pb, tile_begin, tile_end);
+    case Accumulation::kInt8:
+      break;  // int8_dot::compute_tiles
   }
 }
 

@@ -64,7 +64,9 @@
 
 namespace dsv4::linear_kernels {
 
-enum class Accumulation : uint8_t { kFloat, kDouble, kDoubleBlocks };
+// kInt8: the int8 numerics mode's integer block dot products (ops/int8_dot.h), computed by
+// int8_dot::compute_tiles, not by compute_tiles below.
+enum class Accumulation : uint8_t { kFloat, kDouble, kDoubleBlocks, kInt8 };
 
 constexpr int64_t kRowTile = 16;      // output rows per tile (a thread's unit of work)
 constexpr int64_t kInputAlign = 64;   // packed input rows are padded with zeros to this many elements
@@ -102,6 +104,9 @@ struct Problem {
   // GGUF weights under kBf16 compute: the decoded values rounded to BF16 (the other formats'
   // values are exact in BF16).
   bool bf16_weights = false;
+  // kInt8: x holds the tokens' int8 values (x_stride bytes apart), x_scales their block scales.
+  const float* x_scales = nullptr;
+  int64_t x_scale_stride = 0;
 };
 
 // Whether the kernels handle this weight: FP8 needs 128 x 128 scale blocks, FP4 cols % 32 == 0,

@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "ops/formats.h"
+#include "ops/int8_dot.h"
 #include "ops/quant_sim.h"
 
 namespace dsv4 {
@@ -39,7 +40,7 @@ constexpr int64_t kFp4Block = 32;   // FP4 weight scale block along K
 
 Plan make_plan(const WeightMatrix& w, Numerics numerics, LinearCompute compute) {
   Plan p;
-  if (numerics == Numerics::kPrecise) return p;  // exact weights, FP32 inputs, FP32 out
+  if (numerics != Numerics::kReference) return p;  // exact weights, FP32 inputs, FP32 out
   switch (compute) {
     case LinearCompute::kFp32:
       return p;
@@ -115,6 +116,16 @@ void linear_reference(const WeightMatrix& w, const float* x, int64_t ldx, int64_
   if (ldx < cols || ldy < rows) {
     throw Error("linear: row strides ldx=" + std::to_string(ldx) + ", ldy=" + std::to_string(ldy) +
                 " too small for a [" + std::to_string(rows) + ", " + std::to_string(cols) + "] weight");
+  }
+  if (numerics == Numerics::kInt8 && int8_dot::supports(w)) {
+    // The int8 mode's arithmetic (int8_dot.h), row by row in scalar code.
+    std::vector<int8_t> q(static_cast<size_t>(int8_dot::padded_values(cols)));
+    std::vector<float> d(static_cast<size_t>(int8_dot::scale_words(cols)));
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      int8_dot::quantize_activations(x + t * ldx, cols, q.data(), d.data());
+      for (int64_t r = 0; r < rows; ++r) y[t * ldy + r] = int8_dot::dot_reference(w, r, q.data(), d.data());
+    }
+    return;
   }
   const Plan plan = make_plan(w, numerics, compute);
   Scratch& s = scratch();

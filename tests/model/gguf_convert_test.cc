@@ -2,7 +2,7 @@
 // MXFP4 experts, MTP sidecar) gives the safetensors model's logits (reference: identical bits;
 // precise: within 1e-5) and holds the same tensor bytes as the independently written fixture
 // (tests/data/gguf/tiny-a.gguf); BF16 experts are lossless too; Q8_0 loads and stays close;
-// Q4_K / Q2_K convert within their expected error;
+// the int8 mode on it stays close to precise; Q4_K / Q2_K convert within their expected error;
 // unsupported targets are errors naming the tensor.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -144,6 +144,44 @@ TEST(GgufConvert, Q8_0LoadsAndStaysClose) {
   const Diff dd = diff(q.main, p.main);
   std::printf("q8_0 dense vs checkpoint (precise): max |diff| %.3g, rel %.3g\n", dd.max_abs, dd.rel_fro);
   EXPECT_LT(dd.rel_fro, 0.05);
+}
+
+// The int8 numerics mode on that file (Q8_0 dense, MXFP4 experts): its logits stay as close to
+// the precise mode's as Q8_0's weight rounding keeps them to the checkpoint's (the test above,
+// same bound): the activations are rounded on the same grid (step max|block| / 127) as Q8_0
+// rounds the weights. The greedy choice agrees on most positions, and a token gets the same bits
+// alone or in the prompt batch.
+TEST(GgufConvert, Int8ModeOnQ8_0StaysCloseAndIsBatchInvariant) {
+  TempDir d;
+  GgufConvertOptions o;
+  o.dense_type = GgmlType::Q8_0;
+  convert_to_gguf(*st_model(), GgufVocab{}, d.path("tiny-q8.gguf"), o);
+  auto g = load_gguf_model(d.path("tiny-q8.gguf"));
+  EXPECT_EQ(g->layers[0].ffn.experts[0].w1.ggml_type, GgmlType::MXFP4);
+  const auto tokens = seq_tokens("seq0");
+  const Logits p = run(*g, Numerics::kPrecise, tokens, false), q = run(*g, Numerics::kInt8, tokens, false);
+  const Diff dd = diff(q.main, p.main);
+  const int64_t V = g->config.vocab_size, N = static_cast<int64_t>(tokens.size());
+  int64_t agree = 0;
+  for (int64_t t = 0; t < N; ++t) {
+    const auto* a = p.main.data() + t * V;
+    const auto* b = q.main.data() + t * V;
+    agree += std::max_element(a, a + V) - a == std::max_element(b, b + V) - b;
+  }
+  std::printf("int8 vs precise on the q8_0 + mxfp4 GGUF: max |diff| %.3g, rel %.3g, argmax agrees at %lld of %lld\n",
+              dd.max_abs, dd.rel_fro, static_cast<long long>(agree), static_cast<long long>(N));
+  EXPECT_GT(dd.max_abs, 0.0f);  // the mode is really on
+  EXPECT_LT(dd.rel_fro, 0.05);
+  EXPECT_GE(agree * 10, N * 9);
+  // Token by token: the prompt batch's bits.
+  SequenceState st(g->config, Numerics::kInt8);
+  std::vector<float> one(static_cast<size_t>(V));
+  for (int64_t t = 0; t < N; ++t) {
+    ForwardOutput fo;
+    fo.logits = one.data();
+    forward(*g, st, tokens.data() + t, 1, fo);
+    ASSERT_EQ(std::memcmp(one.data(), q.main.data() + t * V, static_cast<size_t>(V) * 4), 0) << "position " << t;
+  }
 }
 
 // Q4_K experts (gate / up) and Q2_K attention (q_a, kv) through convert (which checks every

@@ -172,8 +172,8 @@ int cmd_bench(int argc, char** argv) {
   auto* o_preset = app.add_option("--preset", preset, "dsv4 init preset (tiny, flash-scaled): written once into the cache dir");
   o_model->excludes(o_preset);
   app.add_option("--cache-dir", cache_dir, "where preset models live (default ~/.cache/dsv4/models)");
-  app.add_option("--numerics", numerics_name, "reference (default, the official numerics) or precise (FP32)")
-      ->check(CLI::IsMember({"reference", "precise"}));
+  app.add_option("--numerics", numerics_name, "reference (default, the official numerics), precise (FP32) or int8 (precise, GGUF Q8_0 / MXFP4 products on int8 activations)")
+      ->check(CLI::IsMember({"reference", "precise", "int8"}));
   app.add_option("-t,--threads", threads, "threads (default: DSV4_THREADS or the physical cores)");
   app.add_flag("--json", json_out, "print one JSON object");
   app.add_option("--prefill", prefill_n, "prefill tokens")->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
@@ -205,7 +205,7 @@ int cmd_bench(int argc, char** argv) {
   progress("paging the weights in");
   touch_weight_pages(*w);
   const ModelConfig& c = w->config;
-  const Numerics nm = numerics_name == "precise" ? Numerics::kPrecise : Numerics::kReference;
+  const Numerics nm = numerics_from_name(numerics_name);
   const ModelSizes sizes = model_sizes(c);
 
   std::vector<int64_t> tokens(static_cast<size_t>(prefill_n + decode_n));

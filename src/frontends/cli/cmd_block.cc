@@ -33,8 +33,8 @@ int cmd_block(int argc, char** argv) {
   app.add_option("--streams-tensor", streams_tensor, "tensor name in --streams (default: its only tensor)");
   app.add_option("--tokens", tokens_arg, "token ids (hash routing; MTP: next tokens): 1,2,3 or @FILE")->required();
   app.add_option("-o,--out", out_path, "output safetensors file")->required();
-  app.add_option("--numerics", numerics_name, "reference (default) or precise")
-      ->check(CLI::IsMember({"reference", "precise"}));
+  app.add_option("--numerics", numerics_name, "reference (default), precise or int8")
+      ->check(CLI::IsMember({"reference", "precise", "int8"}));
   CLI11_PARSE(app, argc, argv);
 
   auto w = load_model(dir);
@@ -74,7 +74,7 @@ int cmd_block(int argc, char** argv) {
   if (static_cast<int64_t>(tokens.size()) != S)
     throw Error("--tokens: " + std::to_string(tokens.size()) + " ids for " + std::to_string(S) + " stream rows");
   check_tokens(c, tokens.data(), S);
-  const Numerics nm = numerics_name == "precise" ? Numerics::kPrecise : Numerics::kReference;
+  const Numerics nm = numerics_from_name(numerics_name);
 
   SequenceState st(c, nm);
   std::vector<float> attn_out(static_cast<size_t>(S * D)), ffn_out(static_cast<size_t>(S * D));

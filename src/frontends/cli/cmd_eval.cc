@@ -98,8 +98,8 @@ int cmd_eval(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "no progress bar");
   app.add_option("-t,--threads", g.threads, "threads (0: physical cores)")->check(CLI::Range(0, 1024));
   app.add_option("-c,--ctx-size", g.context, "context size in tokens (0: the model's maximum)")->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
-  app.add_option("--numerics", g.numerics, "reference (official numerics) or precise (FP32 activations)")
-      ->check(CLI::IsMember({"reference", "precise"}));
+  app.add_option("--numerics", g.numerics, "reference (official numerics), precise (FP32 activations) or int8 (precise, GGUF Q8_0 / MXFP4 products on int8 activations)")
+      ->check(CLI::IsMember({"reference", "precise", "int8"}));
   add_spec_options(app, g.spec, g.draft);
   CLI11_PARSE(app, argc, argv);
 

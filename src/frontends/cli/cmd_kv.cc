@@ -1,4 +1,4 @@
-// `dsv4 kv (--model DIR | --preset NAME) --context N [--numerics reference|precise] [--json]`:
+// `dsv4 kv (--model DIR | --preset NAME) --context N [--numerics reference|precise|int8] [--json]`:
 // the bytes one sequence's cache takes at N tokens, by component, as the engine allocates them
 // (kv_bytes_at: the state's own formats, ring sizes and chunk policy), next to DeepSeek-V3.2's
 // cache at the same context (spec 4.2-4.4).
@@ -53,12 +53,12 @@ int cmd_kv(int argc, char** argv) {
   auto* o_preset = app.add_option("--preset", preset, "flash | pro (released configs), or a dsv4 init preset");
   o_model->excludes(o_preset);
   app.add_option("--context", context_s, "context length in tokens (e.g. 1048576 or 1M)")->required();
-  app.add_option("--numerics", numerics, "reference (compact FP8/FP4 cache) | precise (FP32 cache)");
+  app.add_option("--numerics", numerics, "reference (compact FP8/FP4 cache) | precise or int8 (FP32 cache)");
   app.add_flag("--json", json_out, "print one JSON object");
   CLI11_PARSE(app, argc, argv);
   if (model.empty() && preset.empty()) throw Error("one of --model or --preset is required");
-  if (numerics != "reference" && numerics != "precise") throw Error("--numerics: reference or precise");
-  const Numerics nm = numerics == "reference" ? Numerics::kReference : Numerics::kPrecise;
+  if (numerics != "reference" && numerics != "precise" && numerics != "int8") throw Error("--numerics: reference, precise or int8");
+  const Numerics nm = numerics_from_name(numerics);
   const ModelConfig c = config_for_preset_or_dir(preset, model);
   const int64_t N = parse_count(context_s);
   const KvBytes b = kv_bytes_at(c, nm, N);

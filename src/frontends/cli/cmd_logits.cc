@@ -85,8 +85,8 @@ int cmd_logits(int argc, char** argv) {
   app.add_option("--mtp-gguf", mtp_gguf, "MTP sidecar GGUF file (with -m FILE.gguf; for --mtp)");
   app.add_option("--tokens", tokens_arg, "token ids: 1,2,3 or @FILE (a JSON array of integers)")->required();
   app.add_option("-o,--out", out_path, "output safetensors file")->required();
-  app.add_option("--numerics", numerics_name, "reference (default) or precise")
-      ->check(CLI::IsMember({"reference", "precise"}));
+  app.add_option("--numerics", numerics_name, "reference (default), precise or int8")
+      ->check(CLI::IsMember({"reference", "precise", "int8"}));
   app.add_option("--prefill", prefill, "prefill K tokens, then decode the rest one token at a time");
   app.add_flag("--all", all, "logits of every position (prefill mode)");
   app.add_flag("--mtp", mtp, "also write mtp_logits (see above)");
@@ -102,7 +102,7 @@ int cmd_logits(int argc, char** argv) {
   if (app.count("--prefill") && all) throw Error("--all and --prefill cannot be combined");
   if (mtp && N < 2) throw Error("--mtp needs at least 2 tokens");
   if (mtp && c.n_mtp_layers < 1) throw Error("--mtp: the model has no MTP block");
-  const Numerics nm = numerics_name == "precise" ? Numerics::kPrecise : Numerics::kReference;
+  const Numerics nm = numerics_from_name(numerics_name);
 
   SequenceState st(c, nm);
   std::vector<float> streams(mtp ? static_cast<size_t>(N * hc * D) : 0);

@@ -53,7 +53,7 @@ int cmd_serve(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 24));
   app.add_option("--responses-ttl", o.responses_ttl_seconds, "Responses API: seconds a stored response is kept")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
-  app.add_option("--numerics", g.numerics, "reference | precise")->check(CLI::IsMember({"reference", "precise"}));
+  app.add_option("--numerics", g.numerics, "reference | precise | int8")->check(CLI::IsMember({"reference", "precise", "int8"}));
   app.add_flag("-q,--quiet", quiet, "no per-request log lines");
   add_spec_options(app, g.spec, g.draft);
   CLI11_PARSE(app, argc, argv);

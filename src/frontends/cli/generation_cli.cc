@@ -33,8 +33,8 @@ void add_generation_options(CLI::App& app, GenerationCliOptions& o) {
   app.add_option("-c,--ctx-size", o.context, "context size in tokens (0: the model's maximum)")->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   app.add_flag("--hide-reasoning", o.hide_reasoning, "do not show the reasoning");
   app.add_flag("--stats", o.stats, "print token counts and speeds after the answer");
-  app.add_option("--numerics", o.numerics, "reference (official numerics) or precise (FP32 activations)")
-      ->check(CLI::IsMember({"reference", "precise"}));
+  app.add_option("--numerics", o.numerics, "reference (official numerics), precise (FP32 activations) or int8 (precise, GGUF Q8_0 / MXFP4 products on int8 activations)")
+      ->check(CLI::IsMember({"reference", "precise", "int8"}));
   app.add_option("--stop", o.stop, "stop string (repeatable)");
   add_spec_options(app, o.spec, o.draft);
 }
@@ -101,7 +101,7 @@ void apply_spec(const GenerationCliOptions& o, const ModelWeights& w, SessionOpt
 
 SessionOptions session_options(const GenerationCliOptions& o) {
   SessionOptions s;
-  s.numerics = o.numerics == "precise" ? Numerics::kPrecise : Numerics::kReference;
+  s.numerics = numerics_from_name(o.numerics);
   s.context = o.context;
   return s;
 }

@@ -87,7 +87,7 @@ std::string PrefixCache::file_name(const std::vector<int64_t>& tokens) const {
     }
   };
   add(static_cast<int64_t>(fingerprint_));
-  add(options_.numerics == Numerics::kReference ? 0 : 1);
+  add(static_cast<int64_t>(options_.numerics));
   add(options_.rewind_horizon);
   for (int64_t t : tokens) add(t);
   char buf[32];
