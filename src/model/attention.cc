@@ -168,7 +168,7 @@ void attention_forward_batch(const ModelConfig& c, const AttentionWeights& w, co
   if (l0.has_compressor) {
     ca = ws.ca.get(static_cast<size_t>(N * ccd));
     cz = ws.cz.get(static_cast<size_t>(N * ccd));
-    compressor_project(w.compressor, D, ccd, x, N, ca, cz);
+    compressor_project(w.compressor, D, ccd, x, N, ca, cz, nm);
   }
   float* o = ws.o.get(static_cast<size_t>(N * H * hd));
   for (int64_t s = 0; s < n_segs; ++s)
@@ -214,8 +214,10 @@ void attention_forward_batch(const ModelConfig& c, const AttentionWeights& w, co
   float* u = ws.u.get(static_cast<size_t>(N * G * dg));
   const int64_t gin = H * hd / G;
   const WeightMatrix wo_a = w.wo_a.matrix();
-  for (int64_t g = 0; g < G; ++g)
-    linear(wo_a.row_slice(g * dg, dg), o + g * gin, H * hd, N, u + g * dg, G * dg, nm, LinearCompute::kBf16);
+  std::vector<LinearProduct>& groups = ws.products;  // one parallel pass for the G products
+  groups.clear();
+  for (int64_t g = 0; g < G; ++g) groups.push_back({wo_a.row_slice(g * dg, dg), o + g * gin, H * hd, N, u + g * dg, G * dg});
+  linear_group(groups.data(), G, nm, LinearCompute::kBf16, default_thread_pool());
   linear(w.wo_b.matrix(), u, G * dg, N, out, D, nm, LinearCompute::kNative);
 }
 

@@ -81,13 +81,18 @@ void attend_heads(const float* q, int64_t h0, int64_t h1, int64_t hd, const KvRo
       const float alpha = exp_f32(m - m_new);  // 0 for the first block
       float bsum = 0.0f;
       std::fill(blk, blk + hd, 0.0);
+      double pj[kBlock];
+      const float* rows_j[kBlock];
+      int64_t cnt = 0;
       for (int64_t j = b0; j < b1; ++j) {
         const float* kv = kvb[j - b0];
         if (!kv) continue;
         float p = exp_f32(s[j - b0] - m_new);
         bsum += p;
-        axpy_f64(round_ref(p, nm), kv, hd, blk);
+        pj[cnt] = round_ref(p, nm);
+        rows_j[cnt++] = kv;
       }
+      axpy_rows_f64(pj, rows_j, cnt, hd, blk);
       sumh[h] = sumh[h] * alpha + bsum;
       for (int64_t e = 0; e < hd; ++e) oh[e] = oh[e] * alpha + static_cast<float>(blk[e]);
       mh[h] = m_new;

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "ops/linear.h"
 #include "ops/numerics.h"
 #include "ops/rope.h"
 
@@ -203,6 +204,13 @@ struct AttentionScratch {
   std::vector<double> dots, pv;
 };
 
+// One expert's share of a MoE call (model/moe.cc): its tokens are rows [row0, row0 + m) of
+// the packed inputs, routing weights and outputs; its hidden activations start at `hidden`.
+struct ExpertJob {
+  int64_t expert = 0;  // n_routed_experts: the shared expert
+  int64_t row0 = 0, m = 0, hidden = 0;
+};
+
 struct Workspace {
   Scratch x, y, t0, t1, t2, t3, t4, t5, t6, t7, t8;
   Scratch streams, streams2, mixes, pre, post, comb;
@@ -212,6 +220,8 @@ struct Workspace {
   Scratch iq, iw, iscore, iqt;  // iqt: one token's indexer queries transposed [cI, HI]
   Scratch gate_s, gate_w, ex_in, ex_h1, ex_h3, ex_out, moe_y;
   ScratchI64 sel, sel_n, gate_idx, ex_rows, list;
+  std::vector<ExpertJob> ex_jobs;       // the MoE call's active experts (model/moe.cc)
+  std::vector<LinearProduct> products;  // a linear_group's products (the MoE experts')
   std::vector<KvRow> rows;         // attention index list (both null = masked)
   std::vector<uint16_t> normw;     // aligned copy of a misaligned norm weight
   // Batched calls: the batch's token ids, the per-sequence segments of the current layer, the

@@ -16,6 +16,10 @@ void dot_rows_f64(const float* a, int64_t rows, int64_t lda, const float* v, int
 // own order, so a loop of these calls gives the same bits as the scalar loop.
 void axpy_f64(double p, const float* x, int64_t n, double* acc);
 
+// acc[e] += p[j] * x[j][e] for j = 0 .. count - 1 in that order, e < n: the bits of count
+// axpy_f64 calls, with acc kept in registers across the rows (P.V over a block of rows).
+void axpy_rows_f64(const double* p, const float* const* x, int64_t count, int64_t n, double* acc);
+
 // out[r] = sum over blocks b of ( FP32 sum_{e in b} at[e * rows + r] * v[e] ), the block sums
 // added in double in block order; `at` is the transposed matrix [n, rows] (rows = heads, so
 // one token's many dots need no horizontal sums). Only for inputs whose FP32 block sums are

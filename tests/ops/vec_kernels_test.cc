@@ -1,6 +1,6 @@
 // vec_kernels: the SIMD double dots equal the sequential double loop up to double rounding;
 // the FP32 block-sum dots equal them bit for bit on FP4 data (the reference indexer's case),
-// on every compiled dispatch target; axpy_f64 equals the scalar loop bit for bit.
+// on every compiled dispatch target; axpy_f64 and axpy_rows_f64 equal the scalar loop bit for bit.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -79,6 +79,21 @@ TEST(VecKernels, DoubleDotsAndAxpyMatchScalarLoops) {
       axpy_f64(p, v.data(), n, acc.data());
       for (int64_t e = 0; e < n; ++e) acc_ref[static_cast<size_t>(e)] += p * static_cast<double>(v[static_cast<size_t>(e)]);
       EXPECT_EQ(acc, acc_ref) << linear_kernels::target_name(target) << " n " << n;
+      // Several rows at once (P.V of a block): the scalar loop's bits, row after row.
+      for (int64_t count : {0, 1, 5, 6}) {
+        std::vector<double> pj(static_cast<size_t>(count));
+        std::vector<const float*> xj(static_cast<size_t>(count));
+        for (int64_t j = 0; j < count; ++j) {
+          pj[static_cast<size_t>(j)] = std::ldexp(static_cast<double>(nd(rng)), -3);
+          xj[static_cast<size_t>(j)] = a.data() + j * n;
+        }
+        std::vector<double> acc2(static_cast<size_t>(n), -0.125), ref2 = acc2;
+        axpy_rows_f64(pj.data(), xj.data(), count, n, acc2.data());
+        for (int64_t j = 0; j < count; ++j)
+          for (int64_t e = 0; e < n; ++e)
+            ref2[static_cast<size_t>(e)] += pj[static_cast<size_t>(j)] * static_cast<double>(a[static_cast<size_t>(j * n + e)]);
+        EXPECT_EQ(acc2, ref2) << linear_kernels::target_name(target) << " n " << n << " rows " << count;
+      }
     }
   }
   linear_kernels::force_target(0);
