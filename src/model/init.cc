@@ -612,21 +612,24 @@ ModelSizes model_sizes(const ModelConfig& c) {
     ++z.tensors;
     z.params += p;
     z.bytes += b;
-    if (s.name.rfind("mtp.", 0) == 0) {
-      z.mtp_bytes += b;
-      continue;
-    }
-    if (s.name.find(".ffn.experts.") != std::string::npos) {
-      // Each token runs n_activated of the n_routed routed experts (all expert tensors of a
-      // layer have the same size, so the fraction is exact).
-      z.active_params += p * c.n_activated_experts / c.n_routed_experts;
-      z.active_bytes += b * c.n_activated_experts / c.n_routed_experts;
-    } else if (s.name == "embed.weight" || ends_with(s.name, "tid2eid")) {
-      z.active_params += p / s.shape[0];  // one row per token
-      z.active_bytes += b / s.shape[0];
-    } else {
-      z.active_params += p;
-      z.active_bytes += b;
+    switch (tensor_use(s.name)) {
+      case TensorUse::kMtp:
+        z.mtp_bytes += b;
+        break;
+      case TensorUse::kRoutedExpert:
+        // Each token runs n_activated of the n_routed routed experts (all expert tensors of a
+        // layer have the same size, so the fraction is exact).
+        z.active_params += p * c.n_activated_experts / c.n_routed_experts;
+        z.active_bytes += b * c.n_activated_experts / c.n_routed_experts;
+        break;
+      case TensorUse::kOneRow:
+        z.active_params += p / s.shape[0];  // one row per token
+        z.active_bytes += b / s.shape[0];
+        break;
+      case TensorUse::kAll:
+        z.active_params += p;
+        z.active_bytes += b;
+        break;
     }
   }
   return z;

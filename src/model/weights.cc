@@ -237,6 +237,29 @@ std::shared_ptr<const ModelWeights> load_model(const std::string& dir) {
   return bind_weights(config, store, dir);
 }
 
+TensorUse tensor_use(const std::string& name) {
+  auto ends = [&](const std::string& s) { return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0; };
+  if (name.rfind("mtp.", 0) == 0) return TensorUse::kMtp;
+  if (name.find(".ffn.experts.") != std::string::npos) return TensorUse::kRoutedExpert;
+  if (name == "embed.weight" || ends("tid2eid")) return TensorUse::kOneRow;
+  return TensorUse::kAll;
+}
+
+int64_t active_weight_bytes(const ModelWeights& w) {
+  const ModelConfig& c = w.config;
+  int64_t bytes = 0;
+  for (const auto& [name, t] : w.store->tensors()) {
+    const int64_t b = static_cast<int64_t>(t.nbytes);
+    switch (tensor_use(name)) {
+      case TensorUse::kMtp: break;
+      case TensorUse::kRoutedExpert: bytes += b * c.n_activated_experts / c.n_routed_experts; break;
+      case TensorUse::kOneRow: bytes += t.shape.empty() ? b : b / t.shape[0]; break;
+      case TensorUse::kAll: bytes += b; break;
+    }
+  }
+  return bytes;
+}
+
 void touch_weight_pages(const ModelWeights& w, const std::function<void(int64_t, int64_t)>& progress) {
   volatile uint8_t sink = 0;
   int64_t total = 0, done = 0;

@@ -143,6 +143,16 @@ std::shared_ptr<const ModelWeights> load_model(const std::string& dir);
 // progress(done_bytes, total_bytes) is called now and then when given.
 void touch_weight_pages(const ModelWeights& w, const std::function<void(int64_t, int64_t)>& progress = {});
 
+// How much of a tensor (official name) one decoded token reads: none of the MTP block's,
+// n_activated / n_routed of the routed experts' (a layer's experts share one size), one row
+// of the embedding and of the hash-routing table, all of the rest.
+enum class TensorUse : uint8_t { kMtp, kRoutedExpert, kOneRow, kAll };
+TensorUse tensor_use(const std::string& name);
+
+// Weight bytes one decoded token reads from the loaded files (by tensor_use; MTP excluded):
+// for the official layout model_sizes(config).active_bytes, for a GGUF its own types' bytes.
+int64_t active_weight_bytes(const ModelWeights& w);
+
 // Binds already-validated tensors (used by load_model and by tests).
 std::shared_ptr<const ModelWeights> bind_weights(const ModelConfig& config, std::shared_ptr<const TensorStore> store,
                                                  const std::string& dir);

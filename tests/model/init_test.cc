@@ -523,6 +523,9 @@ TEST(InitWrite, TinyPresetLoadsAndIsDeterministic) {
   EXPECT_EQ(w->layers.size(), size_t(c.n_layers));
   EXPECT_EQ(w->mtp.size(), 1u);
   expect_same_config(w->config, c);
+  // The bytes a decoded token reads, counted on the loaded tensors, are the layout's count.
+  EXPECT_EQ(active_weight_bytes(*w), model_sizes(c).active_bytes);
+  EXPECT_LT(active_weight_bytes(*w), model_sizes(c).bytes - model_sizes(c).mtp_bytes);
 
   // Same seed, other thread count and sharding: identical tensor bytes.
   InitOptions o2 = o;

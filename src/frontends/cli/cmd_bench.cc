@@ -207,6 +207,11 @@ int cmd_bench(int argc, char** argv) {
   const ModelConfig& c = w->config;
   const Numerics nm = numerics_from_name(numerics_name);
   const ModelSizes sizes = model_sizes(c);
+  // Bytes as loaded (a GGUF's own types, not the official layout's): all tensors, and those a
+  // decoded token reads.
+  const int64_t active_bytes = active_weight_bytes(*w);
+  int64_t model_bytes = 0;
+  for (const auto& [name, t] : w->store->tensors()) model_bytes += static_cast<int64_t>(t.nbytes);
 
   std::vector<int64_t> tokens(static_cast<size_t>(prefill_n + decode_n));
   uint64_t s = 0x9E3779B97F4A7C15ull;
@@ -239,7 +244,7 @@ int cmd_bench(int argc, char** argv) {
   }
   const double decode_tok_s = static_cast<double>(decode_n) / t_decode;
   const int64_t mid_ctx = prefill_n + decode_n / 2;
-  const int64_t decode_bytes = sizes.active_bytes + kv_read_bytes(c, nm, mid_ctx);
+  const int64_t decode_bytes = active_bytes + kv_read_bytes(c, nm, mid_ctx);
   const int64_t kv_bytes = st.kv_bytes().total();
   const int64_t rss = rss_bytes();
 
@@ -339,8 +344,8 @@ int cmd_bench(int argc, char** argv) {
       longs.push_back({{"context", N},
                        {"decode_tok_s", tps},
                        {"kv_bytes", lst.kv_bytes().total()},
-                       {"decode_bytes_per_token", sizes.active_bytes + kv_read_bytes(c, nm, N)},
-                       {"decode_weight_bytes_per_token", sizes.active_bytes},
+                       {"decode_bytes_per_token", active_bytes + kv_read_bytes(c, nm, N)},
+                       {"decode_weight_bytes_per_token", active_bytes},
                        {"decode_kv_bytes_per_token", kv_read_bytes(c, nm, N)}});
       if (t / static_cast<double>(long_steps) > long_budget) break;
     }
@@ -360,8 +365,8 @@ int cmd_bench(int argc, char** argv) {
   j["decode_tok_s"] = decode_tok_s;
   j["decode_context"] = mid_ctx;
   j["decode_bytes_per_token"] = decode_bytes;
-  j["decode_weight_bytes_per_token"] = sizes.active_bytes;
-  j["decode_kv_bytes_per_token"] = decode_bytes - sizes.active_bytes;
+  j["decode_weight_bytes_per_token"] = active_bytes;
+  j["decode_kv_bytes_per_token"] = decode_bytes - active_bytes;
   j["decode_bw_fraction"] = static_cast<double>(decode_bytes) * decode_tok_s / bw;
   if (!mtp.is_null()) {
     j["mtp_acceptance"] = mtp["acceptance"];
@@ -376,14 +381,14 @@ int cmd_bench(int argc, char** argv) {
   j["long_context"] = longs;
   j["resident_bytes"] = rss;
   j["kv_bytes"] = kv_bytes;
-  j["model_bytes"] = sizes.bytes;
+  j["model_bytes"] = model_bytes;
   if (json_out) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
   std::printf("machine: %d threads, read bandwidth %.2f GB/s, FP32 FMA peak %.1f GFLOP/s, BF16 dot peak %.1f GFLOP/s\n",
               threads, bw / 1e9, peak / 1e9, peak_bf16 / 1e9);
-  std::printf("model: %s (%.2f GB, %.3f GB read per token)\n", dir.c_str(), sizes.bytes / 1e9, sizes.active_bytes / 1e9);
+  std::printf("model: %s (%.2f GB, %.3f GB read per token)\n", dir.c_str(), model_bytes / 1e9, active_bytes / 1e9);
   std::printf("prefill: %lld tokens, %.2f tok/s, %.2f GFLOP/s = %.1f%% of the FMA peak\n",
               static_cast<long long>(prefill_n), static_cast<double>(prefill_n) / t_prefill, prefill_gflops,
               100.0 * prefill_gflops / (peak / 1e9));
