@@ -401,6 +401,18 @@ int run(int argc, char** argv) {
             linear(pre.w, x.data(), cols, prefill_tokens, y.data(), 512, numerics, LinearCompute::kNative, pool);
           }));
         }
+        if (hot) {  // the first 4 MiB of rows, cache-resident: the kernel's arithmetic speed
+          WeightMatrix hw = layers.front().w;
+          hw.rows = hw.total_rows = (int64_t{4} << 20) / ggml_row_bytes(type, cols) / 16 * 16;
+          const double hot_bytes = static_cast<double>(hw.rows * ggml_row_bytes(type, cols));
+          double th = 1e30;
+          for (int round = 0; round < std::min(repeats, 3); ++round) {
+            th = std::min(th, best_seconds(20, [&] {
+              for (int i = 0; i < 2; ++i) linear(hw, x.data(), cols, 1, y.data(), hw.rows, numerics, LinearCompute::kNative, pool);
+            }));
+          }
+          std::printf("%-7s %-9s | hot decode %6.2f GB/s\n", name.c_str(), numerics_name(numerics), 2.0 * hot_bytes / th / 1e9);
+        }
         const double gbs = static_cast<double>(decode_bytes) / td;
         const double flops = 2.0 * 512 * cols * static_cast<double>(prefill_tokens) / tp;
         std::printf("%-7s %-9s | %6.2f GB/s of %5.2f (%5.1f%%) | %6.1f GFLOP/s of %6.1f (%5.1f%%) %4lld tok\n",

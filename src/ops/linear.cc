@@ -136,26 +136,33 @@ int64_t prepared_bytes(const LinearProduct& p, const Plan& plan) {
   return main_bytes + f32_bytes;
 }
 
-// Prepares the inputs of one product at `base` (prepared_bytes of them, 64-byte aligned) and
-// returns the kernels' problem. `values` / `scales` hold one token's act_quant results.
+// The kernels' problem of product p, inputs not yet set.
+linear_kernels::Problem problem_of(const LinearProduct& p, Accumulation accumulation) {
+  linear_kernels::Problem problem;
+  problem.w = &p.w;
+  problem.n_tokens = p.n_tokens;
+  problem.y = p.y;
+  problem.ldy = p.ldy;
+  problem.accumulation = accumulation;
+  return problem;
+}
+
+// The int8 mode's inputs at `base`: each token's int8 values, then their scales and sums.
 linear_kernels::Problem prepare_int8(const LinearProduct& p, uint8_t* base) {
   const int64_t cols = p.w.cols, q_stride = int8_dot::padded_values(cols), d_stride = int8_dot::scale_words(cols);
   int8_t* q = reinterpret_cast<int8_t*>(base);
   float* d = reinterpret_cast<float*>(base + p.n_tokens * q_stride);
   for (int64_t t = 0; t < p.n_tokens; ++t) int8_dot::quantize_activations(p.x + t * p.ldx, cols, q + t * q_stride, d + t * d_stride);
-  linear_kernels::Problem problem;
-  problem.w = &p.w;
+  linear_kernels::Problem problem = problem_of(p, Accumulation::kInt8);
   problem.x = q;
   problem.x_stride = q_stride;
   problem.x_scales = d;
   problem.x_scale_stride = d_stride;
-  problem.n_tokens = p.n_tokens;
-  problem.y = p.y;
-  problem.ldy = p.ldy;
-  problem.accumulation = Accumulation::kInt8;
   return problem;
 }
 
+// Prepares the inputs of one product at `base` (prepared_bytes of them, 64-byte aligned) and
+// returns the kernels' problem. `values` / `scales` hold one token's act_quant results.
 linear_kernels::Problem prepare(const LinearProduct& p, const Plan& plan, uint8_t* base, float* values, float* scales) {
   if (plan.accumulation == Accumulation::kInt8) return prepare_int8(p, base);
   const WeightMatrix& w = p.w;
@@ -188,14 +195,9 @@ linear_kernels::Problem prepare(const LinearProduct& p, const Plan& plan, uint8_
       }
     }
   }
-  linear_kernels::Problem problem;
-  problem.w = &p.w;
+  linear_kernels::Problem problem = problem_of(p, plan.accumulation);
   problem.x = base;
   problem.x_stride = stride;
-  problem.n_tokens = n_tokens;
-  problem.y = p.y;
-  problem.ldy = p.ldy;
-  problem.accumulation = plan.accumulation;
   problem.bf16_output = plan.bf16_output;
   problem.act_exponent_span = act_max >= act_min ? act_max - act_min : 0;
   problem.x_f32 = x_f32;

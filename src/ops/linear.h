@@ -28,7 +28,9 @@ enum class LinearCompute : uint8_t {
 
 // x: [n_tokens, w.cols] with row stride ldx; y: [n_tokens, w.rows] with row stride ldy.
 // kPrecise ignores `compute`: exact FP32 weights, FP32 inputs, FP32 accumulation (SIMD lanes,
-// within FP32 summation error of the double sum of linear_reference), FP32 out.
+// within FP32 summation error of the double sum of linear_reference), FP32 out. kInt8 is
+// kPrecise except for GGUF Q8_0 / MXFP4 weights: int8 activations, integer block products
+// (ops/int8_dot.h; linear_reference computes the same bits in scalar code).
 // x and y may alias (inputs are copied to a per-thread scratch first). Deterministic and
 // independent of n_tokens and of the thread count: a token gives the same bits alone or in a
 // batch.

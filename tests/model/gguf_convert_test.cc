@@ -61,6 +61,14 @@ Logits run(const ModelWeights& w, Numerics nm, const std::vector<int64_t>& token
   return out;
 }
 
+// tiny-a with Q8_0 dense weights (and the default MXFP4 experts), converted and loaded.
+auto convert_q8_0(const TempDir& d) {
+  GgufConvertOptions o;
+  o.dense_type = GgmlType::Q8_0;
+  convert_to_gguf(*st_model(), GgufVocab{}, d.path("tiny-q8.gguf"), o);
+  return load_gguf_model(d.path("tiny-q8.gguf"));
+}
+
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * 4) == 0;
 }
@@ -122,10 +130,7 @@ TEST(GgufConvert, Bf16ExpertsAreLosslessToo) {
 
 TEST(GgufConvert, Q8_0LoadsAndStaysClose) {
   TempDir d;
-  GgufConvertOptions o;
-  o.dense_type = GgmlType::Q8_0;
-  convert_to_gguf(*st_model(), GgufVocab{}, d.path("tiny-q8.gguf"), o);
-  auto g = load_gguf_model(d.path("tiny-q8.gguf"));
+  auto g = convert_q8_0(d);
   EXPECT_EQ(g->layers[0].attn.wq_a.ggml_type, GgmlType::Q8_0);
   EXPECT_EQ(g->layers[0].attn.wq_a.format, WeightFormat::kGgml);
   // Q8_0 keeps each weight within half a step d = max|block| / 127, plus |q| <= 127 times the F16
@@ -153,10 +158,7 @@ TEST(GgufConvert, Q8_0LoadsAndStaysClose) {
 // alone or in the prompt batch.
 TEST(GgufConvert, Int8ModeOnQ8_0StaysCloseAndIsBatchInvariant) {
   TempDir d;
-  GgufConvertOptions o;
-  o.dense_type = GgmlType::Q8_0;
-  convert_to_gguf(*st_model(), GgufVocab{}, d.path("tiny-q8.gguf"), o);
-  auto g = load_gguf_model(d.path("tiny-q8.gguf"));
+  auto g = convert_q8_0(d);
   EXPECT_EQ(g->layers[0].ffn.experts[0].w1.ggml_type, GgmlType::MXFP4);
   const auto tokens = seq_tokens("seq0");
   const Logits p = run(*g, Numerics::kPrecise, tokens, false), q = run(*g, Numerics::kInt8, tokens, false);
