@@ -90,77 +90,86 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, bool hash, const flo
   int64_t* order = bucket + E + 1;
   std::fill(bucket, bucket + E + 1, int64_t{0});
   for (int64_t i = 0; i < n * k; ++i) ++bucket[idx[i] + 1];
-  // The active experts in index order, then the shared one (which takes all n tokens and the
-  // input as it is). Their w1 / w3 products run as one parallel pass and their w2 products as
-  // another (two thread barriers per layer instead of three per expert); each product has
-  // the bits linear() gives it alone, and the outputs are added in the same order as one
-  // expert after another would add them.
-  const int64_t R = n * k + (w.has_shared ? n : 0);
-  int64_t* rows = ws.ex_rows.get(static_cast<size_t>(R));
-  float* rw = ws.t8.get(static_cast<size_t>(R));
-  float* xin = ws.ex_in.get(static_cast<size_t>(n * k * D));
-  float* yo = ws.ex_out.get(static_cast<size_t>(R * D));
-  // Up to E + 1 jobs, kept in the workspace (no allocation in a steady decode loop).
-  std::vector<ExpertJob>& jobs = ws.ex_jobs;
-  jobs.resize(static_cast<size_t>(E + 1));
-  size_t n_jobs = 0;
+  // The active experts in index order, then the shared one (all n tokens, the input as it
+  // is), in groups of consecutive experts of up to kGroupRows token rows (one expert alone if
+  // it has more): a group's w1 / w3 products run as one parallel pass and its w2 products as
+  // another (a decode step's experts all fit in one group: two thread barriers per layer
+  // instead of three per expert), and the bound keeps the workspace small for long prefill
+  // chunks. Each product has the bits linear() gives it alone, and the outputs are added in
+  // the same order as one expert after another would add them.
+  constexpr int64_t kGroupRows = 256;
+  for (int64_t e = 0; e < E; ++e) bucket[e + 1] += bucket[e];
+  for (int64_t i = 0; i < n * k; ++i) order[bucket[idx[i]]++] = i;  // bucket[e] -> end of e
+  std::vector<ExpertJob>& jobs = ws.ex_jobs;  // kept in the workspace: no allocation per step
+  jobs.clear();
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t b0 = e == 0 ? 0 : bucket[e - 1], m = bucket[e] - b0;
+    if (m > 0) jobs.push_back({e, b0, m, 0});  // row0: the expert's first entry of `order`
+  }
+  const size_t routed = jobs.size();
+  if (w.has_shared) jobs.push_back({E, 0, n, 0});
   auto weights_of = [&](const ExpertJob& jb) -> const ExpertWeights& {
     return jb.expert == E ? w.shared : w.experts[static_cast<size_t>(jb.expert)];
   };
-  for (int64_t e = 0; e < E; ++e) bucket[e + 1] += bucket[e];
-  for (int64_t i = 0; i < n * k; ++i) order[bucket[idx[i]]++] = i;  // bucket[e] -> end of e
-  int64_t row = 0, hidden = 0;
-  for (int64_t e = 0; e < E; ++e) {
-    const int64_t b0 = e == 0 ? 0 : bucket[e - 1], b1 = bucket[e];
-    const int64_t m = b1 - b0;
-    if (m == 0) continue;
-    for (int64_t r = 0; r < m; ++r) {
-      const int64_t i = order[b0 + r], t = i / k;
-      rows[row + r] = t;
-      rw[row + r] = gw[i];
-      std::copy(x + t * D, x + (t + 1) * D, xin + (row + r) * D);
-    }
-    const ExpertWeights& ew = w.experts[static_cast<size_t>(e)];
-    jobs[n_jobs++] = {e, row, m, hidden};
-    row += m;
-    hidden += m * ew.w1.out;
-  }
-  const size_t routed = n_jobs;
-  if (w.has_shared) {
-    jobs[n_jobs++] = {E, row, n, hidden};
-    hidden += n * w.shared.w1.out;
-  }
-  float* a1 = ws.ex_h1.get(static_cast<size_t>(hidden));
-  float* a3 = ws.ex_h3.get(static_cast<size_t>(hidden));
-  std::vector<LinearProduct>& products = ws.products;
-  products.clear();
-  for (size_t j = 0; j < n_jobs; ++j) {
-    const ExpertJob& jb = jobs[j];
-    const int64_t I = weights_of(jb).w1.out;
-    const float* in = j < routed ? xin + jb.row0 * D : x;
-    products.push_back({weights_of(jb).w1.matrix(), in, D, jb.m, a1 + jb.hidden, I});
-    products.push_back({weights_of(jb).w3.matrix(), in, D, jb.m, a3 + jb.hidden, I});
-  }
   ThreadPool& pool = default_thread_pool();
-  linear_group(products.data(), static_cast<int64_t>(products.size()), nm, LinearCompute::kNative, pool);
-  products.clear();
-  for (size_t j = 0; j < n_jobs; ++j) {
-    const ExpertJob& jb = jobs[j];
-    const int64_t I = weights_of(jb).w1.out;
-    float* h = a1 + jb.hidden;
-    swiglu(h, a3 + jb.hidden, jb.m, I, c.swiglu_limit, j < routed ? rw + jb.row0 : nullptr, h, nm);
-    products.push_back({weights_of(jb).w2.matrix(), h, I, jb.m, yo + jb.row0 * D, D});
-  }
-  linear_group(products.data(), static_cast<int64_t>(products.size()), nm, LinearCompute::kNative, pool);
-  for (size_t j = 0; j < n_jobs; ++j) {
-    const ExpertJob& jb = jobs[j];
-    const float* yj = yo + jb.row0 * D;
-    if (j < routed) {
-      for (int64_t r = 0; r < jb.m; ++r)
-        for (int64_t d = 0; d < D; ++d) y[rows[jb.row0 + r] * D + d] += yj[r * D + d];
-    } else {
-      for (int64_t i = 0; i < n * D; ++i) y[i] += yj[i];
+  std::vector<LinearProduct>& products = ws.products;
+  for (size_t j0 = 0; j0 < jobs.size();) {
+    size_t j1 = j0 + 1;
+    int64_t rows_in = jobs[j0].m;
+    while (j1 < jobs.size() && rows_in + jobs[j1].m <= kGroupRows) rows_in += jobs[j1++].m;
+    // Pack the group's routed inputs; each job's rows and hidden activations get their offsets.
+    int64_t* rows = ws.ex_rows.get(static_cast<size_t>(rows_in));
+    float* rw = ws.t8.get(static_cast<size_t>(rows_in));
+    float* xin = ws.ex_in.get(static_cast<size_t>(rows_in * D));
+    float* yo = ws.ex_out.get(static_cast<size_t>(rows_in * D));
+    int64_t row = 0, hidden = 0;
+    products.clear();
+    for (size_t j = j0; j < j1; ++j) {
+      ExpertJob& jb = jobs[j];
+      const int64_t first = jb.row0;
+      jb.row0 = row;
+      jb.hidden = hidden;
+      if (j < routed) {
+        for (int64_t r = 0; r < jb.m; ++r) {
+          const int64_t i = order[first + r], t = i / k;
+          rows[row + r] = t;
+          rw[row + r] = gw[i];
+          std::copy(x + t * D, x + (t + 1) * D, xin + (row + r) * D);
+        }
+      }
+      row += jb.m;
+      hidden += jb.m * weights_of(jb).w1.out;
     }
+    float* a1 = ws.ex_h1.get(static_cast<size_t>(hidden));
+    float* a3 = ws.ex_h3.get(static_cast<size_t>(hidden));
+    for (size_t j = j0; j < j1; ++j) {
+      const ExpertJob& jb = jobs[j];
+      const int64_t I = weights_of(jb).w1.out;
+      const float* in = j < routed ? xin + jb.row0 * D : x;
+      products.push_back({weights_of(jb).w1.matrix(), in, D, jb.m, a1 + jb.hidden, I});
+      products.push_back({weights_of(jb).w3.matrix(), in, D, jb.m, a3 + jb.hidden, I});
+    }
+    linear_group(products.data(), static_cast<int64_t>(products.size()), nm, LinearCompute::kNative, pool);
+    products.clear();
+    for (size_t j = j0; j < j1; ++j) {
+      const ExpertJob& jb = jobs[j];
+      const int64_t I = weights_of(jb).w1.out;
+      float* h = a1 + jb.hidden;
+      swiglu(h, a3 + jb.hidden, jb.m, I, c.swiglu_limit, j < routed ? rw + jb.row0 : nullptr, h, nm);
+      products.push_back({weights_of(jb).w2.matrix(), h, I, jb.m, yo + jb.row0 * D, D});
+    }
+    linear_group(products.data(), static_cast<int64_t>(products.size()), nm, LinearCompute::kNative, pool);
+    for (size_t j = j0; j < j1; ++j) {
+      const ExpertJob& jb = jobs[j];
+      const float* yj = yo + jb.row0 * D;
+      if (j < routed) {
+        for (int64_t r = 0; r < jb.m; ++r)
+          for (int64_t d = 0; d < D; ++d) y[rows[jb.row0 + r] * D + d] += yj[r * D + d];
+      } else {
+        for (int64_t i = 0; i < n * D; ++i) y[i] += yj[i];
+      }
+    }
+    j0 = j1;
   }
   for (int64_t i = 0; i < n * D; ++i) out[i] = round_ref(y[i], nm);
 }

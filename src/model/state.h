@@ -204,8 +204,8 @@ struct AttentionScratch {
   std::vector<double> dots, pv;
 };
 
-// One expert's share of a MoE call (model/moe.cc): its tokens are rows [row0, row0 + m) of
-// the packed inputs, routing weights and outputs; its hidden activations start at `hidden`.
+// One expert's share of a MoE call (model/moe.cc): m token rows, at row0 of its group's packed
+// inputs, routing weights and outputs; its hidden activations start at `hidden`.
 struct ExpertJob {
   int64_t expert = 0;  // n_routed_experts: the shared expert
   int64_t row0 = 0, m = 0, hidden = 0;

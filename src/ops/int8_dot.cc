@@ -39,7 +39,6 @@ inline float weight_block(GgmlType t, const uint8_t* blk, int8_t (&v)[kBlock]) {
   return ggml_bytes::e8m0_half(blk[0]);
 }
 
-
 inline float reduce_lanes(const float (&l)[kLaneBlocks]) {
   return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
 }
@@ -147,7 +146,8 @@ HWY_INLINE __m256i WeightBytes(const uint8_t* blk, __m256i table) {
 // One group of 8 blocks (count of them real) of 4 rows x TB tokens into the accumulators.
 // The rows advance together two blocks at a time (4 short streams, as the other decode
 // kernels read them: from DRAM this is much faster than 8 blocks of one row after another);
-// the lane sums of each pair are folded at once (the hadd tree of BlockSums, split).
+// the lane sums of each pair are folded at once by a tree of hadds (integer sums: the block
+// sums do not depend on the order).
 template <int TB, bool kQ8, bool kFull>
 HWY_INLINE void GroupInt8(const uint8_t* const (&rows)[4], int64_t b0, int64_t count, int64_t row_bytes,
                           const int8_t* const (&q)[TB], const float* const (&d)[TB], int64_t padded, __m256i table,
