@@ -23,8 +23,6 @@
 #define DSV4_OPS_INT8_DOT_SHARED_
 namespace dsv4::int8_dot::detail {
 
-inline int64_t block_bytes(GgmlType t) { return t == GgmlType::Q8_0 ? 34 : 17; }
-
 // Block b's weight scale and its 32 integer values (natural order).
 inline float weight_block(GgmlType t, const uint8_t* blk, int8_t (&v)[kBlock]) {
   if (t == GgmlType::Q8_0) {
@@ -45,7 +43,7 @@ inline float reduce_lanes(const float (&l)[kLaneBlocks]) {
 
 inline float dot_row(GgmlType t, const uint8_t* row, int64_t blocks, const int8_t* q, const float* d) {
   float lanes[kLaneBlocks] = {};
-  const int64_t bb = block_bytes(t);
+  const int64_t bb = ggml_row_bytes(t, kBlock);
   for (int64_t b = 0; b < blocks; ++b) {
     int8_t v[kBlock];
     const float dw = weight_block(t, row + b * bb, v);
@@ -223,7 +221,7 @@ constexpr bool kVectorKernel = false;
 void ComputeTilesInt8(const Problem& pb, int64_t tile_begin, int64_t tile_end) {
   const WeightMatrix& w = *pb.w;
   const int64_t blocks = w.cols / kBlock;
-  const int64_t row_bytes = blocks * detail::block_bytes(w.ggml_type);
+  const int64_t row_bytes = ggml_row_bytes(w.ggml_type, w.cols);
   const int8_t* xq = static_cast<const int8_t*>(pb.x);
   const int64_t r_end = std::min(w.rows, tile_end * kRowTile);
   if constexpr (!kVectorKernel) {
@@ -325,7 +323,7 @@ void compute_tiles(const linear_kernels::Problem& problem, int64_t tile_begin, i
 
 float dot_reference(const WeightMatrix& w, int64_t row, const int8_t* q, const float* d) {
   const int64_t blocks = w.cols / kBlock;
-  const int64_t row_bytes = blocks * detail::block_bytes(w.ggml_type);
+  const int64_t row_bytes = ggml_row_bytes(w.ggml_type, w.cols);
   return detail::dot_row(w.ggml_type, w.data + (w.row_begin + row) * row_bytes, blocks, q, d);
 }
 

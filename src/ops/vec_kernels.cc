@@ -64,30 +64,16 @@ void DotRowsF64(const float* HWY_RESTRICT a, int64_t rows, int64_t lda, const fl
   }
 }
 
-void AxpyF64(double p, const float* HWY_RESTRICT x, int64_t n, double* HWY_RESTRICT acc) {
-  const DD dd;
-  const DF df;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(dd));
-  const auto pv = hn::Set(dd, p);
-  int64_t e = 0;
-  // acc + p * x with one rounding per element, as the scalar `acc[e] += p * x[e]` (the
-  // product of a double and a float-valued double is rounded, then the sum: a fused
-  // multiply-add would round once and change the bits, so Mul then Add).
-  for (; e + N <= n; e += N) {
-    const auto prod = hn::Mul(pv, hn::PromoteTo(dd, hn::LoadU(df, x + e)));
-    hn::StoreU(hn::Add(hn::LoadU(dd, acc + e), prod), dd, acc + e);
-  }
-  for (; e < n; ++e) acc[e] += p * static_cast<double>(x[e]);
-}
-
 void AxpyRowsF64(const double* HWY_RESTRICT p, const float* const* HWY_RESTRICT x, int64_t count, int64_t n,
                  double* HWY_RESTRICT acc) {
   const DD dd;
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(dd));
   int64_t e = 0;
-  // 4 vectors of acc stay in registers across the rows; per element the same Mul then Add in
-  // row order as AxpyF64 row after row.
+  // acc + p * x with one rounding per element each, as the scalar `acc[e] += p * x[e]` (the
+  // product of a double and a float-valued double is rounded, then the sum: a fused
+  // multiply-add would round once and change the bits, so Mul then Add). 4 vectors of acc
+  // stay in registers across the rows.
   for (; e + 4 * N <= n; e += 4 * N) {
     auto a0 = hn::LoadU(dd, acc + e), a1 = hn::LoadU(dd, acc + e + N), a2 = hn::LoadU(dd, acc + e + 2 * N),
          a3 = hn::LoadU(dd, acc + e + 3 * N);
@@ -148,17 +134,12 @@ HWY_AFTER_NAMESPACE();
 namespace dsv4 {
 namespace vec_kernels {
 HWY_EXPORT(DotRowsF64);
-HWY_EXPORT(AxpyF64);
 HWY_EXPORT(AxpyRowsF64);
 HWY_EXPORT(DotColsBlocksF32);
 }  // namespace vec_kernels
 
 void dot_rows_f64(const float* a, int64_t rows, int64_t lda, const float* v, int64_t n, double* out) {
   HWY_DYNAMIC_DISPATCH(vec_kernels::DotRowsF64)(a, rows, lda, v, n, out);
-}
-
-void axpy_f64(double p, const float* x, int64_t n, double* acc) {
-  HWY_DYNAMIC_DISPATCH(vec_kernels::AxpyF64)(p, x, n, acc);
 }
 
 void axpy_rows_f64(const double* p, const float* const* x, int64_t count, int64_t n, double* acc) {

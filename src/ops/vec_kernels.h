@@ -12,12 +12,9 @@ namespace dsv4 {
 // out[r] = sum_e a[r * lda + e] * v[e] for r < rows, e < n, accumulated in double.
 void dot_rows_f64(const float* a, int64_t rows, int64_t lda, const float* v, int64_t n, double* out);
 
-// acc[e] += p * x[e] for e < n (double accumulator, FP32 row): each element's sum keeps its
-// own order, so a loop of these calls gives the same bits as the scalar loop.
-void axpy_f64(double p, const float* x, int64_t n, double* acc);
-
-// acc[e] += p[j] * x[j][e] for j = 0 .. count - 1 in that order, e < n: the bits of count
-// axpy_f64 calls, with acc kept in registers across the rows (P.V over a block of rows).
+// acc[e] += p[j] * x[j][e] for j = 0 .. count - 1 in that order, e < n (double accumulator,
+// FP32 rows; P.V over a block of rows): each element's sum keeps its own order, so the bits
+// are the scalar loop's.
 void axpy_rows_f64(const double* p, const float* const* x, int64_t count, int64_t n, double* acc);
 
 // out[r] = sum over blocks b of ( FP32 sum_{e in b} at[e * rows + r] * v[e] ), the block sums

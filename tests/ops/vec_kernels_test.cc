@@ -1,6 +1,6 @@
 // vec_kernels: the SIMD double dots equal the sequential double loop up to double rounding;
 // the FP32 block-sum dots equal them bit for bit on FP4 data (the reference indexer's case),
-// on every compiled dispatch target; axpy_f64 and axpy_rows_f64 equal the scalar loop bit for bit.
+// on every compiled dispatch target; axpy_rows_f64 equals the scalar loop bit for bit.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -76,7 +76,8 @@ TEST(VecKernels, DoubleDotsAndAxpyMatchScalarLoops) {
       }
       std::vector<double> acc(static_cast<size_t>(n), 0.25), acc_ref = acc;
       const double p = 0.3719;
-      axpy_f64(p, v.data(), n, acc.data());
+      const float* vrow = v.data();
+      axpy_rows_f64(&p, &vrow, 1, n, acc.data());
       for (int64_t e = 0; e < n; ++e) acc_ref[static_cast<size_t>(e)] += p * static_cast<double>(v[static_cast<size_t>(e)]);
       EXPECT_EQ(acc, acc_ref) << linear_kernels::target_name(target) << " n " << n;
       // Several rows at once (P.V of a block): the scalar loop's bits, row after row.
