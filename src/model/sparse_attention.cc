@@ -24,7 +24,8 @@ double* sized(std::vector<double>& v, int64_t n) {
 // Heads [h0, h1) of sparse_attention_row. Blocks outer, heads inner: each compact row is
 // decoded once per block for these heads; the per-head softmax and P.V (vectorised over the
 // dims, each element's sum in list order) are those of a head-by-head loop, so the result of
-// a head does not depend on which other heads share the call.
+// a head does not depend on which other heads share the call. The int8 mode sums the dots and
+// P.V in FP32 lanes (vec_kernels' *_f32), the other modes in double.
 void attend_heads(const float* q, int64_t h0, int64_t h1, int64_t hd, const KvRow* rows, int64_t n_rows,
                   const KvDecoder& dec, const float* sink, float scale, Numerics nm, AttentionScratch& sc, float* o) {
   const float ninf = -std::numeric_limits<float>::infinity();
@@ -33,6 +34,9 @@ void attend_heads(const float* q, int64_t h0, int64_t h1, int64_t hd, const KvRo
   float* scores = sc.scores.get(static_cast<size_t>(nh * kBlock));
   double* dots = sized(sc.dots, nh);
   double* blk = sized(sc.pv, hd);
+  const bool f32 = nm == Numerics::kInt8;
+  float* dots_f = sc.dots_f32.get(static_cast<size_t>(nh));
+  float* blk_f = sc.pv_f32.get(static_cast<size_t>(hd));
   float* mh = sc.m.get(static_cast<size_t>(nh));
   float* sumh = sc.sum.get(static_cast<size_t>(nh));
   const float* kvb[kBlock];
@@ -62,8 +66,13 @@ void attend_heads(const float* q, int64_t h0, int64_t h1, int64_t hd, const KvRo
     for (int64_t j = b0; j < b1; ++j) {
       const float* kv = kvb[j - b0];
       if (!kv) continue;
-      dot_rows_f64(q + h0 * hd, nh, hd, kv, hd, dots);
-      for (int64_t h = 0; h < nh; ++h) scores[h * kBlock + (j - b0)] = static_cast<float>(dots[h]) * scale;
+      if (f32) {
+        dot_rows_f32(q + h0 * hd, nh, hd, kv, hd, dots_f);
+        for (int64_t h = 0; h < nh; ++h) scores[h * kBlock + (j - b0)] = dots_f[h] * scale;
+      } else {
+        dot_rows_f64(q + h0 * hd, nh, hd, kv, hd, dots);
+        for (int64_t h = 0; h < nh; ++h) scores[h * kBlock + (j - b0)] = static_cast<float>(dots[h]) * scale;
+      }
     }
     for (int64_t h = 0; h < nh; ++h) {
       float* oh = o + (h0 + h) * hd;
@@ -80,8 +89,8 @@ void attend_heads(const float* q, int64_t h0, int64_t h1, int64_t hd, const KvRo
       const float m_new = std::max(m, bm);
       const float alpha = exp_f32(m - m_new);  // 0 for the first block
       float bsum = 0.0f;
-      std::fill(blk, blk + hd, 0.0);
       double pj[kBlock];
+      float pj_f[kBlock];
       const float* rows_j[kBlock];
       int64_t cnt = 0;
       for (int64_t j = b0; j < b1; ++j) {
@@ -90,11 +99,19 @@ void attend_heads(const float* q, int64_t h0, int64_t h1, int64_t hd, const KvRo
         float p = exp_f32(s[j - b0] - m_new);
         bsum += p;
         pj[cnt] = round_ref(p, nm);
+        pj_f[cnt] = p;
         rows_j[cnt++] = kv;
       }
-      axpy_rows_f64(pj, rows_j, cnt, hd, blk);
       sumh[h] = sumh[h] * alpha + bsum;
-      for (int64_t e = 0; e < hd; ++e) oh[e] = oh[e] * alpha + static_cast<float>(blk[e]);
+      if (f32) {
+        std::fill(blk_f, blk_f + hd, 0.0f);
+        axpy_rows_f32(pj_f, rows_j, cnt, hd, blk_f);
+        for (int64_t e = 0; e < hd; ++e) oh[e] = oh[e] * alpha + blk_f[e];
+      } else {
+        std::fill(blk, blk + hd, 0.0);
+        axpy_rows_f64(pj, rows_j, cnt, hd, blk);
+        for (int64_t e = 0; e < hd; ++e) oh[e] = oh[e] * alpha + static_cast<float>(blk[e]);
+      }
       mh[h] = m_new;
     }
   }

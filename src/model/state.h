@@ -200,7 +200,7 @@ struct SeqSegment {
 // [64, hd], scores [heads, 64], dots [heads], one head's P.V over a block [hd], and the
 // running max and sum per head.
 struct AttentionScratch {
-  Scratch decoded, scores, m, sum;
+  Scratch decoded, scores, m, sum, dots_f32, pv_f32;  // *_f32: the int8 mode's FP32 core
   std::vector<double> dots, pv;
 };
 

@@ -17,6 +17,12 @@ void dot_rows_f64(const float* a, int64_t rows, int64_t lda, const float* v, int
 // are the scalar loop's.
 void axpy_rows_f64(const double* p, const float* const* x, int64_t count, int64_t n, double* acc);
 
+// FP32 versions of the two above (the int8 mode's attention core): FP32 lanes with fused
+// multiply-adds. The same bits for the same inputs on one dispatch target, whatever else runs;
+// not across targets (the lane count sets the summation order).
+void dot_rows_f32(const float* a, int64_t rows, int64_t lda, const float* v, int64_t n, float* out);
+void axpy_rows_f32(const float* p, const float* const* x, int64_t count, int64_t n, float* acc);
+
 // out[r] = sum over blocks b of ( FP32 sum_{e in b} at[e * rows + r] * v[e] ), the block sums
 // added in double in block order; `at` is the transposed matrix [n, rows] (rows = heads, so
 // one token's many dots need no horizontal sums). Only for inputs whose FP32 block sums are

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "ops/int8_dot.h"
 #include "base/error.h"
 #include "base/file.h"
 #include "golden.h"
@@ -156,10 +157,11 @@ TEST(GgufConvert, Q8_0LoadsAndStaysClose) {
 // same bound): the activations are rounded on the same grid (step max|block| / 127) as Q8_0
 // rounds the weights. The greedy choice agrees on most positions, and a token gets the same bits
 // alone or in the prompt batch.
-TEST(GgufConvert, Int8ModeOnQ8_0StaysCloseAndIsBatchInvariant) {
-  TempDir d;
-  auto g = convert_q8_0(d);
-  EXPECT_EQ(g->layers[0].ffn.experts[0].w1.ggml_type, GgmlType::MXFP4);
+// The int8 mode on a converted model: close to the precise mode (the Q8_0 test's bound on the
+// weights' own rounding), greedy tokens mostly the same, and each token's logits have the
+// prompt batch's bits when fed one at a time.
+void check_int8_mode(const ModelWeights& model, const char* what) {
+  const ModelWeights* g = &model;
   const auto tokens = seq_tokens("seq0");
   const Logits p = run(*g, Numerics::kPrecise, tokens, false), q = run(*g, Numerics::kInt8, tokens, false);
   const Diff dd = diff(q.main, p.main);
@@ -170,7 +172,7 @@ TEST(GgufConvert, Int8ModeOnQ8_0StaysCloseAndIsBatchInvariant) {
     const auto* b = q.main.data() + t * V;
     agree += std::max_element(a, a + V) - a == std::max_element(b, b + V) - b;
   }
-  std::printf("int8 vs precise on the q8_0 + mxfp4 GGUF: max |diff| %.3g, rel %.3g, argmax agrees at %lld of %lld\n",
+  std::printf("int8 vs precise on the %s GGUF: max |diff| %.3g, rel %.3g, argmax agrees at %lld of %lld\n", what,
               dd.max_abs, dd.rel_fro, static_cast<long long>(agree), static_cast<long long>(N));
   EXPECT_GT(dd.max_abs, 0.0f);  // the mode is really on
   EXPECT_LT(dd.rel_fro, 0.05);
@@ -184,6 +186,27 @@ TEST(GgufConvert, Int8ModeOnQ8_0StaysCloseAndIsBatchInvariant) {
     forward(*g, st, tokens.data() + t, 1, fo);
     ASSERT_EQ(std::memcmp(one.data(), q.main.data() + t * V, static_cast<size_t>(V) * 4), 0) << "position " << t;
   }
+}
+
+TEST(GgufConvert, Int8ModeOnQ8_0StaysCloseAndIsBatchInvariant) {
+  TempDir d;
+  auto g = convert_q8_0(d);
+  EXPECT_EQ(g->layers[0].ffn.experts[0].w1.ggml_type, GgmlType::MXFP4);
+  check_int8_mode(*g, "q8_0 + mxfp4");
+}
+
+// Q2_K experts (gate / up; the tiny model's down rows are shorter than a super-block) and
+// attention through the int8 kernels.
+TEST(GgufConvert, Int8ModeOnQ2_KStaysCloseAndIsBatchInvariant) {
+  TempDir d;
+  GgufConvertOptions o;
+  o.dense_type = GgmlType::Q8_0;
+  o.overrides = {{"ffn_(gate|up)_exps", GgmlType::Q2_K}, {"attn_(q_a|kv)\\.", GgmlType::Q2_K}};
+  convert_to_gguf(*st_model(), GgufVocab{}, d.path("tiny-q2.gguf"), o);
+  auto g = load_gguf_model(d.path("tiny-q2.gguf"));
+  EXPECT_EQ(g->layers[0].ffn.experts[0].w1.ggml_type, GgmlType::Q2_K);
+  EXPECT_TRUE(int8_dot::supports(g->layers[0].ffn.experts[0].w1.matrix()));
+  check_int8_mode(*g, "q2_k + q8_0");
 }
 
 // Q4_K experts (gate / up) and Q2_K attention (q_a, kv) through convert (which checks every

@@ -1,5 +1,5 @@
 // The int8 mode's products (ops/int8_dot): the activation quantiser on hand-made blocks; on
-// every dispatch target, linear(kInt8) on Q8_0 / MXFP4 weights has the bits of the scalar
+// every dispatch target, linear(kInt8) on Q8_0 / MXFP4 / Q2_K / IQ2_XXS weights has the bits of the scalar
 // oracle dot_reference for every token whatever the batch and thread count; and its results
 // stay within the activation rounding's error bound of the exact product.
 #include <gtest/gtest.h>
@@ -39,7 +39,8 @@ int32_t block_sum(const std::vector<float>& d, int64_t cols, int64_t b) {
   return s;
 }
 
-TEST(Int8Dot, QuantiserRoundsHalfToEvenAndScalesByTheBlockMaximum) {
+// The quantiser on hand-made blocks, on the current dispatch target.
+void check_quantiser() {
   const int64_t cols = 64;
   std::vector<float> x(cols, 0.0f);
   // Block 0: max 127 -> d = 1, q = x rounded half to even.
@@ -61,6 +62,12 @@ TEST(Int8Dot, QuantiserRoundsHalfToEvenAndScalesByTheBlockMaximum) {
   EXPECT_EQ(q[4], 0);
   EXPECT_EQ(q[5], 2);
   EXPECT_EQ(block_sum(d, cols, 0), 127 + 2 + 4 - 2 + 2);
+  // The 16-value half sums (Q2_K's mins): int16 pairs after the block sums.
+  const int64_t padded = int8_dot::padded_blocks(cols);
+  int16_t halves[2];
+  std::memcpy(halves, &d[static_cast<size_t>(2 * padded)], 4);
+  EXPECT_EQ(halves[0], 127 + 2 + 4 - 2 + 2);
+  EXPECT_EQ(halves[1], 0);
   EXPECT_EQ(d[1], 0.0f);
   for (int j = 32; j < 64; ++j) EXPECT_EQ(q[static_cast<size_t>(j)], 0);
   // Padding up to 8 blocks: zero values, scales and sums.
@@ -74,17 +81,31 @@ TEST(Int8Dot, QuantiserRoundsHalfToEvenAndScalesByTheBlockMaximum) {
   std::vector<float> y(32, 0.0f);
   y[7] = -3.0f;
   y[8] = 1.0f;  // 1 / (3 / 127) = 42.33 -> 42
+  y[20] = -1.5f;  // -63.5 -> -64 (second half)
   std::vector<int8_t> q2(static_cast<size_t>(int8_dot::padded_values(32)));
   std::vector<float> d2(static_cast<size_t>(int8_dot::scale_words(32)));
   int8_dot::quantize_activations(y.data(), 32, q2.data(), d2.data());
   EXPECT_EQ(d2[0], 3.0f / 127.0f);
   EXPECT_EQ(q2[7], -127);
   EXPECT_EQ(q2[8], 42);
+  int16_t halves2[2];
+  std::memcpy(halves2, &d2[static_cast<size_t>(2 * int8_dot::padded_blocks(32))], 4);
+  EXPECT_EQ(halves2[0], -127 + 42);
+  EXPECT_EQ(halves2[1], -64);
 
   // A non-finite value makes its block's scale NaN (so the products come out NaN, not garbage).
   y[3] = std::numeric_limits<float>::infinity();
   int8_dot::quantize_activations(y.data(), 32, q2.data(), d2.data());
   EXPECT_TRUE(std::isnan(d2[0]));
+}
+
+TEST(Int8Dot, QuantiserRoundsHalfToEvenAndScalesByTheBlockMaximumOnEveryTarget) {
+  TargetGuard guard;
+  for (int64_t target : linear_kernels::available_targets()) {
+    linear_kernels::force_target(target);
+    SCOPED_TRACE(linear_kernels::target_name(target));
+    check_quantiser();
+  }
 }
 
 // linear(kInt8) against dot_reference, for tokens alone and in batches, 1-3 threads, on a target.
@@ -127,9 +148,11 @@ TEST(Int8Dot, EveryTargetHasTheOracleBitsForEveryBatchAndThreadCount) {
   TargetGuard guard;
   for (int64_t target : linear_kernels::available_targets()) {
     linear_kernels::force_target(target);
-    for (GgmlType type : {GgmlType::Q8_0, GgmlType::MXFP4}) {
+    for (GgmlType type : {GgmlType::Q8_0, GgmlType::MXFP4, GgmlType::Q2_K, GgmlType::IQ2_XXS}) {
+      const bool super = type == GgmlType::Q2_K || type == GgmlType::IQ2_XXS;  // 256-value super-blocks
       // Rows not a multiple of 4 or 16; blocks per row below, at and past one group of 8.
-      for (int64_t cols : {int64_t{32}, int64_t{96}, int64_t{256}, int64_t{288}, int64_t{1056}}) {
+      for (int64_t cols : {int64_t{32}, int64_t{96}, int64_t{256}, int64_t{288}, int64_t{1056}, int64_t{1280}}) {
+        if (super && cols % 256 != 0) continue;
         std::mt19937 rng(static_cast<uint32_t>(cols));
         const Stored s = make_ggml(type, WeightFormat::kFp8Block, 37, cols, rng);
         check_against_oracle(s, std::string(ggml_type_name(static_cast<uint32_t>(type))) + " cols " +
@@ -137,7 +160,7 @@ TEST(Int8Dot, EveryTargetHasTheOracleBitsForEveryBatchAndThreadCount) {
       }
       // A row view starting inside the matrix (expert slices, row-split products).
       std::mt19937 rng(5);
-      const Stored s = make_ggml(type, WeightFormat::kFp4, 40, 320, rng);
+      const Stored s = make_ggml(type, WeightFormat::kFp4, 40, super ? 512 : 320, rng);
       Stored view = s;
       view.w = s.w.row_slice(9, 22);
       view.w.data = s.data.data();
@@ -151,7 +174,7 @@ TEST(Int8Dot, WildScalesMatchTheOracle) {
   TargetGuard guard;
   for (int64_t target : linear_kernels::available_targets()) {
     linear_kernels::force_target(target);
-    for (GgmlType type : {GgmlType::Q8_0, GgmlType::MXFP4}) {
+    for (GgmlType type : {GgmlType::Q8_0, GgmlType::MXFP4, GgmlType::Q2_K, GgmlType::IQ2_XXS}) {
       std::mt19937 rng(11);
       Stored s = make_ggml(type, WeightFormat::kFp8Block, 21, 512, rng);
       s.data = make_ggml_blocks(type, 21 * 512, rng, true);
@@ -165,7 +188,7 @@ TEST(Int8Dot, WildScalesMatchTheOracle) {
 TEST(Int8Dot, WithinTheActivationRoundingOfTheExactProduct) {
   // |int8 - exact| <= sum_b sum_j |w_j| * d_b / 2 (each activation moves by at most half its
   // block's step), plus FP32 rounding. A wrong scale, block or value order breaks this.
-  for (GgmlType type : {GgmlType::Q8_0, GgmlType::MXFP4}) {
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::MXFP4, GgmlType::Q2_K, GgmlType::IQ2_XXS}) {
     std::mt19937 rng(3);
     const int64_t rows = 64, cols = 1024;
     const Stored s = make_ggml(type, WeightFormat::kFp8Block, rows, cols, rng);
@@ -192,10 +215,13 @@ TEST(Int8Dot, WithinTheActivationRoundingOfTheExactProduct) {
   }
 }
 
-TEST(Int8Dot, OnlyQ8_0AndMxfp4TakeTheInt8Path) {
+TEST(Int8Dot, OnlyQ8_0Mxfp4Q2_KAndIq2_XxsTakeTheInt8Path) {
   std::mt19937 rng(1);
   EXPECT_TRUE(int8_dot::supports(make_ggml(GgmlType::Q8_0, WeightFormat::kFp8Block, 4, 64, rng).w));
   EXPECT_TRUE(int8_dot::supports(make_ggml(GgmlType::MXFP4, WeightFormat::kFp4, 4, 64, rng).w));
+  EXPECT_TRUE(int8_dot::supports(make_ggml(GgmlType::Q2_K, WeightFormat::kFp4, 4, 256, rng).w));
+  EXPECT_TRUE(int8_dot::supports(make_ggml(GgmlType::IQ2_XXS, WeightFormat::kFp4, 4, 256, rng).w));
+  EXPECT_FALSE(int8_dot::supports(make_ggml(GgmlType::IQ2_XS, WeightFormat::kFp4, 4, 256, rng).w));
   EXPECT_FALSE(int8_dot::supports(make_ggml(GgmlType::Q4_K, WeightFormat::kFp8Block, 4, 256, rng).w));
   EXPECT_FALSE(int8_dot::supports(make_bf16(4, 64, rng).w));
   // Other weights in the int8 mode: exactly the precise mode's products.
