@@ -217,10 +217,23 @@ HWY_INLINE __m256i WeightBytes(const uint8_t* row, int64_t b, __m256i table, con
   } else if constexpr (K == Kind::kIq2Xxs) {
     const uint8_t* g = row + (b / kLaneBlocks) * 66 + 2 + 8 * (b % kLaneBlocks);
     const uint32_t meta = ggml_bytes::u32_at(g + 4);
+#if HWY_TARGET <= HWY_AVX3
+    // ksigns_iq2xs of the four 7-bit sign fields at once: the fields spread to bytes (pdep),
+    // bit 7 of each byte = the parity of its 7 bits; the set bits negate their values.
+    const uint32_t bits = _pdep_u32(meta, 0x7F7F7F7Fu);
+    uint32_t parity = bits ^ (bits >> 4);
+    parity ^= parity >> 2;
+    parity ^= parity >> 1;
+    const __mmask32 negate = bits | ((parity & 0x01010101u) << 7);
+    const __m256i grid = _mm256_setr_epi64x(static_cast<int64_t>(tabs.iq2xxs[g[0]]), static_cast<int64_t>(tabs.iq2xxs[g[1]]),
+                                            static_cast<int64_t>(tabs.iq2xxs[g[2]]), static_cast<int64_t>(tabs.iq2xxs[g[3]]));
+    const __m256i w = _mm256_mask_sub_epi8(grid, negate, _mm256_setzero_si256(), grid);
+#else
     uint64_t v[4];
     for (int l = 0; l < 4; ++l) v[l] = ggml_tables::negate_bytes(tabs.iq2xxs[g[l]], tabs.iq2_sign_mask[(meta >> (7 * l)) & 127]);
     const __m256i w = _mm256_setr_epi64x(static_cast<int64_t>(v[0]), static_cast<int64_t>(v[1]), static_cast<int64_t>(v[2]),
                                          static_cast<int64_t>(v[3]));
+#endif
     return kVnni ? _mm256_xor_si256(w, offset) : w;
   } else {
     const uint8_t* sb = row + (b / kLaneBlocks) * 84;
@@ -248,10 +261,12 @@ HWY_INLINE void GroupInt8(const uint8_t* const (&rows)[4], int64_t b0, int64_t c
   for (int64_t kp = 0; kp < kLaneBlocks / 2; ++kp) {
     // Past a row's end the prefetch goes to the same place in the row 4 further on (the next
     // pass), which the next pass would otherwise start cold.
-    const int64_t o = ByteOf<K>(b0 + 2 * kp) + kAhead;
+    // About once per cache line: when block 2kp or 2kp + 1 starts one.
+    const int64_t at = ByteOf<K>(b0 + 2 * kp), o = at + kAhead;
+    const bool line = (at & 63) < 2 * kGroupBytes<K> / kLaneBlocks;
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + (o >= row_bytes ? o + 3 * row_bytes : o)), _MM_HINT_T0);
+      if (line) _mm_prefetch(reinterpret_cast<const char*>(rows[r] + (o >= row_bytes ? o + 3 * row_bytes : o)), _MM_HINT_T0);
       __m256i p[TB][2];
       for (int64_t j = 0; j < 2; ++j) {
         const int64_t k = 2 * kp + j;
