@@ -21,6 +21,41 @@ double* sized(std::vector<double>& v, int64_t n) {
   return v.data();
 }
 
+// One block of rows (kvb[j] null: masked) for nh heads in the int8 mode's FP32 core: the dots
+// of all heads with the valid rows in 4 x 4 tiles, each head's online-softmax step as in
+// attend_heads (same operations on the same scores), P.V of all heads in one pass.
+void attend_block_f32(const float* q, int64_t nh, int64_t hd, const float* const* kvb, int64_t n, float scale, float* tile,
+                      float* pv, float* alpha_h, float* mh, float* sumh, float* o) {
+  const float* rows[kBlock];
+  int64_t cnt = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    if (kvb[j]) rows[cnt++] = kvb[j];
+  }
+  dot_tile_f32(q, nh, hd, rows, cnt, hd, tile, kBlock);
+  for (int64_t h = 0; h < nh; ++h) {
+    float* s = tile + h * kBlock;
+    float bm = -std::numeric_limits<float>::infinity();
+    for (int64_t c = 0; c < cnt; ++c) {
+      s[c] *= scale;
+      bm = std::max(bm, s[c]);
+    }
+    const float m_new = std::max(mh[h], bm);
+    alpha_h[h] = exp_f32(mh[h] - m_new);  // 0 for the first block
+    float bsum = 0.0f;
+    for (int64_t c = 0; c < cnt; ++c) {
+      s[c] = exp_f32(s[c] - m_new);
+      bsum += s[c];
+    }
+    sumh[h] = sumh[h] * alpha_h[h] + bsum;
+    mh[h] = m_new;
+  }
+  std::fill(pv, pv + nh * hd, 0.0f);
+  axpy_heads_f32(tile, nh, kBlock, rows, cnt, hd, pv, hd);
+  for (int64_t h = 0; h < nh; ++h) {
+    for (int64_t e = 0; e < hd; ++e) o[h * hd + e] = o[h * hd + e] * alpha_h[h] + pv[h * hd + e];
+  }
+}
+
 // Heads [h0, h1) of sparse_attention_row. Blocks outer, heads inner: each compact row is
 // decoded once per block for these heads; the per-head softmax and P.V (vectorised over the
 // dims, each element's sum in list order) are those of a head-by-head loop, so the result of
@@ -35,8 +70,11 @@ void attend_heads(const float* q, int64_t h0, int64_t h1, int64_t hd, const KvRo
   double* dots = sized(sc.dots, nh);
   double* blk = sized(sc.pv, hd);
   const bool f32 = nm == Numerics::kInt8;
-  float* dots_f = sc.dots_f32.get(static_cast<size_t>(nh));
-  float* blk_f = sc.pv_f32.get(static_cast<size_t>(hd));
+  // The FP32 path's tiles: dots [nh, kBlock] of the valid rows, then their softmax weights;
+  // P.V of all heads [nh, hd]; each head's rescale factor.
+  float* tile = f32 ? sc.dots_f32.get(static_cast<size_t>(nh * kBlock)) : nullptr;
+  float* pv_all = f32 ? sc.pv_f32.get(static_cast<size_t>(nh * hd + nh)) : nullptr;
+  float* alpha_h = f32 ? pv_all + nh * hd : nullptr;
   float* mh = sc.m.get(static_cast<size_t>(nh));
   float* sumh = sc.sum.get(static_cast<size_t>(nh));
   const float* kvb[kBlock];
@@ -63,16 +101,15 @@ void attend_heads(const float* q, int64_t h0, int64_t h1, int64_t hd, const KvRo
       any = true;
     }
     if (!any) continue;
+    if (f32) {
+      attend_block_f32(q + h0 * hd, nh, hd, kvb, b1 - b0, scale, tile, pv_all, alpha_h, mh, sumh, o + h0 * hd);
+      continue;
+    }
     for (int64_t j = b0; j < b1; ++j) {
       const float* kv = kvb[j - b0];
       if (!kv) continue;
-      if (f32) {
-        dot_rows_f32(q + h0 * hd, nh, hd, kv, hd, dots_f);
-        for (int64_t h = 0; h < nh; ++h) scores[h * kBlock + (j - b0)] = dots_f[h] * scale;
-      } else {
-        dot_rows_f64(q + h0 * hd, nh, hd, kv, hd, dots);
-        for (int64_t h = 0; h < nh; ++h) scores[h * kBlock + (j - b0)] = static_cast<float>(dots[h]) * scale;
-      }
+      dot_rows_f64(q + h0 * hd, nh, hd, kv, hd, dots);
+      for (int64_t h = 0; h < nh; ++h) scores[h * kBlock + (j - b0)] = static_cast<float>(dots[h]) * scale;
     }
     for (int64_t h = 0; h < nh; ++h) {
       float* oh = o + (h0 + h) * hd;
@@ -89,8 +126,8 @@ void attend_heads(const float* q, int64_t h0, int64_t h1, int64_t hd, const KvRo
       const float m_new = std::max(m, bm);
       const float alpha = exp_f32(m - m_new);  // 0 for the first block
       float bsum = 0.0f;
+      std::fill(blk, blk + hd, 0.0);
       double pj[kBlock];
-      float pj_f[kBlock];
       const float* rows_j[kBlock];
       int64_t cnt = 0;
       for (int64_t j = b0; j < b1; ++j) {
@@ -99,19 +136,11 @@ void attend_heads(const float* q, int64_t h0, int64_t h1, int64_t hd, const KvRo
         float p = exp_f32(s[j - b0] - m_new);
         bsum += p;
         pj[cnt] = round_ref(p, nm);
-        pj_f[cnt] = p;
         rows_j[cnt++] = kv;
       }
+      axpy_rows_f64(pj, rows_j, cnt, hd, blk);
       sumh[h] = sumh[h] * alpha + bsum;
-      if (f32) {
-        std::fill(blk_f, blk_f + hd, 0.0f);
-        axpy_rows_f32(pj_f, rows_j, cnt, hd, blk_f);
-        for (int64_t e = 0; e < hd; ++e) oh[e] = oh[e] * alpha + blk_f[e];
-      } else {
-        std::fill(blk, blk + hd, 0.0);
-        axpy_rows_f64(pj, rows_j, cnt, hd, blk);
-        for (int64_t e = 0; e < hd; ++e) oh[e] = oh[e] * alpha + static_cast<float>(blk[e]);
-      }
+      for (int64_t e = 0; e < hd; ++e) oh[e] = oh[e] * alpha + static_cast<float>(blk[e]);
       mh[h] = m_new;
     }
   }

@@ -139,8 +139,9 @@ void DotRowsF32(const float* HWY_RESTRICT a, int64_t rows, int64_t lda, const fl
   }
 }
 
+// (x rows read from element `x_offset`.)
 void AxpyRowsF32(const float* HWY_RESTRICT p, const float* const* HWY_RESTRICT x, int64_t count, int64_t n,
-                 float* HWY_RESTRICT acc) {
+                 float* HWY_RESTRICT acc, int64_t x_offset) {
   const hn::ScalableTag<float> df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   int64_t e = 0;
@@ -149,7 +150,7 @@ void AxpyRowsF32(const float* HWY_RESTRICT p, const float* const* HWY_RESTRICT x
          a3 = hn::LoadU(df, acc + e + 3 * N);
     for (int64_t j = 0; j < count; ++j) {
       const auto pv = hn::Set(df, p[j]);
-      const float* xj = x[j] + e;
+      const float* xj = x[j] + x_offset + e;
       a0 = hn::MulAdd(pv, hn::LoadU(df, xj), a0);
       a1 = hn::MulAdd(pv, hn::LoadU(df, xj + N), a1);
       a2 = hn::MulAdd(pv, hn::LoadU(df, xj + 2 * N), a2);
@@ -162,12 +163,100 @@ void AxpyRowsF32(const float* HWY_RESTRICT p, const float* const* HWY_RESTRICT x
   }
   for (; e + N <= n; e += N) {
     auto a = hn::LoadU(df, acc + e);
-    for (int64_t j = 0; j < count; ++j) a = hn::MulAdd(hn::Set(df, p[j]), hn::LoadU(df, x[j] + e), a);
+    for (int64_t j = 0; j < count; ++j) a = hn::MulAdd(hn::Set(df, p[j]), hn::LoadU(df, x[j] + x_offset + e), a);
     hn::StoreU(a, df, acc + e);
   }
   for (; e < n; ++e) {
-    for (int64_t j = 0; j < count; ++j) acc[e] += p[j] * x[j][e];
+    for (int64_t j = 0; j < count; ++j) acc[e] += p[j] * x[j][x_offset + e];
   }
+}
+
+// Tiles of 4 heads x 4 rows for the int8 mode's attention core: each q chunk and row chunk
+// loaded once per tile. Every (head, row) pair has its own accumulator and the order of
+// DotRowsF32, so a result does not depend on the tile it falls in.
+void DotTileF32(const float* HWY_RESTRICT q, int64_t nh, int64_t ldq, const float* const* HWY_RESTRICT kv, int64_t nkv,
+                int64_t n, float* HWY_RESTRICT out, int64_t ldo) {
+  const hn::ScalableTag<float> df;
+  using VF = hn::Vec<decltype(df)>;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t full = n / N * N;
+  constexpr int kT = 4;
+  auto finish = [&](const VF& acc, int64_t h, int64_t j) {
+    float t = hn::GetLane(hn::SumOfLanes(df, acc));
+    for (int64_t e = full; e < n; ++e) t += q[h * ldq + e] * kv[j][e];
+    out[h * ldo + j] = t;
+  };
+  int64_t h0 = 0;
+  for (; h0 + kT <= nh; h0 += kT) {
+    int64_t j0 = 0;
+    for (; j0 + kT <= nkv; j0 += kT) {
+      VF acc[kT][kT];
+      for (int a = 0; a < kT; ++a)
+        for (int b = 0; b < kT; ++b) acc[a][b] = hn::Zero(df);
+      for (int64_t e = 0; e < full; e += N) {
+        VF k[kT];
+        for (int b = 0; b < kT; ++b) k[b] = hn::LoadU(df, kv[j0 + b] + e);
+        for (int a = 0; a < kT; ++a) {
+          const VF x = hn::LoadU(df, q + (h0 + a) * ldq + e);
+          for (int b = 0; b < kT; ++b) acc[a][b] = hn::MulAdd(x, k[b], acc[a][b]);
+        }
+      }
+      for (int a = 0; a < kT; ++a)
+        for (int b = 0; b < kT; ++b) finish(acc[a][b], h0 + a, j0 + b);
+    }
+    for (; j0 < nkv; ++j0) {
+      VF acc[kT];
+      for (int a = 0; a < kT; ++a) acc[a] = hn::Zero(df);
+      for (int64_t e = 0; e < full; e += N) {
+        const VF k = hn::LoadU(df, kv[j0] + e);
+        for (int a = 0; a < kT; ++a) acc[a] = hn::MulAdd(hn::LoadU(df, q + (h0 + a) * ldq + e), k, acc[a]);
+      }
+      for (int a = 0; a < kT; ++a) finish(acc[a], h0 + a, j0);
+    }
+  }
+  for (; h0 < nh; ++h0) {
+    for (int64_t j = 0; j < nkv; ++j) {
+      VF acc = hn::Zero(df);
+      for (int64_t e = 0; e < full; e += N) acc = hn::MulAdd(hn::LoadU(df, q + h0 * ldq + e), hn::LoadU(df, kv[j] + e), acc);
+      finish(acc, h0, j);
+    }
+  }
+}
+
+// acc[h][e] += p[h][j] * x[j][e] over j in order (AxpyRowsF32's order per element), 4 heads
+// at a time sharing each load of x.
+void AxpyHeadsF32(const float* HWY_RESTRICT p, int64_t nh, int64_t ldp, const float* const* HWY_RESTRICT x, int64_t count,
+                  int64_t n, float* HWY_RESTRICT acc, int64_t lda) {
+  const hn::ScalableTag<float> df;
+  using VF = hn::Vec<decltype(df)>;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t full = n / N * N;
+  constexpr int kT = 4;
+  int64_t h0 = 0;
+  for (; h0 + kT <= nh; h0 += kT) {
+    int64_t e = 0;
+    for (; e + 2 * N <= full; e += 2 * N) {
+      VF a[kT][2];
+      for (int h = 0; h < kT; ++h) {
+        a[h][0] = hn::LoadU(df, acc + (h0 + h) * lda + e);
+        a[h][1] = hn::LoadU(df, acc + (h0 + h) * lda + e + N);
+      }
+      for (int64_t j = 0; j < count; ++j) {
+        const VF x0 = hn::LoadU(df, x[j] + e), x1 = hn::LoadU(df, x[j] + e + N);
+        for (int h = 0; h < kT; ++h) {
+          const VF pv = hn::Set(df, p[(h0 + h) * ldp + j]);
+          a[h][0] = hn::MulAdd(pv, x0, a[h][0]);
+          a[h][1] = hn::MulAdd(pv, x1, a[h][1]);
+        }
+      }
+      for (int h = 0; h < kT; ++h) {
+        hn::StoreU(a[h][0], df, acc + (h0 + h) * lda + e);
+        hn::StoreU(a[h][1], df, acc + (h0 + h) * lda + e + N);
+      }
+    }
+    for (int h = 0; h < kT; ++h) AxpyRowsF32(p + (h0 + h) * ldp, x, count, n - e, acc + (h0 + h) * lda + e, e);
+  }
+  for (; h0 < nh; ++h0) AxpyRowsF32(p + h0 * ldp, x, count, n, acc + h0 * lda, 0);
 }
 
 void DotColsBlocksF32(const float* HWY_RESTRICT at, int64_t rows, const float* HWY_RESTRICT v, int64_t n,
@@ -208,6 +297,8 @@ HWY_EXPORT(AxpyRowsF64);
 HWY_EXPORT(DotColsBlocksF32);
 HWY_EXPORT(DotRowsF32);
 HWY_EXPORT(AxpyRowsF32);
+HWY_EXPORT(DotTileF32);
+HWY_EXPORT(AxpyHeadsF32);
 }  // namespace vec_kernels
 
 void dot_rows_f64(const float* a, int64_t rows, int64_t lda, const float* v, int64_t n, double* out) {
@@ -223,7 +314,17 @@ void dot_rows_f32(const float* a, int64_t rows, int64_t lda, const float* v, int
 }
 
 void axpy_rows_f32(const float* p, const float* const* x, int64_t count, int64_t n, float* acc) {
-  HWY_DYNAMIC_DISPATCH(vec_kernels::AxpyRowsF32)(p, x, count, n, acc);
+  HWY_DYNAMIC_DISPATCH(vec_kernels::AxpyRowsF32)(p, x, count, n, acc, 0);
+}
+
+void dot_tile_f32(const float* q, int64_t nh, int64_t ldq, const float* const* kv, int64_t nkv, int64_t n, float* out,
+                  int64_t ldo) {
+  HWY_DYNAMIC_DISPATCH(vec_kernels::DotTileF32)(q, nh, ldq, kv, nkv, n, out, ldo);
+}
+
+void axpy_heads_f32(const float* p, int64_t nh, int64_t ldp, const float* const* x, int64_t count, int64_t n, float* acc,
+                    int64_t lda) {
+  HWY_DYNAMIC_DISPATCH(vec_kernels::AxpyHeadsF32)(p, nh, ldp, x, count, n, acc, lda);
 }
 
 void dot_cols_blocks_f32(const float* at, int64_t rows, const float* v, int64_t n, int64_t block, double* out) {

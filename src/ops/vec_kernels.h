@@ -22,6 +22,13 @@ void axpy_rows_f64(const double* p, const float* const* x, int64_t count, int64_
 // not across targets (the lane count sets the summation order).
 void dot_rows_f32(const float* a, int64_t rows, int64_t lda, const float* v, int64_t n, float* out);
 void axpy_rows_f32(const float* p, const float* const* x, int64_t count, int64_t n, float* acc);
+// Many heads at once, each result with the bits of the calls above: out[h * ldo + j] =
+// dot_rows_f32 of q row h (stride ldq) and kv[j]; acc row h (stride lda) += the P.V of
+// p row h (stride ldp) over x[0 .. count).
+void dot_tile_f32(const float* q, int64_t nh, int64_t ldq, const float* const* kv, int64_t nkv, int64_t n, float* out,
+                  int64_t ldo);
+void axpy_heads_f32(const float* p, int64_t nh, int64_t ldp, const float* const* x, int64_t count, int64_t n, float* acc,
+                    int64_t lda);
 
 // out[r] = sum over blocks b of ( FP32 sum_{e in b} at[e * rows + r] * v[e] ), the block sums
 // added in double in block order; `at` is the transposed matrix [n, rows] (rows = heads, so
