@@ -1,6 +1,7 @@
 // vec_kernels: the SIMD double dots equal the sequential double loop up to double rounding;
 // the FP32 block-sum dots equal them bit for bit on FP4 data (the reference indexer's case),
-// on every compiled dispatch target; axpy_rows_f64 equals the scalar loop bit for bit.
+// on every compiled dispatch target; axpy_rows_f64 equals the scalar loop bit for bit; the FP32
+// head tiles equal the FP32 one-row kernels bit for bit.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -98,6 +99,49 @@ TEST(VecKernels, DoubleDotsAndAxpyMatchScalarLoops) {
     }
   }
   linear_kernels::force_target(0);
+}
+
+// The int8 mode's attention core: the head tiles give each (head, row) the bits of the one-row
+// kernels whatever the head count and offset (so whatever the thread split), close to double
+// sums; on every target, for lengths with and without a partial vector.
+TEST(VecKernels, HeadTilesHaveTheOneRowBitsOnEveryTarget) {
+  struct Guard {
+    ~Guard() { linear_kernels::force_target(0); }
+  } guard;
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd;
+  for (int64_t target : linear_kernels::available_targets()) {
+    linear_kernels::force_target(target);
+    for (int64_t n : {int64_t{512}, int64_t{72}, int64_t{13}}) {
+      const int64_t H = 11, R = 7;
+      std::vector<float> q(static_cast<size_t>(H * n)), kv(static_cast<size_t>(R * n)), p(static_cast<size_t>(H * 64));
+      for (float& v : q) v = nd(rng);
+      for (float& v : kv) v = nd(rng);
+      for (float& v : p) v = std::fabs(nd(rng));
+      std::vector<const float*> rows;
+      for (int64_t j = 0; j < R; ++j) rows.push_back(kv.data() + j * n);
+      for (int64_t h0 : {int64_t{0}, int64_t{3}}) {  // tiles starting at different heads
+        const int64_t nh = H - h0;
+        std::vector<float> tile(static_cast<size_t>(nh * 64), -1.0f);
+        dot_tile_f32(q.data() + h0 * n, nh, n, rows.data(), R, n, tile.data(), 64);
+        std::vector<float> acc(static_cast<size_t>(nh * n), 0.5f), want_acc = acc;
+        axpy_heads_f32(p.data() + h0 * 64, nh, 64, rows.data(), R, n, acc.data(), n);
+        for (int64_t h = 0; h < nh; ++h) {
+          float one[R];
+          dot_rows_f32(kv.data(), R, n, q.data() + (h0 + h) * n, n, one);
+          axpy_rows_f32(p.data() + (h0 + h) * 64, rows.data(), R, n, want_acc.data() + h * n);
+          for (int64_t j = 0; j < R; ++j) {
+            const float got = tile[static_cast<size_t>(h * 64 + j)];
+            EXPECT_EQ(got, one[j]) << "head " << h0 + h << " row " << j << " n " << n;
+            double exact = 0.0;
+            for (int64_t e = 0; e < n; ++e) exact += static_cast<double>(q[static_cast<size_t>((h0 + h) * n + e)]) * kv[static_cast<size_t>(j * n + e)];
+            EXPECT_NEAR(got, exact, 1e-4 * std::sqrt(static_cast<double>(n)) * 4);
+          }
+        }
+        for (size_t i = 0; i < acc.size(); ++i) ASSERT_EQ(acc[i], want_acc[i]) << "P.V element " << i << " n " << n;
+      }
+    }
+  }
 }
 
 }  // namespace
