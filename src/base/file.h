@@ -7,11 +7,18 @@
 
 namespace dsv4 {
 
-// A read-only memory map of a whole file. Move-only; unmaps on destruction.
+// How a whole file is put in memory: a read-only map of the file (pages shared with the page
+// cache, loaded on first touch), or a read-only copy in anonymous memory backed by transparent
+// huge pages where the kernel allows (`--no-mmap`: the whole file read at load and its size in
+// RAM, but a 2 MiB page covers 512 x the bytes of a 4 KiB one, so streaming the weights misses
+// the TLB far less).
+enum class FileMemory { kMapped, kHugePageCopy };
+
+// A read-only view of a whole file (FileMemory). Move-only; released on destruction.
 class MappedFile {
  public:
   MappedFile() = default;
-  explicit MappedFile(const std::string& path);  // throws Error naming the path
+  explicit MappedFile(const std::string& path, FileMemory memory = FileMemory::kMapped);  // throws Error naming the path
   ~MappedFile();
   MappedFile(MappedFile&& other) noexcept;
   MappedFile& operator=(MappedFile&& other) noexcept;
@@ -24,9 +31,12 @@ class MappedFile {
 
  private:
   void reset();
+  void copy_in(int fd);  // kHugePageCopy
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  void* alloc_ = nullptr;  // kHugePageCopy: the anonymous mapping (data_ is inside it)
+  size_t alloc_size_ = 0;
 };
 
 std::string read_file(const std::string& path);  // throws Error naming the path

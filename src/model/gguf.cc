@@ -249,7 +249,7 @@ GgufFile GgufFile::parse(const uint8_t* data, size_t size, const std::string& na
   return f;
 }
 
-GgufFile GgufFile::open(const std::string& path) {
+GgufFile GgufFile::open(const std::string& path, FileMemory memory) {
   GgufFile f;
   f.path_ = path;
   static const std::regex split(R"(^(.*)-(\d{5})-of-(\d{5})\.gguf$)");
@@ -269,7 +269,7 @@ GgufFile GgufFile::open(const std::string& path) {
   }
   for (size_t k = 0; k < parts.size(); ++k) {
     if (!file_exists(parts[k])) throw Error(path + ": split part " + parts[k] + " is missing");
-    auto map = std::make_shared<MappedFile>(parts[k]);
+    auto map = std::make_shared<MappedFile>(parts[k], memory);
     f.parse_part(map->data(), map->size(), parts[k], k == 0);
     f.files_.push_back(parts[k]);
     f.maps.push_back(std::move(map));

@@ -50,7 +50,8 @@ struct GgufTensor {
 class GgufFile {
  public:
   // Opens `path`; for a split name (…-0000K-of-0000N.gguf) opens all N parts.
-  static GgufFile open(const std::string& path);
+  // `memory`: file maps, or copies in huge-page memory (base/file.h).
+  static GgufFile open(const std::string& path, FileMemory memory = FileMemory::kMapped);
   // Parses an in-memory image (tests / fuzzing); `name` is used in messages. The buffer must
   // outlive the GgufFile.
   static GgufFile parse(const uint8_t* data, size_t size, const std::string& name);

@@ -337,12 +337,12 @@ struct Binder {
 
 }  // namespace
 
-std::shared_ptr<const ModelWeights> load_gguf_model(const std::string& path, const std::string& mtp_path) {
-  auto main = std::make_shared<GgufFile>(GgufFile::open(path));
+std::shared_ptr<const ModelWeights> load_gguf_model(const std::string& path, const std::string& mtp_path, FileMemory memory) {
+  auto main = std::make_shared<GgufFile>(GgufFile::open(path, memory));
   ModelConfig c = gguf_model_config(*main);
   std::shared_ptr<GgufFile> mtp;
   if (!mtp_path.empty()) {
-    mtp = std::make_shared<GgufFile>(GgufFile::open(mtp_path));
+    mtp = std::make_shared<GgufFile>(GgufFile::open(mtp_path, memory));
     const std::string arch = mtp->get_string("general.architecture");
     if (arch != kArch) throw Error(mtp_path + ": general.architecture is '" + arch + "', expected 'deepseek4'");
     const int64_t n = mtp->get_int("deepseek4.nextn_predict_layers", 1);

@@ -23,6 +23,7 @@ std::string gguf_tensor_name(const std::string& official, int64_t* expert);
 // Loads FILE.gguf (split sets given by their first part). `mtp_path`: an optional sidecar
 // GGUF with the MTP block (mtp.0.* names, see gguf_tensor_name). Throws Error naming the file
 // and the tensor / key for a missing, misshaped, unsupported-type or extra tensor.
-std::shared_ptr<const ModelWeights> load_gguf_model(const std::string& path, const std::string& mtp_path = "");
+std::shared_ptr<const ModelWeights> load_gguf_model(const std::string& path, const std::string& mtp_path = "",
+                                                    FileMemory memory = FileMemory::kMapped);
 
 }  // namespace dsv4

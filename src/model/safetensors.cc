@@ -38,8 +38,8 @@ std::string Tensor::shape_str() const {
   return s + "]";
 }
 
-void TensorStore::add_file(const std::string& path) {
-  auto map = std::make_unique<MappedFile>(path);
+void TensorStore::add_file(const std::string& path, FileMemory memory) {
+  auto map = std::make_unique<MappedFile>(path, memory);
   const uint8_t* base = map->data();
   const uint64_t size = map->size();
   if (size < 8) throw Error(path + ": truncated safetensors file (" + std::to_string(size) + " bytes, no header length)");
@@ -124,13 +124,13 @@ TensorStore TensorStore::from_views(std::vector<Tensor> tensors, std::vector<std
   return s;
 }
 
-TensorStore TensorStore::open_file(const std::string& path) {
+TensorStore TensorStore::open_file(const std::string& path, FileMemory memory) {
   TensorStore s;
-  s.add_file(path);
+  s.add_file(path, memory);
   return s;
 }
 
-TensorStore TensorStore::open_dir(const std::string& dir) {
+TensorStore TensorStore::open_dir(const std::string& dir, FileMemory memory) {
   TensorStore s;
   const std::string index_path = join_path(dir, "model.safetensors.index.json");
   if (file_exists(index_path)) {
@@ -153,7 +153,7 @@ TensorStore TensorStore::open_dir(const std::string& dir) {
       if (std::find(shards.begin(), shards.end(), f) == shards.end()) shards.push_back(f);
     }
     std::sort(shards.begin(), shards.end());
-    for (const auto& f : shards) s.add_file(join_path(dir, f));
+    for (const auto& f : shards) s.add_file(join_path(dir, f), memory);
     for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
       const Tensor* t = s.find(it.key());
       std::string f = join_path(dir, it.value().get<std::string>());
@@ -173,7 +173,7 @@ TensorStore TensorStore::open_dir(const std::string& dir) {
     ::closedir(d);
     if (names.empty()) throw Error(dir + ": no *.safetensors files and no model.safetensors.index.json");
     std::sort(names.begin(), names.end());
-    for (const auto& n : names) s.add_file(join_path(dir, n));
+    for (const auto& n : names) s.add_file(join_path(dir, n), memory);
   }
   return s;
 }

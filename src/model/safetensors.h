@@ -38,9 +38,10 @@ class TensorStore {
  public:
   // A model directory: uses model.safetensors.index.json when present (and checks it
   // against the shards), else every *.safetensors file in the directory.
-  static TensorStore open_dir(const std::string& dir);
+  // `memory`: file maps, or copies in huge-page memory (base/file.h).
+  static TensorStore open_dir(const std::string& dir, FileMemory memory = FileMemory::kMapped);
   // One safetensors file.
-  static TensorStore open_file(const std::string& path);
+  static TensorStore open_file(const std::string& path, FileMemory memory = FileMemory::kMapped);
 
   // Views into memory that `owners` keep alive (a GGUF file bound to the official names).
   static TensorStore from_views(std::vector<Tensor> tensors, std::vector<std::string> files,
@@ -56,7 +57,7 @@ class TensorStore {
   std::vector<int64_t> read_i64(const std::string& name) const;
 
  private:
-  void add_file(const std::string& path);
+  void add_file(const std::string& path, FileMemory memory);
   std::vector<std::unique_ptr<MappedFile>> maps_;
   std::vector<std::string> files_;
   std::map<std::string, Tensor> tensors_;

@@ -224,10 +224,10 @@ std::shared_ptr<const ModelWeights> bind_weights(const ModelConfig& config, std:
   return w;
 }
 
-std::shared_ptr<const ModelWeights> load_model(const std::string& dir) {
-  if (is_gguf_path(dir)) return load_gguf_model(dir);
+std::shared_ptr<const ModelWeights> load_model(const std::string& dir, FileMemory memory) {
+  if (is_gguf_path(dir)) return load_gguf_model(dir, "", memory);
   ModelConfig config = load_config(dir);
-  auto store = std::make_shared<TensorStore>(TensorStore::open_dir(dir));
+  auto store = std::make_shared<TensorStore>(TensorStore::open_dir(dir, memory));
   if (!config.expert_format_given) {
     // Older configs omit expert_dtype: take the routed experts' format from the files.
     const Tensor* t = store->find("layers.0.ffn.experts.0.w1.weight");

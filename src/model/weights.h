@@ -136,7 +136,8 @@ void validate_tensors(const ModelConfig& config, const TensorStore& store);
 
 // Loads DIR/config.json + safetensors, validates, binds; or, for a path ending in .gguf, the
 // deepseek4 GGUF file (model/gguf_model.h). Throws Error on any problem.
-std::shared_ptr<const ModelWeights> load_model(const std::string& dir);
+// `memory`: the weight files mapped, or copied into huge-page memory (`--no-mmap`, base/file.h).
+std::shared_ptr<const ModelWeights> load_model(const std::string& dir, FileMemory memory = FileMemory::kMapped);
 
 // Reads one byte of every page of every tensor, so that decoding does not pay the page faults
 // of first touches (a decode step reads ~1/40 of a MoE model's pages, a new set each step).

@@ -292,7 +292,8 @@ TEST(GgufConvert, UnsupportedTargetsAreErrors) {
 namespace {
 
 // End to end through the binary: `dsv4 init` (official layout with tokenizer.json) ->
-// `dsv4 convert` -> `dsv4 run -m FILE.gguf` gives the same greedy text as `-m DIR`.
+// `dsv4 convert` -> `dsv4 run -m FILE.gguf` (mapped, and with --no-mmap) gives the same greedy
+// text as `-m DIR`.
 TEST(GgufConvertCli, RunOnTheGgufMatchesTheDirectory) {
   TempDir d;
   const std::string bin = DSV4_BIN, dir = d.path("m"), gguf = d.path("m.gguf");
@@ -308,6 +309,9 @@ TEST(GgufConvertCli, RunOnTheGgufMatchesTheDirectory) {
   const std::string b = read_file(d.path("m.gguf.out")) + read_file(d.path("m.gguf.out.err"));
   EXPECT_FALSE(a.empty());
   EXPECT_EQ(a, b);
+  // --no-mmap (weights copied into huge-page memory): the same text.
+  ASSERT_EQ(sh(bin + " run -m " + gguf + " --no-mmap -p Hello -n 12 --temp 0 > " + d.path("c.out") + " 2> " + d.path("c.out.err")), 0);
+  EXPECT_EQ(read_file(d.path("c.out")) + read_file(d.path("c.out.err")), a);
   // A bad target type is one clean error line; so is a K-quant target for rows that are not a
   // multiple of its 256-value block.
   EXPECT_NE(sh(bin + " convert -m " + dir + " --out " + d.path("x.gguf") + " --type iq2_xxs > " + d.path("err.txt") + " 2>&1"), 0);

@@ -113,6 +113,51 @@ TEST(Loader, TinyABindsEveryTensor) {
   EXPECT_EQ(w->layers[0].attn.wo_a.format, WeightFormat::kFp8Block);
 }
 
+// --no-mmap: the huge-page copy holds the file's bytes (a file over 2 MiB with a partial last
+// page; an empty one), moves like a map, and a model loaded that way binds every tensor to a
+// copy with the same bytes, for safetensors and GGUF.
+TEST(Loader, HugePageCopyHasTheFileBytes) {
+  TempModel m;
+  const std::string path = m.path("pattern.bin");
+  std::string bytes(static_cast<size_t>((3 << 20) + 123), '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 2654435761u) >> 13);
+  write_file_atomic(path, bytes);
+  MappedFile mapped(path), copied(path, FileMemory::kHugePageCopy);
+  ASSERT_EQ(copied.size(), bytes.size());
+  EXPECT_EQ(std::memcmp(copied.data(), bytes.data(), bytes.size()), 0);
+  EXPECT_EQ(std::memcmp(copied.data(), mapped.data(), bytes.size()), 0);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(copied.data()) % (uintptr_t{2} << 20), 0u);  // huge-page aligned
+  MappedFile moved(std::move(copied));
+  EXPECT_EQ(copied.data(), nullptr);
+  ASSERT_EQ(moved.size(), bytes.size());
+  EXPECT_EQ(std::memcmp(moved.data(), bytes.data(), bytes.size()), 0);
+  write_file_atomic(m.path("empty.bin"), "");
+  MappedFile empty(m.path("empty.bin"), FileMemory::kHugePageCopy);
+  EXPECT_EQ(empty.size(), 0u);
+  try {
+    MappedFile missing(m.path("missing.bin"), FileMemory::kHugePageCopy);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.bin"), std::string::npos) << e.what();
+  }
+}
+
+void expect_same_tensors(const ModelWeights& a, const ModelWeights& b) {
+  ASSERT_EQ(a.store->tensors().size(), b.store->tensors().size());
+  for (const auto& [name, t] : a.store->tensors()) {
+    const Tensor& u = b.store->get(name);
+    ASSERT_EQ(t.nbytes, u.nbytes) << name;
+    EXPECT_NE(t.data, u.data) << name;
+    EXPECT_EQ(std::memcmp(t.data, u.data, t.nbytes), 0) << name;
+  }
+}
+
+TEST(Loader, NoMmapBindsCopiesWithTheSameBytes) {
+  expect_same_tensors(*load_model(kCheckpoint), *load_model(kCheckpoint, FileMemory::kHugePageCopy));
+  const std::string gguf = std::string(DSV4_TEST_DATA_DIR) + "/gguf/tiny-a.gguf";
+  expect_same_tensors(*load_model(gguf), *load_model(gguf, FileMemory::kHugePageCopy));
+}
+
 TEST(Loader, TruncatedShard) {
   TempModel m;
   std::string b = m.read(kShard2);

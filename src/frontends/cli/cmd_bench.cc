@@ -176,6 +176,8 @@ int cmd_bench(int argc, char** argv) {
       ->check(CLI::IsMember({"reference", "precise", "int8"}));
   app.add_option("-t,--threads", threads, "threads (default: DSV4_THREADS or the physical cores)");
   app.add_flag("--json", json_out, "print one JSON object");
+  bool no_mmap = false;
+  app.add_flag("--no-mmap", no_mmap, kNoMmapHelp);
   app.add_option("--prefill", prefill_n, "prefill tokens")->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
   app.add_option("--decode", decode_n, "decode steps")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app.add_option("--max-context", max_context, "largest long-context point (default: what fits in memory)");
@@ -200,7 +202,7 @@ int cmd_bench(int argc, char** argv) {
 
   const std::string dir = model.empty() ? preset_model_dir(preset, cache_dir, progress) : model;
   progress("loading " + dir);
-  auto w = load_model(dir);
+  auto w = load_model(dir, no_mmap ? FileMemory::kHugePageCopy : FileMemory::kMapped);
   // Steady-state decode: page faults of first touches are not part of a step's cost.
   progress("paging the weights in");
   touch_weight_pages(*w);
@@ -357,6 +359,7 @@ int cmd_bench(int argc, char** argv) {
   j["model"] = dir;
   j["threads"] = threads;
   j["numerics"] = numerics_name;
+  j["no_mmap"] = no_mmap;  // weights copied into huge-page memory
   j["bandwidth_gbs"] = bw / 1e9;
   // Both yardsticks; the prefill fraction is against the one the kernels use today (FP32 FMA
   // after decoding the weights into FP32 lanes, in both numerics modes).

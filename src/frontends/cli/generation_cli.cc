@@ -18,6 +18,7 @@ namespace dsv4::cli {
 void add_generation_options(CLI::App& app, GenerationCliOptions& o) {
   app.add_option("-m,--model", o.model, "model directory or GGUF file (default: the built-in default model)");
   app.add_option("--mtp", o.mtp, "MTP sidecar GGUF file (with -m FILE.gguf)");
+  app.add_flag("--no-mmap", o.no_mmap, kNoMmapHelp);
   app.add_option("-n,--n-predict", o.n_predict, "tokens to generate at most (-1: until EOS or the context is full)");
   app.add_option("-t,--threads", o.threads, "threads (0: physical cores)")->check(CLI::Range(0, 1024));
   app.add_option("--temp", o.temperature, "temperature (0: greedy)")->check(CLI::Range(0.0f, 100.0f));
@@ -62,7 +63,8 @@ LoadedModel load_model_and_tokenizer(const GenerationCliOptions& o) {
   if (!o.mtp.empty() && !is_gguf_path(m.dir)) throw Error("--mtp " + o.mtp + ": a sidecar needs -m FILE.gguf");
   ProgressBar bar("loading", 1);
   bar.update(0, 3);
-  m.weights = o.mtp.empty() ? load_model(m.dir) : load_gguf_model(m.dir, o.mtp);
+  const FileMemory memory = o.no_mmap ? FileMemory::kHugePageCopy : FileMemory::kMapped;
+  m.weights = o.mtp.empty() ? load_model(m.dir, memory) : load_gguf_model(m.dir, o.mtp, memory);
   bar.update(1, 3);
   m.tokenizer = std::make_unique<Tokenizer>(load_model_tokenizer(m.dir));
   bar.update(2, 3);
