@@ -100,45 +100,9 @@ void AxpyRowsF64(const double* HWY_RESTRICT p, const float* const* HWY_RESTRICT 
   }
 }
 
-// FP32 twins of DotRowsF64 / AxpyRowsF64 for the int8 mode's attention core: full-width FP32
-// lanes, fused multiply-adds, the lanes summed by SumOfLanes. Deterministic on a target (the
-// order depends on nothing but n), not the same bits across targets.
-void DotRowsF32(const float* HWY_RESTRICT a, int64_t rows, int64_t lda, const float* HWY_RESTRICT v, int64_t n,
-                float* HWY_RESTRICT out) {
-  const hn::ScalableTag<float> df;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t full = n / N * N;
-  int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const float* a0 = a + r * lda;
-    const float* a1 = a0 + lda;
-    const float* a2 = a1 + lda;
-    const float* a3 = a2 + lda;
-    auto s0 = hn::Zero(df), s1 = hn::Zero(df), s2 = hn::Zero(df), s3 = hn::Zero(df);
-    for (int64_t e = 0; e < full; e += N) {
-      const auto x = hn::LoadU(df, v + e);
-      s0 = hn::MulAdd(hn::LoadU(df, a0 + e), x, s0);
-      s1 = hn::MulAdd(hn::LoadU(df, a1 + e), x, s1);
-      s2 = hn::MulAdd(hn::LoadU(df, a2 + e), x, s2);
-      s3 = hn::MulAdd(hn::LoadU(df, a3 + e), x, s3);
-    }
-    float t[4] = {hn::GetLane(hn::SumOfLanes(df, s0)), hn::GetLane(hn::SumOfLanes(df, s1)), hn::GetLane(hn::SumOfLanes(df, s2)),
-                  hn::GetLane(hn::SumOfLanes(df, s3))};
-    for (int64_t e = full; e < n; ++e) {
-      for (int k = 0; k < 4; ++k) t[k] += a[(r + k) * lda + e] * v[e];
-    }
-    for (int k = 0; k < 4; ++k) out[r + k] = t[k];
-  }
-  for (; r < rows; ++r) {
-    const float* ar = a + r * lda;
-    auto s = hn::Zero(df);
-    for (int64_t e = 0; e < full; e += N) s = hn::MulAdd(hn::LoadU(df, ar + e), hn::LoadU(df, v + e), s);
-    float t = hn::GetLane(hn::SumOfLanes(df, s));
-    for (int64_t e = full; e < n; ++e) t += ar[e] * v[e];
-    out[r] = t;
-  }
-}
-
+// FP32 twin of AxpyRowsF64 for the int8 mode's attention core: full-width FP32 lanes, fused
+// multiply-adds. Deterministic on a target (the order depends on nothing but n), not the same
+// bits across targets.
 // (x rows read from element `x_offset`.)
 void AxpyRowsF32(const float* HWY_RESTRICT p, const float* const* HWY_RESTRICT x, int64_t count, int64_t n,
                  float* HWY_RESTRICT acc, int64_t x_offset) {
@@ -171,9 +135,9 @@ void AxpyRowsF32(const float* HWY_RESTRICT p, const float* const* HWY_RESTRICT x
   }
 }
 
-// Tiles of 4 heads x 4 rows for the int8 mode's attention core: each q chunk and row chunk
-// loaded once per tile. Every (head, row) pair has its own accumulator and the order of
-// DotRowsF32, so a result does not depend on the tile it falls in.
+// Dots of the int8 mode's attention core in tiles of 4 heads x 4 rows: each q chunk and row
+// chunk loaded once per tile. Every (head, row) pair has its own accumulator (FP32 lanes, fused
+// multiply-adds, SumOfLanes, then the tail), so a result does not depend on the tile it falls in.
 void DotTileF32(const float* HWY_RESTRICT q, int64_t nh, int64_t ldq, const float* const* HWY_RESTRICT kv, int64_t nkv,
                 int64_t n, float* HWY_RESTRICT out, int64_t ldo) {
   const hn::ScalableTag<float> df;
@@ -295,7 +259,6 @@ namespace vec_kernels {
 HWY_EXPORT(DotRowsF64);
 HWY_EXPORT(AxpyRowsF64);
 HWY_EXPORT(DotColsBlocksF32);
-HWY_EXPORT(DotRowsF32);
 HWY_EXPORT(AxpyRowsF32);
 HWY_EXPORT(DotTileF32);
 HWY_EXPORT(AxpyHeadsF32);
@@ -307,10 +270,6 @@ void dot_rows_f64(const float* a, int64_t rows, int64_t lda, const float* v, int
 
 void axpy_rows_f64(const double* p, const float* const* x, int64_t count, int64_t n, double* acc) {
   HWY_DYNAMIC_DISPATCH(vec_kernels::AxpyRowsF64)(p, x, count, n, acc);
-}
-
-void dot_rows_f32(const float* a, int64_t rows, int64_t lda, const float* v, int64_t n, float* out) {
-  HWY_DYNAMIC_DISPATCH(vec_kernels::DotRowsF32)(a, rows, lda, v, n, out);
 }
 
 void axpy_rows_f32(const float* p, const float* const* x, int64_t count, int64_t n, float* acc) {

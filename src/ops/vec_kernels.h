@@ -17,16 +17,17 @@ void dot_rows_f64(const float* a, int64_t rows, int64_t lda, const float* v, int
 // are the scalar loop's.
 void axpy_rows_f64(const double* p, const float* const* x, int64_t count, int64_t n, double* acc);
 
-// FP32 versions of the two above (the int8 mode's attention core): FP32 lanes with fused
-// multiply-adds. The same bits for the same inputs on one dispatch target, whatever else runs;
-// not across targets (the lane count sets the summation order).
-void dot_rows_f32(const float* a, int64_t rows, int64_t lda, const float* v, int64_t n, float* out);
+// The int8 mode's attention core in FP32 lanes with fused multiply-adds: the same bits for the
+// same inputs on one dispatch target, whatever else runs; not across targets (the lane count
+// sets the summation order).
+// acc[e] += p[j] * x[j][e] for j = 0 .. count - 1 in that order, e < n.
 void axpy_rows_f32(const float* p, const float* const* x, int64_t count, int64_t n, float* acc);
-// Many heads at once, each result with the bits of the calls above: out[h * ldo + j] =
-// dot_rows_f32 of q row h (stride ldq) and kv[j]; acc row h (stride lda) += the P.V of
-// p row h (stride ldp) over x[0 .. count).
+// out[h * ldo + j] = the dot of q row h (stride ldq) and kv[j] over n values, for h < nh,
+// j < nkv; each result has the same bits whatever nh and the head it starts at.
 void dot_tile_f32(const float* q, int64_t nh, int64_t ldq, const float* const* kv, int64_t nkv, int64_t n, float* out,
                   int64_t ldo);
+// acc row h (stride lda) += the P.V of p row h (stride ldp) over x[0 .. count): each row the bits
+// of axpy_rows_f32.
 void axpy_heads_f32(const float* p, int64_t nh, int64_t ldp, const float* const* x, int64_t count, int64_t n, float* acc,
                     int64_t lda);
 

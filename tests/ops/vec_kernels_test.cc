@@ -1,7 +1,7 @@
 // vec_kernels: the SIMD double dots equal the sequential double loop up to double rounding;
 // the FP32 block-sum dots equal them bit for bit on FP4 data (the reference indexer's case),
 // on every compiled dispatch target; axpy_rows_f64 equals the scalar loop bit for bit; the FP32
-// head tiles equal the FP32 one-row kernels bit for bit.
+// head tiles give every head the bits of that head alone.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -101,9 +101,10 @@ TEST(VecKernels, DoubleDotsAndAxpyMatchScalarLoops) {
   linear_kernels::force_target(0);
 }
 
-// The int8 mode's attention core: the head tiles give each (head, row) the bits of the one-row
-// kernels whatever the head count and offset (so whatever the thread split), close to double
-// sums; on every target, for lengths with and without a partial vector.
+// The int8 mode's attention core: the head tiles give each (head, row) the bits of that head
+// alone, whatever the head count and offset (so whatever the thread split), close to double
+// sums; P.V of many heads the bits of the one-row kernel; on every target, for lengths with and
+// without a partial vector.
 TEST(VecKernels, HeadTilesHaveTheOneRowBitsOnEveryTarget) {
   struct Guard {
     ~Guard() { linear_kernels::force_target(0); }
@@ -127,8 +128,8 @@ TEST(VecKernels, HeadTilesHaveTheOneRowBitsOnEveryTarget) {
         std::vector<float> acc(static_cast<size_t>(nh * n), 0.5f), want_acc = acc;
         axpy_heads_f32(p.data() + h0 * 64, nh, 64, rows.data(), R, n, acc.data(), n);
         for (int64_t h = 0; h < nh; ++h) {
-          float one[R];
-          dot_rows_f32(kv.data(), R, n, q.data() + (h0 + h) * n, n, one);
+          float one[R];  // this head alone
+          dot_tile_f32(q.data() + (h0 + h) * n, 1, n, rows.data(), R, n, one, R);
           axpy_rows_f32(p.data() + (h0 + h) * 64, rows.data(), R, n, want_acc.data() + h * n);
           for (int64_t j = 0; j < R; ++j) {
             const float got = tile[static_cast<size_t>(h * 64 + j)];
