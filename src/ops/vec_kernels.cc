@@ -5,6 +5,7 @@
 #include "hwy/highway.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "ops/vec_kernels.h"
 
@@ -64,75 +65,59 @@ void DotRowsF64(const float* HWY_RESTRICT a, int64_t rows, int64_t lda, const fl
   }
 }
 
-void AxpyRowsF64(const double* HWY_RESTRICT p, const float* const* HWY_RESTRICT x, int64_t count, int64_t n,
-                 double* HWY_RESTRICT acc) {
-  const DD dd;
-  const DF df;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(dd));
-  int64_t e = 0;
-  // acc + p * x with one rounding per element each, as the scalar `acc[e] += p * x[e]` (the
-  // product of a double and a float-valued double is rounded, then the sum: a fused
-  // multiply-add would round once and change the bits, so Mul then Add). 4 vectors of acc
-  // stay in registers across the rows.
-  for (; e + 4 * N <= n; e += 4 * N) {
-    auto a0 = hn::LoadU(dd, acc + e), a1 = hn::LoadU(dd, acc + e + N), a2 = hn::LoadU(dd, acc + e + 2 * N),
-         a3 = hn::LoadU(dd, acc + e + 3 * N);
-    for (int64_t j = 0; j < count; ++j) {
-      const auto pv = hn::Set(dd, p[j]);
-      const float* xj = x[j] + e;
-      a0 = hn::Add(a0, hn::Mul(pv, hn::PromoteTo(dd, hn::LoadU(df, xj))));
-      a1 = hn::Add(a1, hn::Mul(pv, hn::PromoteTo(dd, hn::LoadU(df, xj + N))));
-      a2 = hn::Add(a2, hn::Mul(pv, hn::PromoteTo(dd, hn::LoadU(df, xj + 2 * N))));
-      a3 = hn::Add(a3, hn::Mul(pv, hn::PromoteTo(dd, hn::LoadU(df, xj + 3 * N))));
+// acc[e] += p[j] * x[j][x_offset + e] over j in order, 4 vectors of acc in registers across the
+// rows. T = double (reference / precise attention core): x promoted, Mul then Add, one rounding
+// each, as the scalar `acc[e] += p * x[e]` (a fused multiply-add would round once and change
+// the bits). T = float (the int8 mode's core): full-width FP32 lanes and fused multiply-adds,
+// deterministic on a target, not the same bits across targets.
+template <typename T>
+void AxpyRows(const T* HWY_RESTRICT p, const float* const* HWY_RESTRICT x, int64_t count, int64_t n, T* HWY_RESTRICT acc,
+              int64_t x_offset) {
+  const hn::ScalableTag<T> dt;
+  const hn::Rebind<float, decltype(dt)> df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(dt));
+  auto step = [&](auto a, auto pv, const float* xs) {
+    if constexpr (std::is_same_v<T, double>) {
+      return hn::Add(a, hn::Mul(pv, hn::PromoteTo(dt, hn::LoadU(df, xs))));
+    } else {
+      return hn::MulAdd(pv, hn::LoadU(df, xs), a);
     }
-    hn::StoreU(a0, dd, acc + e);
-    hn::StoreU(a1, dd, acc + e + N);
-    hn::StoreU(a2, dd, acc + e + 2 * N);
-    hn::StoreU(a3, dd, acc + e + 3 * N);
+  };
+  int64_t e = 0;
+  for (; e + 4 * N <= n; e += 4 * N) {
+    auto a0 = hn::LoadU(dt, acc + e), a1 = hn::LoadU(dt, acc + e + N), a2 = hn::LoadU(dt, acc + e + 2 * N),
+         a3 = hn::LoadU(dt, acc + e + 3 * N);
+    for (int64_t j = 0; j < count; ++j) {
+      const auto pv = hn::Set(dt, p[j]);
+      const float* xj = x[j] + x_offset + e;
+      a0 = step(a0, pv, xj);
+      a1 = step(a1, pv, xj + N);
+      a2 = step(a2, pv, xj + 2 * N);
+      a3 = step(a3, pv, xj + 3 * N);
+    }
+    hn::StoreU(a0, dt, acc + e);
+    hn::StoreU(a1, dt, acc + e + N);
+    hn::StoreU(a2, dt, acc + e + 2 * N);
+    hn::StoreU(a3, dt, acc + e + 3 * N);
   }
   for (; e + N <= n; e += N) {
-    auto a = hn::LoadU(dd, acc + e);
-    for (int64_t j = 0; j < count; ++j) a = hn::Add(a, hn::Mul(hn::Set(dd, p[j]), hn::PromoteTo(dd, hn::LoadU(df, x[j] + e))));
-    hn::StoreU(a, dd, acc + e);
+    auto a = hn::LoadU(dt, acc + e);
+    for (int64_t j = 0; j < count; ++j) a = step(a, hn::Set(dt, p[j]), x[j] + x_offset + e);
+    hn::StoreU(a, dt, acc + e);
   }
   for (; e < n; ++e) {
-    for (int64_t j = 0; j < count; ++j) acc[e] += p[j] * static_cast<double>(x[j][e]);
+    for (int64_t j = 0; j < count; ++j) acc[e] += p[j] * static_cast<T>(x[j][x_offset + e]);
   }
 }
 
-// FP32 twin of AxpyRowsF64 for the int8 mode's attention core: full-width FP32 lanes, fused
-// multiply-adds. Deterministic on a target (the order depends on nothing but n), not the same
-// bits across targets.
-// (x rows read from element `x_offset`.)
+void AxpyRowsF64(const double* HWY_RESTRICT p, const float* const* HWY_RESTRICT x, int64_t count, int64_t n,
+                 double* HWY_RESTRICT acc) {
+  AxpyRows<double>(p, x, count, n, acc, 0);
+}
+
 void AxpyRowsF32(const float* HWY_RESTRICT p, const float* const* HWY_RESTRICT x, int64_t count, int64_t n,
-                 float* HWY_RESTRICT acc, int64_t x_offset) {
-  const hn::ScalableTag<float> df;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-  int64_t e = 0;
-  for (; e + 4 * N <= n; e += 4 * N) {
-    auto a0 = hn::LoadU(df, acc + e), a1 = hn::LoadU(df, acc + e + N), a2 = hn::LoadU(df, acc + e + 2 * N),
-         a3 = hn::LoadU(df, acc + e + 3 * N);
-    for (int64_t j = 0; j < count; ++j) {
-      const auto pv = hn::Set(df, p[j]);
-      const float* xj = x[j] + x_offset + e;
-      a0 = hn::MulAdd(pv, hn::LoadU(df, xj), a0);
-      a1 = hn::MulAdd(pv, hn::LoadU(df, xj + N), a1);
-      a2 = hn::MulAdd(pv, hn::LoadU(df, xj + 2 * N), a2);
-      a3 = hn::MulAdd(pv, hn::LoadU(df, xj + 3 * N), a3);
-    }
-    hn::StoreU(a0, df, acc + e);
-    hn::StoreU(a1, df, acc + e + N);
-    hn::StoreU(a2, df, acc + e + 2 * N);
-    hn::StoreU(a3, df, acc + e + 3 * N);
-  }
-  for (; e + N <= n; e += N) {
-    auto a = hn::LoadU(df, acc + e);
-    for (int64_t j = 0; j < count; ++j) a = hn::MulAdd(hn::Set(df, p[j]), hn::LoadU(df, x[j] + x_offset + e), a);
-    hn::StoreU(a, df, acc + e);
-  }
-  for (; e < n; ++e) {
-    for (int64_t j = 0; j < count; ++j) acc[e] += p[j] * x[j][x_offset + e];
-  }
+                 float* HWY_RESTRICT acc) {
+  AxpyRows<float>(p, x, count, n, acc, 0);
 }
 
 // Dots of the int8 mode's attention core in tiles of 4 heads x 4 rows: each q chunk and row
@@ -187,7 +172,7 @@ void DotTileF32(const float* HWY_RESTRICT q, int64_t nh, int64_t ldq, const floa
   }
 }
 
-// acc[h][e] += p[h][j] * x[j][e] over j in order (AxpyRowsF32's order per element), 4 heads
+// acc[h][e] += p[h][j] * x[j][e] over j in order (AxpyRows<float>'s order per element), 4 heads
 // at a time sharing each load of x.
 void AxpyHeadsF32(const float* HWY_RESTRICT p, int64_t nh, int64_t ldp, const float* const* HWY_RESTRICT x, int64_t count,
                   int64_t n, float* HWY_RESTRICT acc, int64_t lda) {
@@ -218,9 +203,9 @@ void AxpyHeadsF32(const float* HWY_RESTRICT p, int64_t nh, int64_t ldp, const fl
         hn::StoreU(a[h][1], df, acc + (h0 + h) * lda + e + N);
       }
     }
-    for (int h = 0; h < kT; ++h) AxpyRowsF32(p + (h0 + h) * ldp, x, count, n - e, acc + (h0 + h) * lda + e, e);
+    for (int h = 0; h < kT; ++h) AxpyRows<float>(p + (h0 + h) * ldp, x, count, n - e, acc + (h0 + h) * lda + e, e);
   }
-  for (; h0 < nh; ++h0) AxpyRowsF32(p + h0 * ldp, x, count, n, acc + h0 * lda, 0);
+  for (; h0 < nh; ++h0) AxpyRows<float>(p + h0 * ldp, x, count, n, acc + h0 * lda, 0);
 }
 
 void DotColsBlocksF32(const float* HWY_RESTRICT at, int64_t rows, const float* HWY_RESTRICT v, int64_t n,
@@ -273,7 +258,7 @@ void axpy_rows_f64(const double* p, const float* const* x, int64_t count, int64_
 }
 
 void axpy_rows_f32(const float* p, const float* const* x, int64_t count, int64_t n, float* acc) {
-  HWY_DYNAMIC_DISPATCH(vec_kernels::AxpyRowsF32)(p, x, count, n, acc, 0);
+  HWY_DYNAMIC_DISPATCH(vec_kernels::AxpyRowsF32)(p, x, count, n, acc);
 }
 
 void dot_tile_f32(const float* q, int64_t nh, int64_t ldq, const float* const* kv, int64_t nkv, int64_t n, float* out,
