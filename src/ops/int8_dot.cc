@@ -113,6 +113,8 @@ namespace dsv4::int8_dot::HWY_NAMESPACE {
 
 using linear_kernels::Problem;
 using linear_kernels::kRowTile;
+// Up to this many tokens a call streams its weights from memory (decode, speculative verify).
+constexpr int64_t kStreamTokens = 4;
 
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
 constexpr bool kVectorKernel = true;
@@ -253,20 +255,19 @@ HWY_INLINE __m256i WeightBytes(const uint8_t* row, int64_t b, __m256i table, con
 // the lane sums of each pair are folded at once by a tree of hadds (integer sums: the block
 // sums do not depend on the order).
 template <int TB, Kind K, bool kFull>
-HWY_INLINE void GroupInt8(const uint8_t* const (&rows)[4], int64_t b0, int64_t count, int64_t row_bytes,
+HWY_INLINE void GroupInt8(const uint8_t* const (&rows)[4], int64_t b0, int64_t count, int64_t row_bytes, int64_t skip_bytes,
                           const int8_t* const (&q)[TB], const float* const (&d)[TB], int64_t padded, __m256i table,
                           const ggml_tables::Tables& tabs, __m256 (&acc)[4][TB]) {
   constexpr int64_t kAhead = 1024;  // prefetch distance in each row (as linear_kernels' decode)
   __m256i h[4][TB][4];  // per row and token: hadd of the lane sums of blocks (0, 1), (2, 3), ...
   for (int64_t kp = 0; kp < kLaneBlocks / 2; ++kp) {
-    // Past a row's end the prefetch goes to the same place in the row 4 further on (the next
-    // pass), which the next pass would otherwise start cold.
-    // About once per cache line: when block 2kp or 2kp + 1 starts one.
+    // Past a row's end the prefetch goes on at the same row of the next pass, skip_bytes on
+    // (see RowPasses). About once per cache line: when block 2kp or 2kp + 1 starts one.
     const int64_t at = ByteOf<K>(b0 + 2 * kp), o = at + kAhead;
     const bool line = (at & 63) < 2 * kGroupBytes<K> / kLaneBlocks;
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
-      if (line) _mm_prefetch(reinterpret_cast<const char*>(rows[r] + (o >= row_bytes ? o + 3 * row_bytes : o)), _MM_HINT_T0);
+      if (line) _mm_prefetch(reinterpret_cast<const char*>(rows[r] + o + (o >= row_bytes ? skip_bytes : 0)), _MM_HINT_T0);
       __m256i p[TB][2];
       for (int64_t j = 0; j < 2; ++j) {
         const int64_t k = 2 * kp + j;
@@ -324,7 +325,7 @@ HWY_INLINE void GroupInt8(const uint8_t* const (&rows)[4], int64_t b0, int64_t c
 
 // 4 rows x TB tokens over the whole rows, 8 blocks at a time.
 template <int TB, Kind K>
-HWY_NOINLINE void RowsInt8(const uint8_t* const (&rows)[4], int64_t blocks, const int8_t* const (&q)[TB],
+HWY_NOINLINE void RowsInt8(const uint8_t* const (&rows)[4], int64_t blocks, int64_t skip_bytes, const int8_t* const (&q)[TB],
                            const float* const (&d)[TB], int64_t padded, float (&out)[4][TB]) {
   __m256 acc[4][TB];
   for (int r = 0; r < 4; ++r)
@@ -337,10 +338,10 @@ HWY_NOINLINE void RowsInt8(const uint8_t* const (&rows)[4], int64_t blocks, cons
   const int64_t row_bytes = ByteOf<K>(blocks);
   const int64_t full = blocks / kLaneBlocks * kLaneBlocks;  // K-quant / IQ rows: always all of them
   for (int64_t b0 = 0; b0 < full; b0 += kLaneBlocks) {
-    GroupInt8<TB, K, true>(rows, b0, kLaneBlocks, row_bytes, q, d, padded, table, tabs, acc);
+    GroupInt8<TB, K, true>(rows, b0, kLaneBlocks, row_bytes, skip_bytes, q, d, padded, table, tabs, acc);
   }
   if constexpr (K == Kind::kQ8_0 || K == Kind::kMxfp4) {
-    if (full < blocks) GroupInt8<TB, K, false>(rows, full, blocks - full, row_bytes, q, d, padded, table, tabs, acc);
+    if (full < blocks) GroupInt8<TB, K, false>(rows, full, blocks - full, row_bytes, skip_bytes, q, d, padded, table, tabs, acc);
   }
   for (int r = 0; r < 4; ++r)
     for (int t = 0; t < TB; ++t) out[r][t] = ReduceLanes(acc[r][t]);
@@ -348,13 +349,13 @@ HWY_NOINLINE void RowsInt8(const uint8_t* const (&rows)[4], int64_t blocks, cons
 
 // RowsInt8 for the weight type.
 template <int TB>
-HWY_INLINE void RowsOfType(GgmlType type, const uint8_t* const (&rows)[4], int64_t blocks, const int8_t* const (&q)[TB],
+HWY_INLINE void RowsOfType(GgmlType type, const uint8_t* const (&rows)[4], int64_t blocks, int64_t skip_bytes, const int8_t* const (&q)[TB],
                            const float* const (&d)[TB], int64_t padded, float (&out)[4][TB]) {
   switch (type) {
-    case GgmlType::Q8_0: return RowsInt8<TB, Kind::kQ8_0>(rows, blocks, q, d, padded, out);
-    case GgmlType::MXFP4: return RowsInt8<TB, Kind::kMxfp4>(rows, blocks, q, d, padded, out);
-    case GgmlType::IQ2_XXS: return RowsInt8<TB, Kind::kIq2Xxs>(rows, blocks, q, d, padded, out);
-    default: return RowsInt8<TB, Kind::kQ2K>(rows, blocks, q, d, padded, out);
+    case GgmlType::Q8_0: return RowsInt8<TB, Kind::kQ8_0>(rows, blocks, skip_bytes, q, d, padded, out);
+    case GgmlType::MXFP4: return RowsInt8<TB, Kind::kMxfp4>(rows, blocks, skip_bytes, q, d, padded, out);
+    case GgmlType::IQ2_XXS: return RowsInt8<TB, Kind::kIq2Xxs>(rows, blocks, skip_bytes, q, d, padded, out);
+    default: return RowsInt8<TB, Kind::kQ2K>(rows, blocks, skip_bytes, q, d, padded, out);
   }
 }
 #else
@@ -426,26 +427,31 @@ void ComputeTilesInt8(const Problem& pb, int64_t tile_begin, int64_t tile_end) {
   } else {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
     const int64_t padded = padded_blocks(w.cols);
-    for (int64_t r0 = tile_begin * kRowTile; r0 < r_end; r0 += 4) {
-      const int64_t rows_here = std::min<int64_t>(4, r_end - r0);
+    // Decode and short verify calls stream their rows (RowPasses); prefill reuses each row for
+    // many tokens from the cache.
+    const linear_kernels::RowPasses passes(tile_begin * kRowTile, r_end, pb.n_tokens <= kStreamTokens);
+    for (int64_t i = 0; i < passes.count(); ++i) {
+      int64_t row_of[4];
+      const int64_t rows_here = passes.rows(i, row_of);
+      const int64_t skip_bytes = passes.rows_skipped(i) * row_bytes;
       const uint8_t* rows[4];
-      for (int r = 0; r < 4; ++r) rows[r] = w.data + (w.row_begin + r0 + (r < rows_here ? r : 0)) * row_bytes;
+      for (int r = 0; r < 4; ++r) rows[r] = w.data + (w.row_begin + row_of[r]) * row_bytes;
       // Tokens two at a time (each token's lanes see the same operations whatever its partner).
       int64_t t0 = 0;
       for (; t0 + 2 <= pb.n_tokens; t0 += 2) {
         const int8_t* const q[2] = {xq + t0 * pb.x_stride, xq + (t0 + 1) * pb.x_stride};
         const float* const d[2] = {pb.x_scales + t0 * pb.x_scale_stride, pb.x_scales + (t0 + 1) * pb.x_scale_stride};
         float out[4][2];
-        RowsOfType<2>(w.ggml_type, rows, blocks, q, d, padded, out);
+        RowsOfType<2>(w.ggml_type, rows, blocks, skip_bytes, q, d, padded, out);
         for (int64_t r = 0; r < rows_here; ++r)
-          for (int t = 0; t < 2; ++t) pb.y[(t0 + t) * pb.ldy + r0 + r] = out[r][t];
+          for (int t = 0; t < 2; ++t) pb.y[(t0 + t) * pb.ldy + row_of[r]] = out[r][t];
       }
       if (t0 < pb.n_tokens) {
         const int8_t* const q[1] = {xq + t0 * pb.x_stride};
         const float* const d[1] = {pb.x_scales + t0 * pb.x_scale_stride};
         float out[4][1];
-        RowsOfType<1>(w.ggml_type, rows, blocks, q, d, padded, out);
-        for (int64_t r = 0; r < rows_here; ++r) pb.y[t0 * pb.ldy + r0 + r] = out[r][0];
+        RowsOfType<1>(w.ggml_type, rows, blocks, skip_bytes, q, d, padded, out);
+        for (int64_t r = 0; r < rows_here; ++r) pb.y[t0 * pb.ldy + row_of[r]] = out[r][0];
       }
     }
 #endif

@@ -415,12 +415,13 @@ HWY_INLINE void MicroBlocks(DA da, const double* HWY_RESTRICT w, int64_t ws, con
 // so the out-of-order window alone keeps too few cache misses in flight; a software prefetch
 // this far ahead in each row raised FP4 decode from DRAM by ~25% here (FP8: neutral).
 constexpr int64_t kPrefetchBytes = 1024;
-// Prefetches `distance` bytes ahead of byte `offset` in each of the 4 consecutive rows of a
-// pass; past a row's end, in the same row of the next pass (the rows after these 4), so that
-// a new pass does not start its streams cold.
+// Prefetches kPrefetchBytes ahead of byte `offset` in each of the 4 rows of a pass; past a
+// row's end, in the same row of the next pass, so that a new pass does not start its streams
+// cold.
 HWY_INLINE void PrefetchRows(const uint8_t* const (&data)[4], int64_t offset, int64_t row_bytes) {
   const int64_t o = offset + kPrefetchBytes;
-  const int64_t skip = o >= row_bytes ? 3 * row_bytes : 0;
+  // Adjacent rows (or a padded pass): that row is 4 rows on; streams (RowPasses): the next row.
+  const int64_t skip = o < row_bytes || data[1] - data[0] > row_bytes ? 0 : 3 * row_bytes;
   for (int r = 0; r < 4; ++r) hwy::Prefetch(data[r] + o + skip);
 }
 
@@ -952,8 +953,8 @@ inline const double* ScaledInputs(const double* HWY_RESTRICT x, int64_t stride, 
 }
 #endif
 
-// max - min of n bytes.
-inline int ByteSpan(const uint8_t* HWY_RESTRICT p, int64_t n) {
+// Widens [mn, mx] to hold the n bytes from p.
+inline void ByteRange(const uint8_t* HWY_RESTRICT p, int64_t n, int& mn, int& mx) {
   const hn::ScalableTag<uint8_t> d8;
   const int64_t N8 = static_cast<int64_t>(hn::Lanes(d8));
   auto lo = hn::Set(d8, uint8_t{255}), hi = hn::Zero(d8);
@@ -966,7 +967,6 @@ inline int ByteSpan(const uint8_t* HWY_RESTRICT p, int64_t n) {
   alignas(64) uint8_t l[64], h[64];
   hn::Store(lo, d8, l);
   hn::Store(hi, d8, h);
-  int mn = 255, mx = 0;
   for (int64_t j = 0; j < N8; ++j) {
     mn = std::min<int>(mn, l[j]);
     mx = std::max<int>(mx, h[j]);
@@ -975,20 +975,43 @@ inline int ByteSpan(const uint8_t* HWY_RESTRICT p, int64_t n) {
     mn = std::min<int>(mn, p[i]);
     mx = std::max<int>(mx, p[i]);
   }
+}
+
+// max - min of n bytes.
+inline int ByteSpan(const uint8_t* HWY_RESTRICT p, int64_t n) {
+  int mn = 255, mx = 0;
+  ByteRange(p, n, mn, mx);
   return mx - mn;
+}
+
+// Widens [mn, mx] to hold the E8M0 scale bytes of GGUF MXFP4 row `row` (stored rows).
+inline void Mxfp4ScaleRange(const WeightMatrix& w, int64_t row, int& mn, int& mx) {
+  const int64_t blocks = w.cols / 32;
+  const uint8_t* p = w.data + row * blocks * 17;
+  for (int64_t b = 0; b < blocks; ++b) {
+    mn = std::min<int>(mn, p[17 * b]);
+    mx = std::max<int>(mx, p[17 * b]);
+  }
 }
 
 // max - min of the E8M0 scale bytes of `count` GGUF MXFP4 rows from `first` (stored rows).
 inline int Mxfp4ScaleSpan(const WeightMatrix& w, int64_t first, int64_t count) {
-  const int64_t blocks = w.cols / 32, row_bytes = blocks * 17;
   int mn = 255, mx = 0;
-  for (int64_t r = first; r < first + count; ++r) {
-    const uint8_t* p = w.data + r * row_bytes;
-    for (int64_t b = 0; b < blocks; ++b) {
-      mn = std::min<int>(mn, p[17 * b]);
-      mx = std::max<int>(mx, p[17 * b]);
-    }
-  }
+  for (int64_t r = first; r < first + count; ++r) Mxfp4ScaleRange(w, r, mn, mx);
+  return mx - mn;
+}
+
+// The same spans over the first `count` rows of a pass (stored rows, not necessarily adjacent:
+// RowPasses): FP4's scale array, GGUF MXFP4's first byte of each 17-byte block.
+inline int Fp4ScaleSpan(const WeightMatrix& w, const int64_t (&row)[4], int64_t count) {
+  const int64_t blocks = w.cols / 32;
+  int mn = 255, mx = 0;
+  for (int64_t r = 0; r < count; ++r) ByteRange(w.scale + row[r] * blocks, blocks, mn, mx);
+  return mx - mn;
+}
+inline int Mxfp4ScaleSpan(const WeightMatrix& w, const int64_t (&row)[4], int64_t count) {
+  int mn = 255, mx = 0;
+  for (int64_t r = 0; r < count; ++r) Mxfp4ScaleRange(w, row[r], mn, mx);
   return mx - mn;
 }
 
@@ -1139,11 +1162,12 @@ void FusedTilesGgml(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_e
   const int64_t row_bytes = ggml_row_bytes(w.ggml_type, w.cols);
   alignas(64) float mx_values[16];
   for (int i = 0; i < 16; ++i) mx_values[i] = static_cast<float>(ggml_grids::mxfp4_values()[i]);
-  for (int64_t r0 = tile_begin * kRowTile; r0 < std::min(w.rows, tile_end * kRowTile); r0 += 4) {
-    const int64_t rows_here = std::min<int64_t>(4, w.rows - r0);
-    int64_t row[4];
-    for (int r = 0; r < 4; ++r) row[r] = w.row_begin + r0 + (r < rows_here ? r : 0);  // padding: repeat, discard
-    const bool whole_row = mxfp4_rows && Mxfp4ScaleSpan(w, w.row_begin + r0, rows_here) <= fp4_budget;
+  const RowPasses passes(tile_begin * kRowTile, std::min(w.rows, tile_end * kRowTile), true);
+  for (int64_t i = 0; i < passes.count(); ++i) {
+    int64_t local[4], row[4];
+    const int64_t rows_here = passes.rows(i, local);
+    for (int r = 0; r < 4; ++r) row[r] = w.row_begin + local[r];
+    const bool whole_row = mxfp4_rows && Mxfp4ScaleSpan(w, row, rows_here) <= fp4_budget;
     double out[4][TB];
     if (w.ggml_type == GgmlType::Q8_0) {
       FusedRowsGgml<kAcc, TB, true>(da, w, row, row_bytes, mx_values, x, pb.x_stride, whole_row, out);
@@ -1153,7 +1177,7 @@ void FusedTilesGgml(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_e
     for (int64_t r = 0; r < rows_here; ++r) {
       for (int t = 0; t < TB; ++t) {
         const float v = static_cast<float>(out[r][t]);
-        pb.y[t * pb.ldy + r0 + r] = pb.bf16_output ? round_bf16(v) : v;
+        pb.y[t * pb.ldy + local[r]] = pb.bf16_output ? round_bf16(v) : v;
       }
     }
   }
@@ -1170,10 +1194,11 @@ void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) 
   constexpr bool kF32Products = HWY_TARGET != HWY_SCALAR;
   const double* bf16_x = nullptr;  // kDouble BF16: the inputs scaled for FusedRowsBf16Double
   (void)bf16_x;
-  for (int64_t r0 = tile_begin * kRowTile; r0 < std::min(w.rows, tile_end * kRowTile); r0 += 4) {
-    const int64_t rows_here = std::min<int64_t>(4, w.rows - r0);
-    int64_t row[4];
-    for (int r = 0; r < 4; ++r) row[r] = w.row_begin + r0 + (r < rows_here ? r : 0);  // padding: repeat, discard
+  const RowPasses passes(tile_begin * kRowTile, std::min(w.rows, tile_end * kRowTile), true);
+  for (int64_t i = 0; i < passes.count(); ++i) {
+    int64_t local[4], row[4];
+    const int64_t rows_here = passes.rows(i, local);
+    for (int r = 0; r < 4; ++r) row[r] = w.row_begin + local[r];
     double out[4][TB];
     switch (w.format) {
       case WeightFormat::kFp8Block:
@@ -1190,8 +1215,7 @@ void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) 
         }
         break;
       case WeightFormat::kFp4:
-        if (kAcc == Accumulation::kDoubleBlocks &&
-            ByteSpan(w.scale + row[0] * fp4_blocks, rows_here * fp4_blocks) <= fp4_budget) {
+        if (kAcc == Accumulation::kDoubleBlocks && Fp4ScaleSpan(w, row, rows_here) <= fp4_budget) {
           if (kF32Products) {  // exact, see linear_kernels.h
 #ifdef DSV4_FP4_DOUBLE_TABLES
             FusedRowsFp4Tables<TB>(w, row, reinterpret_cast<const double*>(pb.x), pb.x_stride, out);
@@ -1227,7 +1251,7 @@ void FusedTiles(DA da, const Problem& pb, int64_t tile_begin, int64_t tile_end) 
       for (int t = 0; t < TB; ++t) {
         // One rounding to FP32 (the FP32 sums convert exactly), and to BF16 where required.
         const float v = static_cast<float>(out[r][t]);
-        pb.y[t * pb.ldy + r0 + r] = pb.bf16_output ? round_bf16(v) : v;
+        pb.y[t * pb.ldy + local[r]] = pb.bf16_output ? round_bf16(v) : v;
       }
     }
   }

@@ -54,6 +54,7 @@
 // decode path then sums the scaled products lane-wise like kDouble, with no per-block
 // reductions; other rows take the per-block path.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
@@ -70,6 +71,33 @@ enum class Accumulation : uint8_t { kFloat, kDouble, kDoubleBlocks, kInt8 };
 
 constexpr int64_t kRowTile = 16;      // output rows per tile (a thread's unit of work)
 constexpr int64_t kInputAlign = 64;   // packed input rows are padded with zeros to this many elements
+
+// The passes of 4 output rows over rows [begin, end) of a tile range. A decode call reads its
+// weights once from memory: with `stream`, pass i takes rows i, i + q, i + 2q, i + 3q of the
+// range (q = a quarter of it), so that the 4 rows of a pass are 4 long sequential streams that
+// the hardware prefetchers follow; side by side, the 4 rows would be 4 short streams that each
+// start cold (the int8 Q8_0 decode kernel read 1.4x faster from DRAM this way). The rows past
+// 4 quarters, and every row without `stream`, go 4 adjacent rows a pass. Each row's output
+// depends on that row alone, so the grouping changes no bits.
+struct RowPasses {
+  int64_t begin, end, quarter;
+  RowPasses(int64_t row_begin, int64_t row_end, bool stream)
+      : begin(row_begin), end(row_end), quarter(stream ? (row_end - row_begin) / 4 : 0) {}
+  int64_t count() const { return quarter + (end - begin - 4 * quarter + 3) / 4; }
+  // The rows of pass i (those past the real ones repeat the first, their outputs discarded);
+  // returns how many are real.
+  int64_t rows(int64_t i, int64_t (&row)[4]) const {
+    const bool adjacent = i >= quarter;
+    const int64_t first = adjacent ? begin + 4 * quarter + 4 * (i - quarter) : begin + i;
+    const int64_t step = adjacent ? 1 : quarter;
+    const int64_t real = adjacent ? std::min<int64_t>(4, end - first) : 4;
+    for (int r = 0; r < 4; ++r) row[r] = first + (r < real ? r : 0) * step;
+    return real;
+  }
+  // Rows from the end of a row of pass i to the same row of the next pass: where a prefetch
+  // past the row's end finds what the next pass reads.
+  int64_t rows_skipped(int64_t i) const { return i < quarter ? 0 : 3; }
+};
 
 // Packed inputs: row stride in elements for a weight with `cols` columns.
 inline int64_t packed_stride(int64_t cols) { return (cols + kInputAlign - 1) / kInputAlign * kInputAlign; }

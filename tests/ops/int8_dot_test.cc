@@ -158,6 +158,13 @@ TEST(Int8Dot, EveryTargetHasTheOracleBitsForEveryBatchAndThreadCount) {
         check_against_oracle(s, std::string(ggml_type_name(static_cast<uint32_t>(type))) + " cols " +
                                     std::to_string(cols) + " target " + linear_kernels::target_name(target));
       }
+      {
+        // Enough rows that the threads claim chunks of several tiles: a decode call reads its
+        // rows in 4 quarter streams of each chunk, with the rows past 4 quarters as a tail.
+        std::mt19937 rng(7);
+        const Stored s = make_ggml(type, WeightFormat::kFp8Block, 16 * 40 + 7, super ? 256 : 64, rng);
+        check_against_oracle(s, "647 rows, target " + linear_kernels::target_name(target));
+      }
       // A row view starting inside the matrix (expert slices, row-split products).
       std::mt19937 rng(5);
       const Stored s = make_ggml(type, WeightFormat::kFp4, 40, super ? 512 : 320, rng);

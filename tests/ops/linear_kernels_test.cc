@@ -163,6 +163,26 @@ TEST_F(LinearKernels, Fp4OddShapes) {
   for_each_target([&] { check_all_modes(slice, one_, two_); });
 }
 
+TEST_F(LinearKernels, DecodeStreamsOfLongRangesKeepTheBits) {
+  // Enough rows that a thread claims chunks of several tiles: decode then reads the 4 rows of a
+  // pass from 4 quarters of its range (RowPasses), the rest as a tail of adjacent rows. FP4 and
+  // MXFP4 rows with wide scale spans (every 7th) decide per pass whether whole rows sum exactly
+  // in reference mode: the bits must not depend on which rows share a pass.
+  std::mt19937 rng(9);
+  const int64_t rows = 16 * 40 + 7;
+  Stored fp8 = make_fp8(rows, 128, rng);
+  Stored fp4 = make_fp4(rows, 64, rng);
+  Stored mx = make_ggml(GgmlType::MXFP4, WeightFormat::kFp4, rows, 64, rng);
+  Stored q8 = make_ggml(GgmlType::Q8_0, WeightFormat::kFp8Block, rows, 64, rng);
+  for (int64_t r = 3; r < rows; r += 7) {
+    for (int64_t b = 0; b < 2; ++b) {
+      fp4.scale[static_cast<size_t>(r * 2 + b)] = static_cast<uint8_t>(b ? 140 : 120);
+      mx.data[static_cast<size_t>(r * 2 * 17 + b * 17)] = static_cast<uint8_t>(b ? 140 : 120);
+    }
+  }
+  for (const Stored* s : {&fp8, &fp4, &mx, &q8}) for_each_target([&] { check_all_modes(*s, one_, two_); });
+}
+
 TEST_F(LinearKernels, Bf16AndF32OddShapes) {
   std::mt19937 rng(4);
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{48, 200}, {17, 7}, {130, 600}}) {
