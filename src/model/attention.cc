@@ -86,8 +86,7 @@ void attention_core(const ModelConfig& c, const AttentionWeights& w, LayerState&
                     const BranchRows& br, int64_t start, int64_t n, Numerics nm, Workspace& ws, float* o,
                     AttentionTrace* trace) {
   const int64_t H = c.n_heads, hd = c.head_dim, rd = c.rope_dim, nope = hd - rd, W = c.window;
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t h = 0; h < H; ++h) apply_rope(q + (t * H + h) * hd + nope, start + t, ls.rope, false, nm);
+  for (int64_t t = 0; t < n; ++t) apply_rope_heads(q + t * H * hd + nope, H, hd, start + t, ls.rope, false, nm);
   for (int64_t t = 0; t < n; ++t) {
     float* kt = kv + t * hd;
     apply_rope(kt + nope, start + t, ls.rope, false, nm);
@@ -133,7 +132,7 @@ void attention_core(const ModelConfig& c, const AttentionWeights& w, LayerState&
     }
     float* ot = o + t * H * hd;
     sparse_attention_row(q + t * H * hd, H, hd, rows.data(), len, dec, sink, scale, nm, ws, ot);
-    for (int64_t h = 0; h < H; ++h) apply_rope(ot + h * hd + nope, p, ls.rope, true, nm);
+    apply_rope_heads(ot + nope, H, hd, p, ls.rope, true, nm);
   }
   // Commit the window KV of this call (after the attention: a long chunk must not overwrite
   // positions its earlier queries still read).

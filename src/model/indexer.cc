@@ -104,14 +104,15 @@ void indexer_select(const ModelConfig& c, const IndexerWeights& w, LayerState& l
   const int64_t HI = c.index_n_heads, cI = c.index_head_dim, rd = c.rope_dim, K = c.index_topk;
   const int64_t r = ls.indexer.ratio;
   // Queries: RoPE on the last rd dims, Hadamard, FP4 simulation.
-  for (int64_t t = 0; t < n; ++t)
+  for (int64_t t = 0; t < n; ++t) {
+    apply_rope_heads(q + t * HI * cI + (cI - rd), HI, cI, start + t, ls.rope, false, nm);
     for (int64_t h = 0; h < HI; ++h) {
       float* qh = q + (t * HI + h) * cI;
-      apply_rope(qh + (cI - rd), start + t, ls.rope, false, nm);
       hadamard_rotate(qh, cI);
       round_ref(qh, cI, nm);
       if (is_ref(nm)) fp4_simulate(qh, cI, 32);
     }
+  }
   // Keys.
   compressor_update(c, w.compressor, ls.indexer, CompressorKind::kIndexerKeys, ls.rope, A, Z, start, n, nm, ws);
   const int64_t n_keys_max = (start + n) / r;

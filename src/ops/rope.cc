@@ -65,25 +65,41 @@ RopeTable make_rope_table(const RopeParams& params) {
 }
 
 void apply_rope(float* x, int64_t pos, const RopeTable& table, bool inverse, Numerics numerics) {
+  apply_rope_heads(x, 1, 0, pos, table, inverse, numerics);
+}
+
+void apply_rope_heads(float* x, int64_t heads, int64_t stride, int64_t pos, const RopeTable& table, bool inverse,
+                      Numerics numerics) {
   const int64_t pairs = static_cast<int64_t>(table.freqs.size());
   const float pos_f = static_cast<float>(pos);
-  for (int64_t i = 0; i < pairs; ++i) {
-    // Angle in FP32 (outer(arange, freqs)), cos/sin of that FP32 angle in double, rounded once.
-    const float angle = pos_f * table.freqs[static_cast<size_t>(i)];
-    const float c = static_cast<float>(std::cos(static_cast<double>(angle)));
-    float s = static_cast<float>(std::sin(static_cast<double>(angle)));
-    if (inverse) s = -s;  // the conjugate: rotation by -angle
-    const float a = x[2 * i];
-    const float b = x[2 * i + 1];
-    // Complex64 product, FP32 operations.
-    float re = a * c - b * s;
-    float im = a * s + b * c;
-    if (numerics == Numerics::kReference) {
-      re = round_bf16(re);
-      im = round_bf16(im);
+  constexpr int64_t kChunk = 64;  // pairs per pass: cos / sin on the stack, no allocation
+  float cs[kChunk], sn[kChunk];
+  for (int64_t i0 = 0; i0 < pairs; i0 += kChunk) {
+    const int64_t i1 = std::min(pairs, i0 + kChunk);
+    for (int64_t i = i0; i < i1; ++i) {
+      // Angle in FP32 (outer(arange, freqs)), cos/sin of that FP32 angle in double, rounded once.
+      const float angle = pos_f * table.freqs[static_cast<size_t>(i)];
+      cs[i - i0] = static_cast<float>(std::cos(static_cast<double>(angle)));
+      const float s = static_cast<float>(std::sin(static_cast<double>(angle)));
+      sn[i - i0] = inverse ? -s : s;  // the conjugate: rotation by -angle
     }
-    x[2 * i] = re;
-    x[2 * i + 1] = im;
+    for (int64_t h = 0; h < heads; ++h) {
+      float* xh = x + h * stride;
+      for (int64_t i = i0; i < i1; ++i) {
+        const float c = cs[i - i0], s = sn[i - i0];
+        const float a = xh[2 * i];
+        const float b = xh[2 * i + 1];
+        // Complex64 product, FP32 operations.
+        float re = a * c - b * s;
+        float im = a * s + b * c;
+        if (numerics == Numerics::kReference) {
+          re = round_bf16(re);
+          im = round_bf16(im);
+        }
+        xh[2 * i] = re;
+        xh[2 * i + 1] = im;
+      }
+    }
   }
 }
 

@@ -30,4 +30,9 @@ RopeTable make_rope_table(const RopeParams& params);
 // the result to BF16.
 void apply_rope(float* x, int64_t pos, const RopeTable& table, bool inverse, Numerics numerics);
 
+// apply_rope on the `heads` vectors x, x + stride, ... of one position, with the same bits; the
+// angles' cosines and sines are formed once for all of them.
+void apply_rope_heads(float* x, int64_t heads, int64_t stride, int64_t pos, const RopeTable& table, bool inverse,
+                      Numerics numerics);
+
 }  // namespace dsv4

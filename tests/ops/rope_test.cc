@@ -128,5 +128,46 @@ TEST(Rope, ReferenceRoundsToBf16) {
   EXPECT_GT(differ, 0);
 }
 
+TEST(Rope, HeadsOfOnePositionTakeTheOneVectorFormula) {
+  // Every head of apply_rope_heads against the formula element by element (FP32 angle, cos /
+  // sin in double rounded once, FP32 complex product, BF16 in reference mode), also with more
+  // pairs than one chunk of shared angles (80), inverse and forward; the gaps between the
+  // heads' rotated parts stay untouched.
+  for (int64_t rope_dim : {int64_t{64}, int64_t{160}}) {
+    RopeParams p = compressed_params();
+    p.rope_dim = rope_dim;
+    const RopeTable t = make_rope_table(p);
+    for (Numerics nm : {Numerics::kPrecise, Numerics::kReference}) {
+      for (bool inverse : {false, true}) {
+        const int64_t heads = 5, stride = rope_dim + 3, pos = 4097;
+        std::mt19937 rng(static_cast<uint32_t>(rope_dim + inverse));
+        std::normal_distribution<float> nd;
+        std::vector<float> x(static_cast<size_t>(heads * stride));
+        for (float& v : x) v = nd(rng);
+        std::vector<float> y = x;
+        apply_rope_heads(y.data(), heads, stride, pos, t, inverse, nm);
+        for (int64_t h = 0; h < heads; ++h) {
+          for (int64_t i = 0; i < rope_dim / 2; ++i) {
+            const float angle = static_cast<float>(pos) * t.freqs[static_cast<size_t>(i)];
+            const float c = static_cast<float>(std::cos(static_cast<double>(angle)));
+            float s = static_cast<float>(std::sin(static_cast<double>(angle)));
+            if (inverse) s = -s;
+            const float a = x[static_cast<size_t>(h * stride + 2 * i)], b = x[static_cast<size_t>(h * stride + 2 * i + 1)];
+            const float ac = a * c, bs = b * s, as = a * s, bc = b * c;
+            float re = ac - bs, im = as + bc;
+            if (nm == Numerics::kReference) {
+              re = round_bf16(re);
+              im = round_bf16(im);
+            }
+            ASSERT_EQ(y[static_cast<size_t>(h * stride + 2 * i)], re) << rope_dim << " head " << h << " pair " << i;
+            ASSERT_EQ(y[static_cast<size_t>(h * stride + 2 * i + 1)], im) << rope_dim << " head " << h << " pair " << i;
+          }
+          for (int64_t k = rope_dim; k < stride; ++k) ASSERT_EQ(y[static_cast<size_t>(h * stride + k)], x[static_cast<size_t>(h * stride + k)]);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dsv4
