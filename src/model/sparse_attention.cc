@@ -59,8 +59,8 @@ void attend_block_f32(const float* q, int64_t nh, int64_t hd, const float* const
 // Heads [h0, h1) of sparse_attention_row. Blocks outer, heads inner: each compact row is
 // decoded once per block for these heads; the per-head softmax and P.V (vectorised over the
 // dims, each element's sum in list order) are those of a head-by-head loop, so the result of
-// a head does not depend on which other heads share the call. The int8 mode sums the dots and
-// P.V in FP32 lanes (vec_kernels' *_f32), the other modes in double.
+// a head does not depend on which other heads share the call. The precise and int8 modes sum
+// the dots and P.V in FP32 lanes (vec_kernels' *_f32), reference mode in double.
 void attend_heads(const float* q, int64_t h0, int64_t h1, int64_t hd, const KvRow* rows, int64_t n_rows,
                   const KvDecoder& dec, const float* sink, float scale, Numerics nm, AttentionScratch& sc, float* o) {
   const float ninf = -std::numeric_limits<float>::infinity();
@@ -69,7 +69,7 @@ void attend_heads(const float* q, int64_t h0, int64_t h1, int64_t hd, const KvRo
   float* scores = sc.scores.get(static_cast<size_t>(nh * kBlock));
   double* dots = sized(sc.dots, nh);
   double* blk = sized(sc.pv, hd);
-  const bool f32 = nm == Numerics::kInt8;
+  const bool f32 = nm != Numerics::kReference;
   // The FP32 path's tiles: dots [nh, kBlock] of the valid rows, then their softmax weights;
   // P.V of all heads [nh, hd]; each head's rescale factor.
   float* tile = f32 ? sc.dots_f32.get(static_cast<size_t>(nh * kBlock)) : nullptr;
