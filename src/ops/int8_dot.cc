@@ -255,9 +255,9 @@ HWY_INLINE __m256i WeightBytes(const uint8_t* row, int64_t b, __m256i table, con
 // the lane sums of each pair are folded at once by a tree of hadds (integer sums: the block
 // sums do not depend on the order).
 template <int TB, Kind K, bool kFull>
-HWY_INLINE void GroupInt8(const uint8_t* const (&rows)[4], int64_t b0, int64_t count, int64_t row_bytes, int64_t skip_bytes,
-                          const int8_t* const (&q)[TB], const float* const (&d)[TB], int64_t padded, __m256i table,
-                          const ggml_tables::Tables& tabs, __m256 (&acc)[4][TB]) {
+HWY_INLINE void GroupInt8(const uint8_t* const (&rows)[4], int64_t b0, int64_t count, int64_t row_bytes,
+                          int64_t skip_bytes, const int8_t* const (&q)[TB], const float* const (&d)[TB], int64_t padded,
+                          __m256i table, const ggml_tables::Tables& tabs, __m256 (&acc)[4][TB]) {
   constexpr int64_t kAhead = 1024;  // prefetch distance in each row (as linear_kernels' decode)
   __m256i h[4][TB][4];  // per row and token: hadd of the lane sums of blocks (0, 1), (2, 3), ...
   for (int64_t kp = 0; kp < kLaneBlocks / 2; ++kp) {
@@ -267,7 +267,8 @@ HWY_INLINE void GroupInt8(const uint8_t* const (&rows)[4], int64_t b0, int64_t c
     const bool line = (at & 63) < 2 * kGroupBytes<K> / kLaneBlocks;
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
-      if (line) _mm_prefetch(reinterpret_cast<const char*>(rows[r] + o + (o >= row_bytes ? skip_bytes : 0)), _MM_HINT_T0);
+      if (line)
+        _mm_prefetch(reinterpret_cast<const char*>(rows[r] + o + (o >= row_bytes ? skip_bytes : 0)), _MM_HINT_T0);
       __m256i p[TB][2];
       for (int64_t j = 0; j < 2; ++j) {
         const int64_t k = 2 * kp + j;
@@ -325,8 +326,9 @@ HWY_INLINE void GroupInt8(const uint8_t* const (&rows)[4], int64_t b0, int64_t c
 
 // 4 rows x TB tokens over the whole rows, 8 blocks at a time.
 template <int TB, Kind K>
-HWY_NOINLINE void RowsInt8(const uint8_t* const (&rows)[4], int64_t blocks, int64_t skip_bytes, const int8_t* const (&q)[TB],
-                           const float* const (&d)[TB], int64_t padded, float (&out)[4][TB]) {
+HWY_NOINLINE void RowsInt8(const uint8_t* const (&rows)[4], int64_t blocks, int64_t skip_bytes,
+                           const int8_t* const (&q)[TB], const float* const (&d)[TB], int64_t padded,
+                           float (&out)[4][TB]) {
   __m256 acc[4][TB];
   for (int r = 0; r < 4; ++r)
     for (int t = 0; t < TB; ++t) acc[r][t] = _mm256_setzero_ps();
@@ -341,7 +343,8 @@ HWY_NOINLINE void RowsInt8(const uint8_t* const (&rows)[4], int64_t blocks, int6
     GroupInt8<TB, K, true>(rows, b0, kLaneBlocks, row_bytes, skip_bytes, q, d, padded, table, tabs, acc);
   }
   if constexpr (K == Kind::kQ8_0 || K == Kind::kMxfp4) {
-    if (full < blocks) GroupInt8<TB, K, false>(rows, full, blocks - full, row_bytes, skip_bytes, q, d, padded, table, tabs, acc);
+    if (full < blocks)
+      GroupInt8<TB, K, false>(rows, full, blocks - full, row_bytes, skip_bytes, q, d, padded, table, tabs, acc);
   }
   for (int r = 0; r < 4; ++r)
     for (int t = 0; t < TB; ++t) out[r][t] = ReduceLanes(acc[r][t]);
@@ -349,13 +352,18 @@ HWY_NOINLINE void RowsInt8(const uint8_t* const (&rows)[4], int64_t blocks, int6
 
 // RowsInt8 for the weight type.
 template <int TB>
-HWY_INLINE void RowsOfType(GgmlType type, const uint8_t* const (&rows)[4], int64_t blocks, int64_t skip_bytes, const int8_t* const (&q)[TB],
-                           const float* const (&d)[TB], int64_t padded, float (&out)[4][TB]) {
+HWY_INLINE void RowsOfType(GgmlType type, const uint8_t* const (&rows)[4], int64_t blocks, int64_t skip_bytes,
+                           const int8_t* const (&q)[TB], const float* const (&d)[TB], int64_t padded,
+                           float (&out)[4][TB]) {
   switch (type) {
-    case GgmlType::Q8_0: return RowsInt8<TB, Kind::kQ8_0>(rows, blocks, skip_bytes, q, d, padded, out);
-    case GgmlType::MXFP4: return RowsInt8<TB, Kind::kMxfp4>(rows, blocks, skip_bytes, q, d, padded, out);
-    case GgmlType::IQ2_XXS: return RowsInt8<TB, Kind::kIq2Xxs>(rows, blocks, skip_bytes, q, d, padded, out);
-    default: return RowsInt8<TB, Kind::kQ2K>(rows, blocks, skip_bytes, q, d, padded, out);
+    case GgmlType::Q8_0:
+      return RowsInt8<TB, Kind::kQ8_0>(rows, blocks, skip_bytes, q, d, padded, out);
+    case GgmlType::MXFP4:
+      return RowsInt8<TB, Kind::kMxfp4>(rows, blocks, skip_bytes, q, d, padded, out);
+    case GgmlType::IQ2_XXS:
+      return RowsInt8<TB, Kind::kIq2Xxs>(rows, blocks, skip_bytes, q, d, padded, out);
+    default:
+      return RowsInt8<TB, Kind::kQ2K>(rows, blocks, skip_bytes, q, d, padded, out);
   }
 }
 #else

@@ -152,7 +152,8 @@ TEST(Rope, HeadsOfOnePositionTakeTheOneVectorFormula) {
             const float c = static_cast<float>(std::cos(static_cast<double>(angle)));
             float s = static_cast<float>(std::sin(static_cast<double>(angle)));
             if (inverse) s = -s;
-            const float a = x[static_cast<size_t>(h * stride + 2 * i)], b = x[static_cast<size_t>(h * stride + 2 * i + 1)];
+            const float a = x[static_cast<size_t>(h * stride + 2 * i)],
+                        b = x[static_cast<size_t>(h * stride + 2 * i + 1)];
             const float ac = a * c, bs = b * s, as = a * s, bc = b * c;
             float re = ac - bs, im = as + bc;
             if (nm == Numerics::kReference) {
@@ -162,7 +163,8 @@ TEST(Rope, HeadsOfOnePositionTakeTheOneVectorFormula) {
             ASSERT_EQ(y[static_cast<size_t>(h * stride + 2 * i)], re) << rope_dim << " head " << h << " pair " << i;
             ASSERT_EQ(y[static_cast<size_t>(h * stride + 2 * i + 1)], im) << rope_dim << " head " << h << " pair " << i;
           }
-          for (int64_t k = rope_dim; k < stride; ++k) ASSERT_EQ(y[static_cast<size_t>(h * stride + k)], x[static_cast<size_t>(h * stride + k)]);
+          for (int64_t k = rope_dim; k < stride; ++k)
+            ASSERT_EQ(y[static_cast<size_t>(h * stride + k)], x[static_cast<size_t>(h * stride + k)]);
         }
       }
     }
