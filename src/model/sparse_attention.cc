@@ -21,7 +21,7 @@ double* sized(std::vector<double>& v, int64_t n) {
   return v.data();
 }
 
-// One block of rows (kvb[j] null: masked) for nh heads in the int8 mode's FP32 core: the dots
+// One block of rows (kvb[j] null: masked) for nh heads in the FP32 core (precise, int8): the dots
 // of all heads with the valid rows in 4 x 4 tiles, each head's online-softmax step as in
 // attend_heads (same operations on the same scores), P.V of all heads in one pass.
 void attend_block_f32(const float* q, int64_t nh, int64_t hd, const float* const* kvb, int64_t n, float scale, float* tile,

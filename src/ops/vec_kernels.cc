@@ -66,9 +66,9 @@ void DotRowsF64(const float* HWY_RESTRICT a, int64_t rows, int64_t lda, const fl
 }
 
 // acc[e] += p[j] * x[j][x_offset + e] over j in order, 4 vectors of acc in registers across the
-// rows. T = double (reference / precise attention core): x promoted, Mul then Add, one rounding
+// rows. T = double (reference attention core): x promoted, Mul then Add, one rounding
 // each, as the scalar `acc[e] += p * x[e]` (a fused multiply-add would round once and change
-// the bits). T = float (the int8 mode's core): full-width FP32 lanes and fused multiply-adds,
+// the bits). T = float (the precise and int8 core): full-width FP32 lanes and fused multiply-adds,
 // deterministic on a target, not the same bits across targets.
 template <typename T>
 void AxpyRows(const T* HWY_RESTRICT p, const float* const* HWY_RESTRICT x, int64_t count, int64_t n, T* HWY_RESTRICT acc,
@@ -120,7 +120,7 @@ void AxpyRowsF32(const float* HWY_RESTRICT p, const float* const* HWY_RESTRICT x
   AxpyRows<float>(p, x, count, n, acc, 0);
 }
 
-// Dots of the int8 mode's attention core in tiles of 4 heads x 4 rows: each q chunk and row
+// Dots of the FP32 attention core (precise, int8) in tiles of 4 heads x 4 rows: each q chunk and row
 // chunk loaded once per tile. Every (head, row) pair has its own accumulator (FP32 lanes, fused
 // multiply-adds, SumOfLanes, then the tail), so a result does not depend on the tile it falls in.
 void DotTileF32(const float* HWY_RESTRICT q, int64_t nh, int64_t ldq, const float* const* HWY_RESTRICT kv, int64_t nkv,

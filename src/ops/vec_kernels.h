@@ -17,7 +17,7 @@ void dot_rows_f64(const float* a, int64_t rows, int64_t lda, const float* v, int
 // are the scalar loop's.
 void axpy_rows_f64(const double* p, const float* const* x, int64_t count, int64_t n, double* acc);
 
-// The int8 mode's attention core in FP32 lanes with fused multiply-adds: the same bits for the
+// The precise and int8 modes' attention core in FP32 lanes with fused multiply-adds: the same bits for the
 // same inputs on one dispatch target, whatever else runs; not across targets (the lane count
 // sets the summation order).
 // acc[e] += p[j] * x[j][e] for j = 0 .. count - 1 in that order, e < n.
